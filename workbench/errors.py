@@ -1,0 +1,25 @@
+"""The project's own error types: each carries a one-line message meant for a person."""
+
+
+class LeafeError(Exception):
+    """Base of every error the project raises on purpose; the CLI prints it in one line."""
+
+
+class ConfigError(LeafeError):
+    """A config file is missing, malformed, or holds an unknown key or a wrong type."""
+
+
+class ModelNotFoundError(LeafeError):
+    """A model name is neither the embedded model, a local folder, nor a cached Hugging Face id."""
+
+
+class StoreError(LeafeError):
+    """A store is not SQLite, is corrupt, is from a newer schema, or stays locked."""
+
+
+class EnvironmentSetupError(LeafeError):
+    """An environment or its task list cannot be loaded."""
+
+
+class ActionParseError(LeafeError):
+    """A model's text could not be read as an action; the step is recorded as failed."""

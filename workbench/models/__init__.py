@@ -1,0 +1,75 @@
+"""Model backends behind one `Generator` protocol, created by `make_generator`.
+
+Imports are lazy: naming a backend costs nothing until a model is actually needed, so
+the TUI starts without torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workbench.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from workbench.config import ModelConfig
+    from workbench.models.base import Generator
+
+
+def resolve_model_source(name: str, allow_download: bool = False) -> str:
+    """Turn a model name into a loadable path or cached hub id, without loading anything.
+
+    `embedded` -> the converted safetensors folder (converting on first use happens in
+    the backend); an existing folder -> itself; a Hugging Face id -> itself if it is in
+    the local hub cache (or downloads are allowed). Anything else: ModelNotFoundError
+    naming everything that was tried.
+    """
+    from workbench.models.embedded import EMBEDDED_NAME, gguf_path
+
+    if name == EMBEDDED_NAME:
+        gguf_path()  # raises a clear error when the wheel is missing
+        return EMBEDDED_NAME
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(f"model {name!r}: folder {folder} has no config.json")
+        return str(folder)
+    tried = [f"not 'embedded'", f"no folder {folder}"]
+    if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # a malformed id is simply not cached
+            cached = None
+        if isinstance(cached, str):
+            return name
+        hub_cache = os.environ.get("HF_HUB_CACHE") or "~/.cache/huggingface/hub"
+        tried.append(f"not in the Hugging Face cache ({hub_cache})")
+        if allow_download and os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false"):
+            return name
+    else:
+        tried.append("not a Hugging Face id (owner/name)")
+    raise ModelNotFoundError(f"model {name!r} not found: " + "; ".join(tried))
+
+
+def make_generator(config: ModelConfig, *, start_counts: dict[str, int] | None = None) -> Generator:
+    """Build the configured backend. `start_counts` resumes the scripted backend's counters."""
+    if config.backend == "scripted":
+        from workbench.models.scripted import ScriptedGenerator
+
+        return ScriptedGenerator(config.script, start_counts=start_counts)
+    if config.backend == "hf":
+        from workbench.models.hf import HFGenerator
+
+        return HFGenerator(config)
+    if config.backend == "vllm":
+        from workbench.models.vllm import VLLMGenerator
+
+        return VLLMGenerator(config)
+    if config.backend == "openai":
+        from workbench.models.openai import OpenAIGenerator
+
+        return OpenAIGenerator(config)
+    raise ModelNotFoundError(f"unknown model backend {config.backend!r}")

@@ -1,0 +1,68 @@
+"""The Generator protocol: chat prompts in, `n` completions per prompt out.
+
+Every backend (hf, vllm, openai, scripted) implements it, and every backend's
+text goes through the same action parser in `workbench.agent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Message = dict[str, str]
+"""A chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
+
+ChatPrompt = list[Message]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample. `temperature = 0` means greedy decoding."""
+
+    temperature: float = 0.7
+    max_new_tokens: int = 256
+    top_p: float = 0.95
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled answer: its text and how many tokens it took."""
+
+    text: str
+    tokens: int = 0
+    finish_reason: str = "stop"
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat model that completes many prompts at once."""
+
+    name: str
+    """The model's name as the user gave it (recorded in provenance)."""
+
+    context_length: int
+    """How many tokens a prompt plus its answer may hold."""
+
+    def generate(
+        self,
+        prompts: list[ChatPrompt],
+        n: int,
+        sampling: Sampling,
+        *,
+        tags: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        """Return, for each prompt, `n` completions.
+
+        `tags` names each prompt's task; only the scripted backend reads it, to
+        replay a recorded action sequence per task.
+        """
+        ...
+
+    def count_tokens(self, prompt: ChatPrompt) -> int:
+        """Tokens the prompt takes once rendered with the chat template."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine, threads or server the backend holds."""
+        ...
