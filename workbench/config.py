@@ -396,7 +396,7 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config: evaluate.k = {k} needs at least {k} rollouts per task, but evaluate.n = {config.evaluate.n}"
             )
-    if not 0 <= config.distill.beta:
+    if not config.distill.beta >= 0:
         raise ConfigError(f"config: distill.beta must be 0 or more, got {config.distill.beta}")
 
 

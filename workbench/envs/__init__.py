@@ -9,6 +9,8 @@ kind loads nothing until it is used.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.errors import EnvironmentSetupError
@@ -56,6 +58,9 @@ def open_suite(config: EnvConfig) -> Suite:
 
 def load_user_class(spec: str) -> type:
     module_name, _, class_name = spec.partition(":")
+    # Like `python -m`, look in the working folder first: users keep their env beside the config.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

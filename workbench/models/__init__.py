@@ -35,7 +35,7 @@ def resolve_model_source(name: str, allow_download: bool = False) -> str:
         if not (folder / "config.json").is_file():
             raise ModelNotFoundError(f"model {name!r}: folder {folder} has no config.json")
         return str(folder)
-    tried = [f"not 'embedded'", f"no folder {folder}"]
+    tried = ["not 'embedded'", f"no folder {folder}"]
     if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
         try:
             from huggingface_hub import try_to_load_from_cache

@@ -1,0 +1,309 @@
+"""The agent: prompts built from a node path, model text made safe to store, and the
+lock-step batched rollout engine that exploration, backtracking and evaluation share.
+
+Lock-step: every live line of play (an episode, or a branch of one) advances together,
+one batched generate call per step; each step's nodes land in one transaction, so a
+killed run loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import queries
+from store.db import transaction
+from workbench.config import PromptsConfig
+from workbench.context import StageContext, Stopwatch
+from workbench.envs.base import Environment, StepResult, Task, step_succeeded
+from workbench.models.base import ChatPrompt, Generator, Sampling
+
+MAX_ACTION_CHARS = 16_000  # an enormous answer is stored cut, and the cut is recorded
+
+
+# -- prompts ------------------------------------------------------------------------
+
+
+def safe_format(template: str, **values: Any) -> str:
+    """str.format that leaves unknown or malformed braces alone (users write templates)."""
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        text = template
+        for key, value in values.items():
+            text = text.replace("{" + key + "}", str(value))
+        return text
+
+
+def build_messages(
+    prompts: PromptsConfig,
+    path: Sequence[dict],
+    max_steps: int,
+    notes: dict[int, str] | None = None,
+    pending_note: str | None = None,
+) -> ChatPrompt:
+    """The chat the policy sees before acting after `path[-1]`.
+
+    `path` runs from the root (the task) to the latest step. A node's `note_id` names the
+    experience note that was in context when its action was generated; the note joins the
+    user turn just before that action. `pending_note` does the same for the action about to
+    be generated (a branch's first step). Pass `notes=None, pending_note=None` for the
+    note-free history that training examples use.
+    """
+    notes = notes or {}
+    root = path[0]
+    turns: list[str] = [safe_format(prompts.first_turn, observation=root["observation"])]
+    actions: list[str] = []
+    for step in path[1:]:
+        note_id = step.get("note_id")
+        if note_id is not None and note_id in notes:
+            turns[-1] = safe_format(prompts.note, turn=turns[-1], note=notes[note_id])
+        actions.append(step["action"] or "")
+        steps_left = max(0, max_steps - step["depth"])
+        turns.append(safe_format(prompts.next_turn, observation=step["observation"], steps_left=steps_left))
+    if pending_note:
+        turns[-1] = safe_format(prompts.note, turn=turns[-1], note=pending_note)
+    messages: ChatPrompt = []
+    if prompts.system:
+        messages.append({"role": "system", "content": prompts.system})
+    for index, turn in enumerate(turns):
+        messages.append({"role": "user", "content": turn})
+        if index < len(actions):
+            messages.append({"role": "assistant", "content": actions[index]})
+    return messages
+
+
+def fit_context(messages: ChatPrompt, generator: Generator, reserve: int) -> tuple[ChatPrompt, int]:
+    """Drop the oldest (assistant, user) turn pairs until the prompt fits; keep the system
+    prompt, the task and the latest turns. Returns the prompt and how many turns went."""
+    limit = generator.context_length - reserve
+    head = 2 if messages and messages[0]["role"] == "system" else 1
+    dropped = 0
+    while generator.count_tokens(messages) > limit and len(messages) > head + 1:
+        messages = messages[:head] + messages[head + 2 :]
+        dropped += 2
+    return messages, dropped
+
+
+def clean_text(text: Any) -> tuple[str, dict]:
+    """Model text made storable: valid UTF-8, bounded. Returns it and what was changed."""
+    notes: dict[str, Any] = {}
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+        notes["invalid_utf8"] = True
+    text = str(text)
+    repaired = text.encode("utf-8", errors="replace").decode("utf-8")
+    if repaired != text:
+        notes["invalid_utf8"] = True
+        text = repaired
+    text = text.replace("\x00", "")
+    if len(text) > MAX_ACTION_CHARS:
+        notes["action_truncated"] = len(text)
+        text = text[:MAX_ACTION_CHARS]
+    return text, notes
+
+
+# -- walkers: one live line of play --------------------------------------------------
+
+
+@dataclass
+class Walker:
+    """An episode's original path or one of its branches, advancing step by step."""
+
+    episode_id: int
+    task: Task
+    env: Environment
+    path: list[dict]  # root .. latest node, as stored
+    branch_depth: int = 0
+    pending_note: tuple[int, str] | None = None  # (note id, text) for the next action
+    done: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def node_id(self) -> int:
+        return self.path[-1]["id"]
+
+    @property
+    def depth(self) -> int:
+        return self.path[-1]["depth"]
+
+
+def environment_at(context: StageContext, task: Task, path: Sequence[dict]) -> Environment:
+    """A fresh environment in the state after `path[-1]`: restored from a remembered
+    snapshot, else rebuilt by deterministic replay of the stored actions."""
+    env = context.suite.new_environment()
+    env.reset(task)
+    last = path[-1]["id"]
+    if last in context.snapshots:
+        env.restore(context.snapshots[last])
+        return env
+    for step in path[1:]:
+        env.step(step["action"] or "")
+    context.remember_snapshot(last, env.snapshot())
+    return env
+
+
+def task_of(context: StageContext, episode_id: int) -> Task:
+    row = context.db.execute(
+        "select tasks.name, tasks.spec from episodes join tasks on tasks.id = episodes.task_id "
+        "where episodes.id = ?",
+        [episode_id],
+    ).fetchone()
+    return Task(name=row[0], spec=queries.loads(row[1], {}))
+
+
+def note_texts(context: StageContext, walkers: Sequence[Walker]) -> dict[int, str]:
+    """The text of every note in the walkers' context (on their paths or pending)."""
+    texts = {w.pending_note[0]: w.pending_note[1] for w in walkers if w.pending_note}
+    wanted = {step["note_id"] for w in walkers for step in w.path if step.get("note_id")} - set(texts)
+    if wanted:
+        marks = ",".join("?" * len(wanted))
+        for note_id, text in context.db.execute(
+            f"select id, text from notes where id in ({marks})", sorted(wanted)
+        ).fetchall():
+            texts[note_id] = text
+    return texts
+
+
+def execute(env: Environment, text: str) -> tuple[StepResult, bool]:
+    """One action through the environment; an environment that raises is a failed step."""
+    try:
+        result = env.step(text)
+        result = StepResult(*result)
+        return result, step_succeeded(result)
+    except Exception as error:  # the environment's bug must not end the run
+        message = f"environment error: {type(error).__name__}: {error}"
+        return StepResult(message, {"error": message, "success": False}, 0.0, False), False
+
+
+def step_workers(context: StageContext) -> int:
+    workers = context.config.env.sandbox.workers or os.cpu_count() or 2
+    return max(1, workers)
+
+
+# -- the engine ---------------------------------------------------------------------
+
+
+StepHook = Callable[[Walker, dict], None]
+
+
+def roll_out(
+    context: StageContext,
+    walkers: list[Walker],
+    generator: Generator,
+    sampling: Sampling,
+    *,
+    max_steps: int,
+    stopwatch: Stopwatch | None = None,
+    on_step: StepHook | None = None,
+    on_finish: Callable[[Walker], None] | None = None,
+) -> None:
+    """Advance every walker in lock-step until each is done or out of budget."""
+    notes_text = note_texts(context, walkers)
+    live = [w for w in walkers if not w.done and w.depth < max_steps]
+    for walker in walkers:
+        if walker not in live and not walker.done:
+            walker.done = True
+            if on_finish:
+                on_finish(walker)
+    step = 0
+    with ThreadPoolExecutor(max_workers=step_workers(context)) as pool:
+        while live:
+            context.check_cancelled()
+            prompts, dropped = [], []
+            for walker in live:
+                pending = walker.pending_note[1] if walker.pending_note else None
+                messages = build_messages(
+                    context.config.prompts, walker.path, max_steps, notes_text, pending
+                )
+                messages, gone = fit_context(messages, generator, sampling.max_new_tokens)
+                prompts.append(messages)
+                dropped.append(gone)
+            seed = None if sampling.seed is None else sampling.seed + 7919 * step
+            completions = generator.generate(
+                prompts, 1, dataclasses.replace(sampling, seed=seed), tags=[w.task.name for w in live]
+            )
+            actions = [clean_text(samples[0].text) for samples in completions]
+            results = list(pool.map(lambda pair: execute(pair[0].env, pair[1][0]), zip(live, actions, strict=True)))
+            with transaction(context.db):
+                for walker, (text, cleaning), samples, (result, success), gone in zip(
+                    live, actions, completions, results, dropped, strict=True
+                ):
+                    feedback = dict(result.feedback) | cleaning
+                    if gone:
+                        feedback["history_turns_dropped"] = gone
+                    record = store_step(
+                        context, walker, text, result, feedback, success,
+                        tokens=samples[0].tokens, truncated=gone, max_steps=max_steps,
+                    )
+                    if stopwatch:
+                        stopwatch.add_tokens(samples[0].tokens)
+                    if on_step:
+                        on_step(walker, record)
+                    if walker.done and walker.branch_depth == 0:
+                        queries.finish_episode(context.db, walker.episode_id)
+            for walker in live:
+                context.progress.event("node", node_id=walker.node_id, episode_id=walker.episode_id)
+                if walker.done and on_finish:
+                    on_finish(walker)
+            context.progress.advance(len(live), live=sum(not w.done for w in live))
+            live = [w for w in live if not w.done]
+            step += 1
+    if stopwatch:
+        stopwatch.flush()
+
+
+def store_step(
+    context: StageContext,
+    walker: Walker,
+    text: str,
+    result: StepResult,
+    feedback: dict,
+    success: bool,
+    *,
+    tokens: int,
+    truncated: int,
+    max_steps: int,
+) -> dict:
+    """Insert one step as a child of the walker's latest node and move the walker on."""
+    depth = walker.depth + 1
+    note_id = walker.pending_note[0] if walker.pending_note else None
+    done = bool(result.done) or success or depth >= max_steps
+    node_id = queries.insert_node(
+        context.db,
+        episode_id=walker.episode_id,
+        parent_id=walker.node_id,
+        depth=depth,
+        action=text,
+        observation=str(result.observation),
+        feedback=feedback,
+        score=float(result.score),
+        done=done,
+        success=success,
+        tokens=tokens,
+        truncated_turns=truncated,
+        note_id=note_id,
+        branch_depth=walker.branch_depth,
+    )
+    record = {
+        "id": node_id,
+        "parent_id": walker.node_id,
+        "depth": depth,
+        "action": text,
+        "observation": str(result.observation),
+        "feedback": feedback,
+        "score": float(result.score),
+        "done": done,
+        "success": success,
+        "note_id": note_id,
+        "branch_depth": walker.branch_depth,
+    }
+    walker.path = [*walker.path, record]
+    walker.pending_note = None
+    walker.done = done
+    context.remember_snapshot(node_id, walker.env.snapshot())
+    return record

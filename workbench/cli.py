@@ -1,0 +1,152 @@
+"""`leafe-tui`: the TUI on a store, or `--batch CONFIG.toml` to run stages headless.
+
+Exit codes: 0 success; 2 bad input (one line on stderr); 1 a stage failed; 130/143 when
+Ctrl-C or SIGTERM stopped a run (finished steps are committed; the message says how to
+resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from workbench.errors import LeafeError
+
+EPILOG = """\
+examples:
+  leafe-tui                                  open the TUI on ./leafe.db
+  leafe-tui --db runs.db                     open the TUI on runs.db
+  leafe-tui --batch examples/quickstart.toml run the configured stages headless
+  leafe-tui --batch cfg.toml --resume        continue the latest unfinished run
+  leafe-tui --batch cfg.toml --dry-run       print the config with every default
+  leafe-tui --config-help                    list every config key with its default
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="leafe-tui",
+        description="A terminal workbench for teaching LLM agents to recover from their own mistakes (LEAFE).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", metavar="PATH", help="the store (SQLite); default ./leafe.db, or [store] path with --batch")
+    p.add_argument("--batch", metavar="CONFIG", help="run the stages of CONFIG.toml headless instead of opening the TUI")
+    p.add_argument("--resume", action="store_true", help="with --batch: continue the most recent unfinished run")
+    p.add_argument("--json", action="store_true", help="with --batch: print one JSON summary object on stdout")
+    p.add_argument("--dry-run", action="store_true", help="with --batch: print the resolved config and exit")
+    p.add_argument("--config-help", action="store_true", help="list every config key, its default and meaning")
+    p.add_argument("--reviewer", default=os.environ.get("USER", "reviewer"), help="name recorded with your curation decisions in the TUI")
+    p.add_argument("--version", action="version", version="leafe-tui 0.1.0")
+    return p
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"leafe-tui: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.config_help:
+            return print_config_help()
+        if args.batch:
+            return run_batch(args)
+        if args.resume or args.json or args.dry_run:
+            return fail("--resume, --json and --dry-run need --batch CONFIG.toml")
+        return run_tui(args)
+    except LeafeError as error:
+        return fail(str(error))
+
+
+def print_config_help() -> int:
+    from workbench.config import help_rows
+
+    for key, default, text in help_rows():
+        print(f"{key:34} {default[:40]:40} {text}")
+    return 0
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from store.db import check_store_file
+
+    db_path = Path(args.db or "leafe.db")
+    check_store_file(db_path)
+    from screens.app import run_app
+
+    run_app(db_path, reviewer=args.reviewer)
+    return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from workbench.config import load_config, resolved, to_toml
+
+    config = load_config(args.batch)
+    if args.db:
+        config.store.path = args.db
+    if args.dry_run:
+        print(to_toml(resolved(config)))
+        return 0
+    from workbench.pipeline import run_pipeline, summary_json
+    from workbench.progress import RichProgress
+
+    cancel = threading.Event()
+    stopped_by: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        cancel.set()
+        if len(stopped_by) > 1:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with RichProgress() as progress:
+        result = run_pipeline(
+            config, db_path=config.store.path, resume=args.resume, progress=progress,
+            cancel=cancel, config_path=args.batch,
+        )
+    for line in result.messages:
+        if line.startswith("warning"):
+            print(f"leafe-tui: {line}", file=sys.stderr)
+    if args.json:
+        print(summary_json(result))
+    else:
+        print_summary(result)
+    if result.status == "interrupted":
+        print(
+            f"leafe-tui: stopped; finished steps are saved in {config.store.path}. Resume with:\n"
+            f"  leafe-tui --batch {args.batch} --db {config.store.path} --resume",
+            file=sys.stderr,
+        )
+        return 143 if stopped_by and stopped_by[0] == signal.SIGTERM else 130
+    if result.status == "failed":
+        return fail(f"run {result.run_id} failed: {result.error}", 1)
+    return 0
+
+
+def print_summary(result) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if result.status == "nothing-to-resume":
+        console.print(f"run {result.run_id} is finished; nothing to resume.")
+        return
+    counts = ", ".join(f"{value} {key}" for key, value in result.counts.items())
+    console.print(f"[bold]run {result.run_id}[/] {result.status}: {counts}")
+    for stage, summary in result.summaries.items():
+        shown = {k: v for k, v in summary.items() if k != "table"}
+        console.print(f"  {stage}: {shown}")
+    if "evaluate" in result.summaries and result.summaries["evaluate"].get("table"):
+        from workbench.evaluate import pass_at_k_table
+
+        Console().print(pass_at_k_table(result.summaries["evaluate"]["table"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

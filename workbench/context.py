@@ -1,0 +1,130 @@
+"""What every stage receives: the store, the run, the config, the environment suite, lazily
+created models, a progress reporter and a cancel flag.
+
+Models are created on first use and shared between stages of one run, so a run that only
+curates never loads torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import sqlite_utils
+
+from store import queries
+from workbench.config import Config, ModelConfig
+
+if TYPE_CHECKING:
+    from workbench.envs import Suite
+    from workbench.models.base import Generator
+
+
+class Cancelled(Exception):
+    """Raised inside a stage when the user asked to stop; finished steps are already committed."""
+
+
+class Progress(Protocol):
+    """How stages report progress: Rich bars on the command line, messages in the TUI."""
+
+    def start(self, stage: str, total: int | None, description: str) -> None: ...
+
+    def advance(self, amount: int = 1, **fields: Any) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Something a viewer may show at once: `node` (a new step), `message` (a line) ..."""
+        ...
+
+
+class SilentProgress:
+    """The default: report nothing."""
+
+    def start(self, stage: str, total: int | None, description: str) -> None:
+        pass
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def event(self, kind: str, **data: Any) -> None:
+        pass
+
+
+def model_key(config: ModelConfig) -> tuple:
+    return (config.backend, config.name, config.script, config.adapter, config.dtype, config.device)
+
+
+@dataclass
+class StageContext:
+    db: sqlite_utils.Database
+    run_id: int
+    config: Config
+    suite: Suite
+    progress: Progress = field(default_factory=SilentProgress)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    generators: dict[tuple, Generator] = field(default_factory=dict)
+    snapshots: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    messages: list[str] = field(default_factory=list)
+    snapshot_capacity: int = 4096
+
+    def generator(self, config: ModelConfig | None = None) -> Generator:
+        """The model for `config` (default: the policy), created once per run."""
+        from workbench.models import make_generator
+
+        config = config or self.config.model
+        key = model_key(config)
+        if key not in self.generators:
+            start_counts = (
+                queries.actions_per_task(self.db, self.run_id) if config.backend == "scripted" else None
+            )
+            label = config.script if config.backend == "scripted" else config.name
+            self.progress.event("message", text=f"loading model {label} ({config.backend})")
+            self.generators[key] = make_generator(config, start_counts=start_counts)
+        return self.generators[key]
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    def say(self, text: str) -> None:
+        """A line for the person running the stage (warnings, decisions)."""
+        self.messages.append(text)
+        self.progress.event("message", text=text)
+
+    def remember_snapshot(self, node_id: int, state: Any) -> None:
+        # Bounded: a soak run of thousands of episodes must not grow without limit; a
+        # forgotten snapshot only costs a deterministic replay.
+        self.snapshots[node_id] = state
+        self.snapshots.move_to_end(node_id)
+        while len(self.snapshots) > self.snapshot_capacity:
+            self.snapshots.popitem(last=False)
+
+    def close(self) -> None:
+        for generator in self.generators.values():
+            generator.close()
+        self.generators.clear()
+
+
+class Stopwatch:
+    """Adds a stage's wall time and tokens to the run's provenance when it ends."""
+
+    def __init__(self, context: StageContext) -> None:
+        self.context = context
+        self.tokens = 0
+        self.started = time.monotonic()
+
+    def add_tokens(self, count: int) -> None:
+        self.tokens += count
+
+    def flush(self) -> None:
+        elapsed = time.monotonic() - self.started
+        queries.add_run_usage(self.context.db, self.context.run_id, tokens=self.tokens, seconds=elapsed)
+        self.tokens = 0
+        self.started = time.monotonic()

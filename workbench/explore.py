@@ -1,0 +1,140 @@
+"""Stage 1, explore: `rollouts_per_task` episodes per task, all advancing in lock-step.
+
+Episodes and their root nodes are created up front in one transaction, so a resumed run
+finds every episode it planned and continues the unfinished ones from their last stored
+step; finished episodes are never redone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from store import queries
+from store.db import transaction
+from workbench.agent import Walker, environment_at, roll_out, task_of
+from workbench.context import StageContext, Stopwatch
+from workbench.envs.base import Task
+from workbench.models.base import Generator, Sampling
+
+
+def register_tasks(context: StageContext, tasks: Sequence[Task]) -> dict[str, int]:
+    """Store the tasks (once per env and name); return their ids by name."""
+    with transaction(context.db):
+        return {
+            task.name: queries.ensure_task(context.db, context.suite.kind, task.name, task.spec)
+            for task in tasks
+        }
+
+
+def open_episodes(
+    context: StageContext,
+    tasks: Sequence[Task],
+    *,
+    purpose: str,
+    policy: str,
+    rollouts: int,
+    seed: int,
+) -> list[int]:
+    """The episodes (task x rollout) of one stage: existing ones kept, missing ones created."""
+    task_ids = register_tasks(context, tasks)
+    episode_ids = []
+    with transaction(context.db):
+        for task in tasks:
+            for rollout in range(rollouts):
+                row = context.db.execute(
+                    """select id from episodes where run_id = ? and purpose = ? and task_id = ?
+                       and rollout = ? and policy = ?""",
+                    [context.run_id, purpose, task_ids[task.name], rollout, policy],
+                ).fetchone()
+                if row:
+                    episode_ids.append(row[0])
+                    continue
+                observation = context.suite.new_environment().reset(task)
+                episode_id, _ = queries.create_episode(
+                    context.db,
+                    run_id=context.run_id,
+                    task_id=task_ids[task.name],
+                    purpose=purpose,
+                    rollout=rollout,
+                    policy=policy,
+                    seed=seed + rollout,
+                    observation=observation,
+                )
+                episode_ids.append(episode_id)
+    return episode_ids
+
+
+def unfinished_walkers(context: StageContext, episode_ids: Sequence[int]) -> list[Walker]:
+    """Walkers for the episodes still running, each restored to its last stored step."""
+    walkers = []
+    for episode_id in episode_ids:
+        status = context.db.execute("select status from episodes where id = ?", [episode_id]).fetchone()[0]
+        if status != "running":
+            continue
+        leaf = queries.leaf_of_original_path(context.db, episode_id)
+        path = queries.path_to(context.db, leaf["id"])
+        task = task_of(context, episode_id)
+        walkers.append(Walker(episode_id, task, environment_at(context, task, path), path))
+    return walkers
+
+
+def play_episodes(
+    context: StageContext,
+    episode_ids: Sequence[int],
+    generator: Generator,
+    sampling: Sampling,
+    *,
+    stage: str,
+) -> None:
+    """Run the given episodes to their end in lock-step, with a progress bar of steps."""
+    max_steps = context.config.env.max_steps
+    walkers = unfinished_walkers(context, episode_ids)
+    done_steps = sum(
+        context.db.execute(
+            "select count(*) from nodes where episode_id = ? and parent_id is not null and branch_depth = 0",
+            [episode_id],
+        ).fetchone()[0]
+        for episode_id in episode_ids
+    )
+    context.progress.start(stage, len(episode_ids) * max_steps, f"{stage}: {len(episode_ids)} episodes")
+    context.progress.advance(done_steps)
+
+    def finished(walker: Walker) -> None:
+        # An episode that ends early frees the rest of its step budget on the bar.
+        context.progress.advance(max_steps - walker.depth)
+
+    roll_out(
+        context, walkers, generator, sampling,
+        max_steps=max_steps, stopwatch=Stopwatch(context), on_finish=finished,
+    )
+    context.progress.finish()
+
+
+def episode_summary(context: StageContext, purpose: str) -> dict:
+    row = context.db.execute(
+        """select count(*), coalesce(sum(success), 0), coalesce(sum(steps), 0) from episodes
+           where run_id = ? and purpose = ?""",
+        [context.run_id, purpose],
+    ).fetchone()
+    return {"episodes": row[0], "successes": row[1], "steps": row[2]}
+
+
+def run_explore(context: StageContext) -> dict:
+    config = context.config
+    tasks = context.suite.load_tasks(config.env.tasks)
+    episode_ids = open_episodes(
+        context, tasks, purpose="explore", policy="base",
+        rollouts=config.explore.rollouts_per_task, seed=config.explore.seed,
+    )
+    if any(
+        context.db.execute("select status from episodes where id = ?", [e]).fetchone()[0] == "running"
+        for e in episode_ids
+    ):
+        sampling = Sampling(
+            temperature=config.explore.temperature,
+            top_p=config.explore.top_p,
+            max_new_tokens=config.model.max_new_tokens,
+            seed=config.explore.seed,
+        )
+        play_episodes(context, episode_ids, context.generator(), sampling, stage="explore")
+    return episode_summary(context, "explore")

@@ -1,0 +1,196 @@
+"""The `hf` backend: transformers generate over many chat prompts at once, `n` samples each.
+
+Prompts are rendered with the model's chat template, left-padded and decoded together in
+chunks of `model.batch_size` sequences. `temperature = 0` is greedy. A LoRA adapter
+(peft) can be applied at load time or swapped later with `set_adapter`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from workbench.config import ModelConfig
+from workbench.errors import ModelNotFoundError
+from workbench.models import resolve_model_source
+from workbench.models.base import ChatPrompt, Completion, Sampling
+
+CPU_CONTEXT_CAP = 4096  # longer contexts are possible but slow to the point of uselessness on CPU
+
+
+def quiet_transformers() -> None:
+    """transformers 5 prints load progress bars on every load; a batch run has its own."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
+        name, "auto"
+    )
+
+
+def load_model_and_tokenizer(config: ModelConfig):
+    """Load a causal LM and its tokenizer from `config.name` (embedded, folder or hub id)."""
+    quiet_transformers()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model_source(config.name, config.allow_download)
+    if source == "embedded":
+        from workbench.models.embedded import ensure_embedded_model
+
+        source = str(ensure_embedded_model())
+    local_only = not config.allow_download
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype(config.dtype), local_files_only=local_only
+        )
+    except OSError as error:
+        raise ModelNotFoundError(f"model {config.name!r}: cannot load from {source}: {error}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.to(resolve_device(config.device))
+    model.eval()
+    return model, tokenizer, source
+
+
+class HFGenerator:
+    """Chat completions with transformers; see the module docstring."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.model, self.tokenizer, self.source = load_model_and_tokenizer(config)
+        self.base_model = self.model
+        self.adapter_path: str | None = None
+        own_limit = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+        if config.context_length:
+            self.context_length = min(config.context_length, own_limit)
+        elif self.model.device.type == "cpu":
+            self.context_length = min(own_limit, CPU_CONTEXT_CAP)
+        else:
+            self.context_length = own_limit
+        # generate() is not re-entrant; the TUI may call from several workers.
+        self.lock = threading.Lock()
+        if config.adapter:
+            self.set_adapter(config.adapter)
+
+    # -- adapters ----------------------------------------------------------------------
+
+    def set_adapter(self, path: str | None) -> None:
+        """Apply the LoRA adapter at `path` (PEFT format), or remove adapters with None."""
+        with self.lock:
+            if path is None:
+                self.model = self.base_model
+                self.adapter_path = None
+                return
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ModelNotFoundError(f"adapter {path!r}: no adapter_config.json there")
+            from peft import PeftModel
+
+            if self.model is not self.base_model:
+                # Unload the previous adapter so adapters never stack.
+                self.base_model = self.model.unload()
+            self.model = PeftModel.from_pretrained(self.base_model, path, is_trainable=False)
+            self.model.eval()
+            self.adapter_path = str(path)
+
+    # -- generation --------------------------------------------------------------------
+
+    def render(self, prompt: ChatPrompt) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def count_tokens(self, prompt: ChatPrompt) -> int:
+        return len(self.render(prompt))
+
+    def generate(
+        self,
+        prompts: list[ChatPrompt],
+        n: int,
+        sampling: Sampling,
+        *,
+        tags: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        import torch
+
+        encoded = [self.render(prompt) for prompt in prompts]
+        results: list[list[Completion]] = [[] for _ in prompts]
+        prompts_per_chunk = max(1, self.config.batch_size // max(1, n))
+        with self.lock, torch.inference_mode():
+            for start in range(0, len(encoded), prompts_per_chunk):
+                chunk = encoded[start : start + prompts_per_chunk]
+                seed = None if sampling.seed is None else sampling.seed + start
+                for offset, completions in enumerate(self._generate_chunk(chunk, n, sampling, seed)):
+                    results[start + offset] = completions
+        return results
+
+    def _generate_chunk(
+        self, chunk: list[list[int]], n: int, sampling: Sampling, seed: int | None
+    ) -> list[list[Completion]]:
+        import torch
+
+        width = max(len(ids) for ids in chunk)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in chunk])
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in chunk])
+        device = self.model.device
+        max_new = max(1, min(sampling.max_new_tokens, self.context_length - width))
+        greedy = sampling.temperature <= 0
+        if seed is not None:
+            torch.manual_seed(seed)
+        output = self.model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            max_new_tokens=max_new,
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None,
+            num_return_sequences=n,
+            pad_token_id=pad,
+        )
+        new_tokens = output[:, width:]
+        eos_ids = self.eos_ids()
+        completions: list[list[Completion]] = []
+        for index in range(len(chunk)):
+            samples = []
+            for row in new_tokens[index * n : (index + 1) * n].tolist():
+                length = len(row)
+                finish = "length"
+                for position, token in enumerate(row):
+                    if token in eos_ids:
+                        length, finish = position, "stop"
+                        break
+                text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+                samples.append(Completion(text=text, tokens=length, finish_reason=finish))
+            completions.append(samples)
+        return completions
+
+    def eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        if ids is None:
+            ids = self.tokenizer.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return {int(i) for i in ids if i is not None} | {int(self.tokenizer.pad_token_id)}
+
+    def close(self) -> None:
+        self.model = self.base_model = None

