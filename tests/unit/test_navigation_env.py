@@ -1,0 +1,228 @@
+"""The navigation environment: feedback a policy and a reflector can rely on.
+
+Scripts run on fixed seeds. On MiniGrid-Empty-Random-6x6-v0 seed 0 the agent starts at
+column 3, row 1 facing south, and the goal is at column 4, row 4 (4 cells away).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.config import EnvConfig
+from workbench.envs import open_suite
+from workbench.envs.base import Environment, Task, step_succeeded
+from workbench.envs.navigation import NavigationEnvironment, NavigationSuite, parse_action
+from workbench.errors import EnvironmentSetupError
+
+EMPTY = "MiniGrid-Empty-Random-6x6-v0"
+ALL_WORDS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
+
+
+def suite_for(env_id: str = EMPTY, max_steps: int = 20) -> NavigationSuite:
+    return NavigationSuite(EnvConfig(kind="navigation", suite=env_id, max_steps=max_steps))
+
+
+def started(env_id: str = EMPTY, seed: int = 0, max_steps: int = 20) -> tuple[NavigationEnvironment, str]:
+    env = NavigationEnvironment(max_steps)
+    observation = env.reset(Task(f"{env_id}/{seed}", {"env_id": env_id, "seed": seed}))
+    return env, observation
+
+
+def run(env: NavigationEnvironment, actions: list[str]) -> list:
+    return [env.step(action) for action in actions]
+
+
+def feedback(action, distance, previous, collided=False, reached=False, steps=1, position=(3, 1),
+             heading="south", **extra):
+    return {"action": action, "distance": distance, "previous_distance": previous,
+            "collided": collided, "reached": reached, "success": reached, "steps": steps,
+            "position": list(position), "heading": heading, "goal": [4, 4], "carrying": None, **extra}
+
+
+# -- observation and actions -----------------------------------------------------------
+
+
+def test_reset_shows_the_whole_map_position_heading_goal_and_actions():
+    env, observation = started()
+    assert isinstance(env, Environment)
+    assert observation.splitlines()[:7] == [
+        "Mission: get to the green goal square",
+        "######",
+        "#..v.#",
+        "#....#",
+        "#....#",
+        "#...G#",
+        "######",
+    ]
+    assert "You (v) are at row 1, column 3, facing south." in observation
+    assert "The goal (G) is at row 4, column 4, 4 cells away." in observation
+    assert all(word in observation for word in ALL_WORDS)
+    assert len(observation.splitlines()) <= 11
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [("left", "left"), ("I will turn RIGHT now.", "right"), ("Forwards!", "forward"),
+     ("Pick up the key", "pickup"), ("go forward, then left", "forward"), ("toggle", "toggle"),
+     ("jump", None), ("rightward", None), ("", None)],
+)
+def test_parse_action_takes_the_first_action_word(text, word):
+    assert parse_action(text) == word
+
+
+# -- feedback --------------------------------------------------------------------------
+
+
+def test_forward_into_a_wall_is_a_collision_and_the_distance_stays():
+    env, _ = started()
+    *_, blocked = run(env, ["right", "right", "forward"])
+    assert blocked.feedback == feedback("forward", 4, 4, collided=True, steps=3, heading="north",
+                                        blocked_by="a wall")
+    assert blocked.observation.splitlines()[0] == "Blocked by a wall. Distance to goal: 4."
+    assert (blocked.score, blocked.done) == (0.0, False)
+
+
+def test_distance_goes_down_then_up_and_the_score_follows_it():
+    env, _ = started()
+    results = run(env, ["left", "forward", "right", "right", "forward"])
+    closer, farther = results[1], results[4]
+    assert closer.feedback == feedback("forward", 3, 4, steps=2, position=(4, 1), heading="east")
+    assert closer.observation.splitlines()[0] == "You moved forward. Distance to goal: 3 (was 4)."
+    assert closer.score == pytest.approx(0.225)
+    assert farther.feedback == feedback("forward", 4, 3, steps=5, position=(3, 1), heading="west")
+    assert farther.observation.splitlines()[0] == "You moved forward. Distance to goal: 4 (was 3)."
+    assert farther.score == 0.0
+
+
+def test_reaching_the_goal_succeeds_with_score_one_and_ends_the_episode():
+    env, _ = started()
+    *_, last = run(env, ["forward", "forward", "forward", "left", "forward"])
+    assert last.feedback == feedback("forward", 0, 1, reached=True, steps=5, position=(4, 4), heading="east")
+    assert (last.score, last.done) == (1.0, True)
+    assert step_succeeded(last)
+    assert last.observation.splitlines()[0] == "You reached the goal!"
+    json.dumps(last.feedback)
+
+
+def test_an_unreadable_action_is_a_failed_step_that_names_the_allowed_words():
+    env, observation = started()
+    env.step("forward")
+    result = env.step("jump over the wall")
+    assert result.feedback["action"] is None
+    assert result.feedback["collided"] is False
+    assert (result.feedback["distance"], result.feedback["previous_distance"]) == (3, 3)
+    assert result.feedback["steps"] == 2
+    assert result.feedback["error"] == (
+        "Unknown action 'jump over the wall'; use one of: " + ", ".join(ALL_WORDS) + "."
+    )
+    assert result.score == pytest.approx(0.225)
+    assert result.feedback["position"] == [3, 2]
+    assert result.observation.splitlines()[0] == result.feedback["error"]
+
+
+def test_the_episode_ends_when_the_step_budget_is_spent():
+    env, _ = started(max_steps=2)
+    assert env.step("left").done is False
+    assert env.step("left").done is True
+
+
+# -- snapshot and restore --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", [EMPTY, "MiniGrid-DoorKey-5x5-v0", "MiniGrid-Dynamic-Obstacles-6x6-v0"])
+def test_restore_replays_identical_observations_and_transitions(env_id):
+    suite = suite_for(env_id)
+    env, _ = started(env_id, seed=3, max_steps=30)
+    for _ in range(2):
+        env.step(suite.expert_action(env))
+    state = env.snapshot()
+    script = [suite.expert_action(env), "left", "forward", "pickup", "toggle", "forward"]
+    first = run(env, script)
+    for target in (env, NavigationEnvironment(30)):  # the same instance, twice, and a fresh one
+        target.restore(state)
+        assert run(target, script) == first
+        target.restore(state)
+        assert run(target, script) == first
+
+
+# -- expert planner --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env_id", "seeds"),
+    [(EMPTY, range(8)), ("MiniGrid-FourRooms-v0", range(4)), ("MiniGrid-DoorKey-5x5-v0", range(8)),
+     ("MiniGrid-MultiRoom-N2-S4-v0", range(4))],
+)
+def test_the_expert_reaches_the_goal_within_the_step_limit(env_id, seeds):
+    suite = suite_for(env_id)
+    for seed in seeds:
+        env = NavigationEnvironment(max_steps=1000)
+        env.reset(Task(f"{env_id}/{seed}", {"env_id": env_id, "seed": seed}))
+        limit = env.minigrid.max_steps
+        for _ in range(limit):
+            result = env.step(suite.expert_action(env))
+            if result.done:
+                break
+        assert result.feedback["success"], f"{env_id}/{seed}: {result.observation}"
+        assert result.feedback["steps"] <= limit
+
+
+# -- template reflection ---------------------------------------------------------------
+
+
+def episode(actions: list[str]) -> list[dict]:
+    env, observation = started()
+    steps = [{"action": None, "observation": observation, "feedback": {}, "score": 0.0, "depth": 0}]
+    for depth, action in enumerate(actions, start=1):
+        result = env.step(action)
+        steps.append({"action": action, "observation": result.observation, "feedback": result.feedback,
+                      "score": result.score, "depth": depth})
+    return steps
+
+
+def test_reflection_rolls_back_to_where_the_distance_last_got_worse_and_counts_collisions():
+    steps = episode(["right", "right", "forward", "right", "forward", "right", "right", "forward", "left"])
+    note, rollback = suite_for().reflect_template(steps)
+    assert rollback == 8
+    assert "hit a wall once, at step 3" in note
+    assert "Step 8 moved away from the goal (3 to 4 cells)" in note
+    assert "the goal was 3 cells away (3 south of you)" in note
+    assert len(note.split()) < 50
+
+
+def test_reflection_without_a_worse_step_rolls_back_to_the_first_collision_else_the_last_step():
+    suite = suite_for()
+    note, rollback = suite.reflect_template(episode(["right", "right", "forward", "forward"]))
+    assert rollback == 3
+    assert "hit a wall 2 times, at steps 3 and 4" in note
+    assert "Turn before moving forward" in note
+    note, rollback = suite.reflect_template(episode(["left", "jump"]))
+    assert rollback == 2
+    assert "One answer was not an action word." in note
+    assert "the goal was 4 cells away (1 east and 3 south of you)" in note
+
+
+# -- suite -----------------------------------------------------------------------------
+
+
+def test_tasks_are_seeds_given_as_a_count_numbers_or_full_names():
+    suite = open_suite(EnvConfig(kind="navigation", suite=EMPTY))
+    assert suite.kind == "navigation"
+    assert [task.name for task in suite.load_tasks(2)] == [f"{EMPTY}/0", f"{EMPTY}/1"]
+    tasks = suite.load_tasks([7, "8", f"{EMPTY}/9"])
+    assert [task.spec for task in tasks] == [{"env_id": EMPTY, "seed": seed} for seed in (7, 8, 9)]
+    assert suite.canonical_solution(tasks[0]) is None
+    for bad in (["-1"], ["seven"], ["MiniGrid-FourRooms-v0/1"]):
+        with pytest.raises(EnvironmentSetupError):
+            suite.load_tasks(bad)
+
+
+def test_an_unknown_or_goal_less_env_id_is_a_setup_error_that_suggests_valid_ids():
+    with pytest.raises(EnvironmentSetupError) as error:
+        suite_for("MiniGrid-FourRoom-v0")
+    assert "MiniGrid-FourRoom-v0" in str(error.value)
+    assert "MiniGrid-FourRooms-v0" in str(error.value)
+    with pytest.raises(EnvironmentSetupError, match="no goal square"):
+        suite_for("MiniGrid-Unlock-v0")
