@@ -1,0 +1,304 @@
+"""Stage 3, backtrack: rewind to each note's rollback point and re-explore with the note.
+
+Breadth-first by level: level 1 expands the notes written on original paths; a branch that
+fails is reflected on, and its note is expanded at the next level, until `max_depth`
+levels or `max_attempts` branches per episode are spent. At each note, `branches`
+alternative first actions are sampled in one batched call (the shared history is encoded
+once: see the hf backend's prefix reuse); each branch's first step is a sibling of the step
+it replaces, and all branches then advance in lock-step with the steps left in the budget.
+
+A branch that succeeds, or ends with a higher score than its original episode, yields a
+`proposed` correction. Every step is committed as it finishes, so a resumed run continues
+unfinished branches and expands only notes that have none.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from store import queries
+from store.curation import add_human_note
+from store.db import now, open_store, transaction
+from workbench.agent import (
+    Walker,
+    build_messages,
+    clean_text,
+    environment_at,
+    execute,
+    note_texts,
+    roll_out,
+    store_step,
+    task_of,
+)
+from workbench.config import config_from_dict
+from workbench.context import Progress, SilentProgress, StageContext, Stopwatch
+from workbench.models.base import Sampling
+from workbench.reflect import reflect_on
+
+
+def branch_sampling(context: StageContext, level: int) -> Sampling:
+    config = context.config
+    return Sampling(
+        temperature=config.backtrack.temperature,
+        top_p=config.explore.top_p,
+        max_new_tokens=config.model.max_new_tokens,
+        seed=config.explore.seed + 1000 * level,
+    )
+
+
+def notes_to_expand(context: StageContext, level: int) -> list[dict]:
+    """Notes whose step lies at branch depth `level - 1` and that have no branch yet."""
+    return list(
+        context.db.query(
+            """select notes.id, notes.text, notes.rollback_node_id, nodes.episode_id
+               from notes join nodes on nodes.id = notes.node_id
+               join episodes on episodes.id = nodes.episode_id
+               where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ?
+               and not exists (select 1 from nodes b where b.note_id = notes.id and b.branch_depth > 0)
+               order by notes.id""",
+            [context.run_id, level - 1],
+        )
+    )
+
+
+def attempts_used(context: StageContext, episode_id: int) -> int:
+    """Branches started in an episode: first steps of branches carry their note."""
+    return context.db.execute(
+        "select count(*) from nodes where episode_id = ? and branch_depth > 0 and note_id is not null",
+        [episode_id],
+    ).fetchone()[0]
+
+
+def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch: Stopwatch) -> list[Walker]:
+    """Sample the first step of every branch at each note's rollback point and store it."""
+    config = context.config
+    budget = defaultdict(int)
+    planned: list[tuple[dict, int]] = []
+    for note in notes:
+        episode_id = note["episode_id"]
+        budget.setdefault(episode_id, config.backtrack.max_attempts - attempts_used(context, episode_id))
+        count = min(config.backtrack.branches, budget[episode_id])
+        if count > 0:
+            budget[episode_id] -= count
+            planned.append((note, count))
+    walkers: list[Walker] = []
+    # One generate call per distinct branch count (usually one call for all notes).
+    for count in sorted({count for _, count in planned}):
+        group = [note for note, c in planned if c == count]
+        context.check_cancelled()
+        prompts, parents, tasks = [], [], []
+        for note in group:
+            tau = queries.node(context.db, note["rollback_node_id"])
+            parent_path = queries.path_to(context.db, tau["parent_id"])
+            probe = Walker(note["episode_id"], task_of(context, note["episode_id"]), None, parent_path)  # type: ignore[arg-type]
+            texts = note_texts(context, [probe])
+            prompts.append(
+                build_messages(config.prompts, parent_path, config.env.max_steps, texts, note["text"])
+            )
+            parents.append(parent_path)
+            tasks.append(probe.task)
+        generator = context.generator()
+        completions = generator.generate(
+            prompts, count, branch_sampling(context, level), tags=[task.name for task in tasks]
+        )
+        with transaction(context.db):
+            for note, parent_path, task, samples in zip(group, parents, tasks, completions, strict=True):
+                for sample in samples:
+                    env = environment_at(context, task, parent_path)
+                    walker = Walker(
+                        note["episode_id"], task, env, parent_path,
+                        branch_depth=level, pending_note=(note["id"], note["text"]),
+                    )
+                    text, cleaning = clean_text(sample.text)
+                    result, success = execute(env, text)
+                    store_step(
+                        context, walker, text, result, dict(result.feedback) | cleaning, success,
+                        tokens=sample.tokens, truncated=0, max_steps=config.env.max_steps,
+                    )
+                    stopwatch.add_tokens(sample.tokens)
+                    walkers.append(walker)
+        for walker in walkers[-sum(len(s) for s in completions):]:
+            context.progress.event("node", node_id=walker.node_id, episode_id=walker.episode_id)
+    return walkers
+
+
+def unfinished_branches(context: StageContext, level: int) -> list[Walker]:
+    """Branch lines at `level` whose last stored step is not the end (a resumed run)."""
+    rows = context.db.execute(
+        """select nodes.id, nodes.episode_id from nodes join episodes on episodes.id = nodes.episode_id
+           where episodes.run_id = ? and nodes.branch_depth = ? and nodes.done = 0
+           and not exists (select 1 from nodes c where c.parent_id = nodes.id and c.branch_depth = ?)""",
+        [context.run_id, level, level],
+    ).fetchall()
+    walkers = []
+    for node_id, episode_id in rows:
+        path = queries.path_to(context.db, node_id)
+        task = task_of(context, episode_id)
+        walkers.append(Walker(episode_id, task, environment_at(context, task, path), path, branch_depth=level))
+    return walkers
+
+
+def finished_leaves(context: StageContext, level: int) -> list[dict]:
+    return list(
+        context.db.query(
+            """select nodes.*, episodes.score as episode_score from nodes
+               join episodes on episodes.id = nodes.episode_id
+               where episodes.run_id = ? and nodes.branch_depth = ? and nodes.done = 1
+               order by nodes.id""",
+            [context.run_id, level],
+        )
+    )
+
+
+def branch_note(context: StageContext, leaf_id: int, level: int) -> int | None:
+    """The note that started the branch ending at `leaf_id` (on its first step)."""
+    for step in reversed(queries.path_to(context.db, leaf_id)):
+        if step["branch_depth"] == level and step["note_id"] is not None:
+            return step["note_id"]
+    return None
+
+
+def propose_corrections(context: StageContext, leaves: Sequence[dict], level: int) -> int:
+    created = 0
+    with transaction(context.db):
+        for leaf in leaves:
+            if not (leaf["success"] or leaf["score"] > (leaf["episode_score"] or 0.0)):
+                continue
+            if context.db.execute("select 1 from corrections where leaf_node_id = ?", [leaf["id"]]).fetchone():
+                continue
+            note_id = branch_note(context, leaf["id"], level)
+            if note_id is None:
+                continue
+            tau = context.db.execute("select rollback_node_id from notes where id = ?", [note_id]).fetchone()[0]
+            context.db["corrections"].insert(
+                {
+                    "note_id": note_id,
+                    "tau_node_id": tau,
+                    "leaf_node_id": leaf["id"],
+                    "status": "proposed",
+                    "created_at": now(),
+                }
+            )
+            created += 1
+    return created
+
+
+def reflect_on_failed(context: StageContext, leaves: Sequence[dict]) -> int:
+    paths = []
+    for leaf in leaves:
+        if leaf["success"]:
+            continue
+        if context.db.execute("select 1 from notes where node_id = ?", [leaf["id"]]).fetchone():
+            continue
+        paths.append(queries.path_to(context.db, leaf["id"]))
+    return len(reflect_on(context, paths))
+
+
+def run_backtrack(context: StageContext) -> dict:
+    config = context.config.backtrack
+    summary = {"branches": 0, "corrections": 0, "notes": 0, "levels": 0}
+    if config.branches < 1 or config.max_depth < 1:
+        return summary
+    generator = context.generator()
+    max_steps = context.config.env.max_steps
+    for level in range(1, config.max_depth + 1):
+        context.check_cancelled()
+        stopwatch = Stopwatch(context)
+        notes = notes_to_expand(context, level)
+        walkers = unfinished_branches(context, level)
+        if not notes and not walkers and not finished_leaves(context, level):
+            break
+        summary["levels"] = level
+        context.progress.start(
+            "backtrack", None, f"backtrack level {level}: {len(notes)} notes"
+        )
+        new = fan_out(context, notes, level, stopwatch)
+        summary["branches"] += len(new)
+        context.progress.advance(len(new))
+        roll_out(
+            context, walkers + new, generator, branch_sampling(context, level),
+            max_steps=max_steps, stopwatch=stopwatch,
+        )
+        leaves = finished_leaves(context, level)
+        summary["corrections"] += propose_corrections(context, leaves, level)
+        if level < config.max_depth:
+            summary["notes"] += reflect_on_failed(context, leaves)
+        context.progress.finish()
+    summary["corrections_total"] = context.db.execute(
+        """select count(*) from corrections join nodes on nodes.id = corrections.leaf_node_id
+           join episodes on episodes.id = nodes.episode_id where episodes.run_id = ?""",
+        [context.run_id],
+    ).fetchone()[0]
+    return summary
+
+
+# -- by hand (the TUI's `b`) --------------------------------------------------------
+
+
+def branch_by_hand(
+    db_path: str,
+    node_id: int,
+    action_text: str,
+    note_text: str | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel=None,
+    author: str = "human",
+) -> list[int]:
+    """Re-run from a step with an edited action (Loom-style); return the new nodes' ids.
+
+    The environment is restored to the state before `node_id`, the edited action is
+    executed, and the run's policy continues to the end of the budget. The new branch's
+    first step is a sibling of `node_id`. A note, if given, is stored (author `human`),
+    placed in the policy's context, and a successful branch becomes a proposed correction.
+    """
+    import threading
+
+    from workbench.envs import open_suite
+
+    db = open_store(db_path)
+    try:
+        original = queries.node(db, node_id)
+        if original["parent_id"] is None:
+            raise ValueError("the root holds the task; branch from one of its steps")
+        episode = db["episodes"].get(original["episode_id"])
+        config = config_from_dict(queries.get_run(db, episode["run_id"])["config"])
+        suite = open_suite(config.env)
+        context = StageContext(
+            db=db, run_id=episode["run_id"], config=config, suite=suite,
+            progress=progress or SilentProgress(), cancel=cancel or threading.Event(),
+        )
+        try:
+            level = original["branch_depth"] + 1
+            note = None
+            if note_text and note_text.strip():
+                note_id = add_human_note(db, node_id, node_id, note_text, author=author)
+                note = (note_id, note_text.strip())
+            parent_path = queries.path_to(db, original["parent_id"])
+            task = task_of(context, episode["id"])
+            walker = Walker(episode["id"], task, environment_at(context, task, parent_path), parent_path,
+                            branch_depth=level, pending_note=note)
+            text, cleaning = clean_text(action_text)
+            result, success = execute(walker.env, text)
+            with transaction(db):
+                store_step(
+                    context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
+                    success, tokens=0, truncated=0, max_steps=config.env.max_steps,
+                )
+                db["nodes"].update(node_id, {"backtrack_point": 1})
+            first = walker.node_id
+            context.progress.event("node", node_id=first, episode_id=episode["id"])
+            if not walker.done:
+                roll_out(context, [walker], context.generator(), branch_sampling(context, level),
+                         max_steps=config.env.max_steps)
+            if note is not None:
+                leaf = queries.node(db, walker.node_id)
+                leaf["episode_score"] = episode["score"]
+                propose_corrections(context, [leaf], level)
+            return [step["id"] for step in walker.path if step["id"] >= first]
+        finally:
+            context.close()
+            suite.close()
+    finally:
+        db.close()

@@ -1,0 +1,142 @@
+"""Stage 5a, export: approved and edited corrections as a chat-format JSONL training set.
+
+Each example is the history up to the replaced step *without the note*, then the corrected
+action as the assistant turn (the edited one where a person edited it), then the corrected
+continuation as later turns. `target_start` marks the first assistant message trained on;
+earlier turns are context. With `[export] rehearsal = true`, successful original episodes
+join as `rehearsal` examples (weighted by `distill.beta`). The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from store import queries
+from store.curation import TRAINABLE
+from store.db import now, transaction
+from workbench.agent import build_messages
+from workbench.config import Config
+from workbench.context import StageContext
+from workbench.files import atomic_write_jsonl
+
+
+def store_folder(db: sqlite_utils.Database) -> Path:
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    return Path(path).parent if path else Path.cwd()
+
+
+def assistant_index(messages: list[dict], ordinal: int) -> int:
+    """Index of the `ordinal`-th assistant message (1-based)."""
+    seen = 0
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            seen += 1
+            if seen == ordinal:
+                return index
+    raise ValueError(f"no assistant message number {ordinal}")
+
+
+def conversation(config: Config, path: list[dict]) -> list[dict]:
+    """The note-free chat of a path, ending with its last action."""
+    messages = build_messages(config.prompts, path, config.env.max_steps, notes=None, pending_note=None)
+    return messages[:-1] if messages and messages[-1]["role"] == "user" else messages
+
+
+def correction_example(db: sqlite_utils.Database, config: Config, correction: dict) -> dict:
+    tau_depth = db.execute("select depth from nodes where id = ?", [correction["tau_node_id"]]).fetchone()[0]
+    messages = conversation(config, queries.path_to(db, correction["leaf_node_id"]))
+    start = assistant_index(messages, tau_depth)
+    if correction["status"] == "edited" and correction["edited_action"]:
+        # The continuation answered the original branch action, not the edited one.
+        messages = [*messages[:start], {"role": "assistant", "content": correction["edited_action"]}]
+    return {
+        "messages": messages,
+        "kind": "correction",
+        "target_start": start,
+        "task": correction["task"],
+        "correction_id": correction["id"],
+    }
+
+
+def rehearsal_examples(db: sqlite_utils.Database, config: Config, run_id: int) -> Iterator[dict]:
+    rows = db.execute(
+        """select episodes.id, tasks.name from episodes join tasks on tasks.id = episodes.task_id
+           where run_id = ? and purpose = 'explore' and success = 1 order by episodes.id""",
+        [run_id],
+    ).fetchall()
+    for episode_id, task in rows:
+        leaf = queries.leaf_of_original_path(db, episode_id)
+        messages = conversation(config, queries.path_to(db, leaf["id"]))
+        yield {
+            "messages": messages,
+            "kind": "rehearsal",
+            "target_start": assistant_index(messages, 1),
+            "task": task,
+            "correction_id": None,
+        }
+
+
+def trainable_corrections(db: sqlite_utils.Database, run_id: int) -> list[dict]:
+    marks = ",".join("?" * len(TRAINABLE))
+    return list(
+        db.query(
+            f"""select corrections.*, tasks.name as task from corrections
+                join nodes leaf on leaf.id = corrections.leaf_node_id
+                join episodes on episodes.id = leaf.episode_id
+                join tasks on tasks.id = episodes.task_id
+                where episodes.run_id = ? and corrections.status in ({marks}) order by corrections.id""",
+            [run_id, *TRAINABLE],
+        )
+    )
+
+
+def export_dataset(
+    db: sqlite_utils.Database,
+    config: Config,
+    run_id: int,
+    *,
+    path: str | Path | None = None,
+    name: str | None = None,
+    rehearsal: bool | None = None,
+    correction_ids: list[int] | None = None,
+) -> dict:
+    """Write the run's trainable corrections (or just `correction_ids`) as JSONL and record
+    the dataset; returns its row. The TUI's distill screen calls this too."""
+    corrections = trainable_corrections(db, run_id)
+    if correction_ids is not None:
+        wanted = set(correction_ids)
+        corrections = [c for c in corrections if c["id"] in wanted]
+    examples = [correction_example(db, config, c) for c in corrections]
+    if config.export.rehearsal if rehearsal is None else rehearsal:
+        examples += list(rehearsal_examples(db, config, run_id))
+    name = name or config.export.name or f"leafe-run-{run_id}"
+    path = Path(path or config.export.path or store_folder(db) / "runs" / f"run-{run_id}" / f"{name}.jsonl")
+    atomic_write_jsonl(path, examples)
+    row = {
+        "run_id": run_id,
+        "name": name,
+        "path": str(path.resolve()),
+        "n_examples": len(examples),
+        "kind": "leafe",
+        "correction_ids": json.dumps([c["id"] for c in corrections]),
+        "task_names": json.dumps(sorted({e["task"] for e in examples})),
+        "created_at": now(),
+    }
+    with transaction(db):
+        existing = db.execute("select id from datasets where name = ?", [name]).fetchone()
+        if existing:
+            db["datasets"].update(existing[0], row)
+            row["id"] = existing[0]
+        else:
+            row["id"] = db["datasets"].insert(row).last_pk
+    return row
+
+
+def run_export(context: StageContext) -> dict:
+    row = export_dataset(context.db, context.config, context.run_id)
+    corrections = len(json.loads(row["correction_ids"]))
+    return {"dataset": row["name"], "path": row["path"], "examples": row["n_examples"], "corrections": corrections}
