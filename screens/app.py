@@ -1,0 +1,120 @@
+"""The leafe-tui application: a small shell that opens the store and routes between screens.
+
+Start-up imports Textual and the store only; models, torch and the pipeline are imported
+by the screens' workers when a run, a branch or a training starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import sqlite_utils
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+
+from screens.commands import WorkbenchCommands
+from screens.runs import RunsScreen
+from store.db import open_store
+
+
+class LeafeApp(App[None]):
+    """Runs → episodes → curation → distill → results, on one store."""
+
+    CSS_PATH = "leafe.tcss"
+    TITLE = "leafe-tui"
+    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave leafe-tui"),
+        Binding("question_mark", "help", "Keys", id="app.help", tooltip="Every key of this screen"),
+        Binding("c", "curation", "Curate", id="app.curation", tooltip="Review this run's corrections"),
+        Binding("d", "distill", "Distill", id="app.distill", tooltip="Train a LoRA adapter on approved corrections"),
+        Binding("p", "results", "Pass@k", id="app.results", tooltip="Pass@k per policy; launch an evaluation"),
+        Binding("l", "live", "Live", id="app.live", show=False, tooltip="The live run screen"),
+    ]
+
+    def __init__(self, db_path: str | Path, *, reviewer: str = "reviewer") -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.reviewer = reviewer
+        self._db: sqlite_utils.Database | None = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The interface's own connection (workers open theirs: connections are per thread)."""
+        if self._db is None:
+            self._db = open_store(self.db_path)
+        return self._db
+
+    def get_default_screen(self) -> Screen:
+        return RunsScreen()
+
+    def on_unmount(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # On a dialog, only its own keys (and quit) apply.
+        navigation = action in ("curation", "distill", "results", "live", "help")
+        return not (navigation and isinstance(self.screen, ModalScreen))
+
+    # -- navigation -------------------------------------------------------------------
+
+    def current_run_id(self) -> int | None:
+        finder = getattr(self.screen, "current_run_id", None)
+        return finder() if callable(finder) else None
+
+    def open_run(self, run_id: int) -> None:
+        from screens.episode import EpisodeScreen
+
+        self.push_screen(EpisodeScreen(run_id))
+
+    def action_go_home(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_curation(self) -> None:
+        from screens.curation import CurationScreen
+
+        run_id = self.current_run_id()
+        if run_id is None:
+            self.notify("Open a run first: curation works on one run's corrections.", severity="warning")
+            return
+        if isinstance(self.screen, CurationScreen):
+            return
+        self.push_screen(CurationScreen(run_id))
+
+    def action_distill(self) -> None:
+        from screens.distill import DistillScreen
+
+        if not isinstance(self.screen, DistillScreen):
+            self.push_screen(DistillScreen(self.current_run_id()))
+
+    def action_results(self) -> None:
+        from screens.results import ResultsScreen
+
+        if not isinstance(self.screen, ResultsScreen):
+            self.push_screen(ResultsScreen(self.current_run_id()))
+
+    def action_live(self) -> None:
+        from screens.live import LiveScreen
+
+        if isinstance(self.screen, LiveScreen):
+            return
+        if not self.is_screen_installed("live"):
+            # Installed, so leaving it keeps the run's worker alive; `n` comes back to it.
+            self.install_screen(LiveScreen(), name="live")
+        self.push_screen("live")
+
+    def action_help(self) -> None:
+        from screens.help import HelpScreen, keys_of
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        title = getattr(self.screen, "screen_title", type(self.screen).__name__)
+        self.push_screen(HelpScreen(title, keys_of(self.screen)))
+
+
+def run_app(db_path: str | Path, *, reviewer: str = "reviewer") -> None:
+    LeafeApp(db_path, reviewer=reviewer).run()

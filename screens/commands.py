@@ -1,0 +1,49 @@
+"""The command palette (ctrl+p): every action of the current screen and the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+NAVIGATION = (
+    ("Runs: the home screen", "app.go_home", "List every run in the store"),
+    ("New live run", "app.live", "Start exploration on a config file or a form"),
+    ("Curate corrections", "app.curation", "Review the current run's corrections"),
+    ("Distill an adapter", "app.distill", "Train LoRA on approved corrections"),
+    ("Pass@k results", "app.results", "Compare policies and launch an evaluation"),
+    ("Show keys", "app.help", "Every key of the current screen"),
+    ("Quit", "app.quit", "Leave leafe-tui"),
+)
+
+
+class WorkbenchCommands(Provider):
+    """Commands from the screen's bindings, then the workbench's screens."""
+
+    def commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        screen = self.screen
+        found: dict[str, tuple[str, Callable[[], object], str]] = {}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action.startswith("app.") or binding.system:
+                continue
+            if not active.enabled:
+                continue
+            node = active.node
+            label = f"{binding.description} ({self.app.get_key_display(binding)})"
+            found.setdefault(label, (label, partial(node.run_action, binding.action), binding.tooltip or ""))
+        for title, action, help_text in NAVIGATION:
+            found.setdefault(title, (title, partial(self.app.run_action, action), help_text))
+        return list(found.values())
+
+    async def discover(self) -> Hits:
+        for title, command, help_text in self.commands():
+            yield DiscoveryHit(title, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, command, help_text in self.commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), command, help=help_text)

@@ -1,0 +1,258 @@
+"""Review corrections: the original action at tau, the note and the corrected action side
+by side with a diff; approve, edit, reject, rewrite the note, undo, or decide many at once.
+
+Every decision is written at once through `store.curation`, with the reviewer's name.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from screens.base import WorkbenchScreen
+from screens.modals import EditResult, EditTextScreen
+from screens.widgets.diff_view import DiffView
+from screens.widgets.step_detail import code
+from store import curation, views
+from workbench.errors import LeafeError
+
+STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
+
+
+def one_line(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+class CurationScreen(WorkbenchScreen):
+    """The run's corrections, the first proposed one selected."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "decide('approved')", "Approve", id="curation.approve"),
+        Binding("e", "edit", "Edit", id="curation.edit", tooltip="Edit the corrected action; saved as `edited`"),
+        Binding("r", "decide('rejected')", "Reject", id="curation.reject"),
+        Binding("n", "note", "Note", id="curation.note", tooltip="Write or change the note by hand (author human)"),
+        Binding("u", "undo", "Undo", id="curation.undo", tooltip="Undo your last decision"),
+        Binding("space", "mark", "Mark", id="curation.mark", tooltip="Mark or unmark for A / R"),
+        Binding("A", "decide_marked('approved')", "Approve marked", id="curation.approve_marked"),
+        Binding("R", "decide_marked('rejected')", "Reject marked", id="curation.reject_marked"),
+    ]
+    AUTO_FOCUS = "#queue"
+    screen_title = "Curation"
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(run_id)
+        self.rows: dict[int, dict] = {}
+        self.marked: set[int] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="curation-counts")
+        yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="curation-panes"):
+            with Vertical(classes="curation-pane"):
+                yield Label("Original action at τ", id="original-title", classes="pane-title")
+                with VerticalScroll():
+                    yield Static(id="original")
+            with Vertical(classes="curation-pane curation-note"):
+                yield Label("Experience note", id="note-title", classes="pane-title")
+                with VerticalScroll():
+                    yield Static(id="note")
+            with Vertical(classes="curation-pane"):
+                yield Label("Corrected action", id="corrected-title", classes="pane-title")
+                with VerticalScroll():
+                    yield Static(id="corrected")
+        with VerticalScroll(id="diff-scroll"):
+            yield DiffView(id="diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#queue", DataTable)
+        for label, key in (("", "mark"), ("#", "id"), ("task", "task"), ("status", "status"),
+                           ("τ", "tau"), ("score", "score"), ("note", "note"), ("by", "by")):
+            table.add_column(label, key=key)
+        self.reload()
+        first = next((cid for cid, row in self.rows.items() if row["status"] == "proposed"), None)
+        if first is not None:
+            self.select(first)
+
+    # -- the queue ------------------------------------------------------------------
+
+    def reload(self) -> None:
+        table = self.query_one("#queue", DataTable)
+        keep = self.selected_id()
+        table.clear()
+        self.rows = {row["id"]: row for row in views.corrections_for_review(self.db, self.run_id)}
+        for row in self.rows.values():
+            table.add_row(*self.cells(row), key=str(row["id"]))
+        counts = views.correction_counts(self.db, self.run_id)
+        summary = Text.assemble(
+            *[(f"{counts[status]} {status}   ", STATUS_STYLE[status]) for status in STATUS_STYLE],
+            (f"{len(self.marked)} marked" if self.marked else "", "bold"),
+        )
+        if not self.rows:
+            summary = Text("This run has no corrections yet: run reflect, backtrack and curate "
+                           "(or branch by hand from the episode screen).", style="dim")
+        self.query_one("#curation-counts", Static).update(summary)
+        if keep in self.rows:
+            self.select(keep)
+        self.show_selected()
+
+    def cells(self, row: dict) -> list:
+        return [
+            Text("●" if row["id"] in self.marked else " ", style="bold magenta"),
+            Text(str(row["id"]), justify="right"),
+            row["task"],
+            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            f"step {row['tau_depth']}",
+            Text(f"{row['original_score'] or 0:.2f}→{row['branch_score'] or 0:.2f}"),
+            one_line(row["note"], 48),
+            row["decided_by"] or "",
+        ]
+
+    def selected_id(self) -> int | None:
+        table = self.query_one("#queue", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def select(self, correction_id: int) -> None:
+        table = self.query_one("#queue", DataTable)
+        try:
+            table.move_cursor(row=table.get_row_index(str(correction_id)))
+        except Exception:
+            return
+        self.show_selected()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_selected()
+
+    def show_selected(self) -> None:
+        row = self.rows.get(self.selected_id() or -1)
+        if row is None:
+            for widget_id in ("original", "note", "corrected"):
+                self.query_one(f"#{widget_id}", Static).update("")
+            self.query_one("#diff", DiffView).update("")
+            return
+        self.query_one("#original-title", Label).update(f"Original action at τ (step {row['tau_depth']})")
+        self.query_one("#original", Static).update(code(row["original_action"] or ""))
+        self.query_one("#note-title", Label).update(f"Experience note ({row['note_author']})")
+        note = Text(row["note"] or "", style="italic")
+        if row["reason"]:
+            note.append(f"\n\n{row['status']}: {row['reason']}", style="dim")
+        self.query_one("#note", Static).update(note)
+        edited = row["status"] == "edited"
+        self.query_one("#corrected-title", Label).update(
+            "Corrected action (edited by hand)" if edited else "Corrected action (branch's first step)"
+        )
+        self.query_one("#corrected", Static).update(code(row["corrected_action"] or ""))
+        self.query_one("#diff", DiffView).show(row["original_action"] or "", row["corrected_action"] or "")
+
+    def next_proposed_after(self, correction_id: int) -> int | None:
+        ids = list(self.rows)
+        start = ids.index(correction_id) if correction_id in ids else -1
+        for candidate in ids[start + 1:] + ids[: start + 1]:
+            if self.rows[candidate]["status"] == "proposed":
+                return candidate
+        return None
+
+    # -- decisions --------------------------------------------------------------------
+
+    @property
+    def reviewer(self) -> str:
+        return self.workbench.reviewer
+
+    def after_decision(self, correction_id: int, message: str) -> None:
+        self.reload()
+        following = self.next_proposed_after(correction_id)
+        if following is not None:
+            self.select(following)
+        self.notify(message, timeout=2)
+
+    def action_decide(self, status: str) -> None:
+        correction_id = self.selected_id()
+        if correction_id is None:
+            return
+        curation.decide(self.db, correction_id, status, reviewer=self.reviewer)
+        self.after_decision(correction_id, f"Correction {correction_id} {status}.")
+
+    def action_edit(self) -> None:
+        correction_id = self.selected_id()
+        row = self.rows.get(correction_id or -1)
+        if row is None:
+            return
+
+        def saved(result: EditResult | None) -> None:
+            if result is None:
+                return
+            curation.decide(self.db, row["id"], "edited", reviewer=self.reviewer, edited_action=result.text)
+            self.after_decision(row["id"], f"Correction {row['id']} edited.")
+
+        self.app.push_screen(
+            EditTextScreen(f"Edit the corrected action of correction {row['id']}", row["corrected_action"] or "",
+                           hint="The training target becomes this text; the status becomes `edited`."),
+            saved,
+        )
+
+    def action_note(self) -> None:
+        correction_id = self.selected_id()
+        row = self.rows.get(correction_id or -1)
+        if row is None:
+            return
+
+        def saved(result: EditResult | None) -> None:
+            if result is None:
+                return
+            try:
+                curation.set_correction_note(self.db, row["id"], result.text, reviewer=self.reviewer)
+            except LeafeError as error:
+                self.notify(str(error), severity="error")
+                return
+            self.reload()
+            self.notify(f"Note of correction {row['id']} rewritten.", timeout=2)
+
+        self.app.push_screen(
+            EditTextScreen(f"The note of correction {row['id']}", row["note"] or "", code=False,
+                           hint="Your note replaces the reflector's (author: human)."),
+            saved,
+        )
+
+    def action_undo(self) -> None:
+        correction_id = curation.undo_last(self.db, reviewer=self.reviewer)
+        if correction_id is None:
+            self.notify("Nothing to undo.", severity="warning", timeout=2)
+            return
+        self.reload()
+        self.select(correction_id)
+        self.notify(f"Undid the last decision on correction {correction_id}.", timeout=2)
+
+    def action_mark(self) -> None:
+        correction_id = self.selected_id()
+        if correction_id is None:
+            return
+        self.marked ^= {correction_id}
+        table = self.query_one("#queue", DataTable)
+        table.update_cell(str(correction_id), "mark", self.cells(self.rows[correction_id])[0])
+        table.action_cursor_down()
+        self.query_one("#curation-counts", Static).update(
+            Text(f"{len(self.marked)} marked: A approves them, R rejects them", style="bold magenta")
+        )
+
+    def action_decide_marked(self, status: str) -> None:
+        if not self.marked:
+            self.notify("Mark corrections with space first.", severity="warning", timeout=2)
+            return
+        ids = sorted(self.marked)
+        count = curation.decide_many(self.db, ids, status, reviewer=self.reviewer)
+        self.marked.clear()
+        self.after_decision(ids[-1], f"{count} corrections {status}.")

@@ -1,0 +1,85 @@
+"""`?`: every key of the screen underneath, with what it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Label, Static
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    """One row of the help: how the key is shown, what it does, where it is defined."""
+
+    key: str
+    description: str
+    tooltip: str
+    scope: str
+    id: str
+
+
+# Keys of the built-in widgets a person uses on our screens, said in our words.
+WIDGET_KEYS = {"up", "down", "enter", "space", "pageup", "pagedown", "home", "end", "tab", "shift+tab"}
+
+
+def keys_of(screen: Screen) -> list[KeyHelp]:
+    """The screen's active bindings (focused widget, screen, app), deduplicated by key."""
+    app = screen.app
+    rows: dict[str, KeyHelp] = {}
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if not binding.description:
+            continue
+        if binding.system and key not in WIDGET_KEYS:
+            continue
+        node = active.node
+        scope = "app" if node is app else "screen" if node is screen else type(node).__name__
+        rows[key] = KeyHelp(
+            key=app.get_key_display(binding),
+            description=binding.description,
+            tooltip=binding.tooltip or active.tooltip or "",
+            scope=scope,
+            id=binding.id or "",
+        )
+    order = {"screen": 0, "app": 1}
+    return sorted(rows.values(), key=lambda row: (order.get(row.scope, 2), row.key.lower(), row.key))
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists the keys of the screen it was opened from; any of escape, q or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
+    ]
+
+    def __init__(self, title: str, keys: list[KeyHelp]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=True, header_style="bold", expand=True, pad_edge=False)
+        table.add_column("Key", style="bold cyan", no_wrap=True)
+        table.add_column("Does")
+        table.add_column("Where", style="dim", no_wrap=True)
+        for row in self.keys:
+            does = Text(row.description)
+            if row.tooltip and row.tooltip != row.description:
+                does.append(f" — {row.tooltip}", style="dim")
+            table.add_row(row.key, does, row.scope)
+        with Vertical(classes="dialog dialog-wide", id="help-dialog"):
+            yield Label(f"Keys: {self.title_text}", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(table, id="help-keys")
+            yield Static("The mouse works too: click rows and tree nodes, scroll panes. ctrl+p lists every command.",
+                         classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

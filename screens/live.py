@@ -1,0 +1,278 @@
+"""Start exploration (and reflect, backtrack, curate) on a config file or a form, and
+watch the tree grow as steps finish. The run goes on in a thread worker; ctrl+x cancels
+it after the current step (finished steps are already committed)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    ProgressBar,
+    RichLog,
+    Select,
+    Static,
+    Tree,
+)
+from textual.worker import Worker, WorkerState
+
+from screens.base import WorkbenchScreen
+from screens.progress_bridge import LogLine, MessageProgress, NodeStored, StageProgress
+from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
+from store import views
+
+LIVE_STAGES = ("explore", "reflect", "backtrack", "curate")
+BACKENDS = [("hf (transformers)", "hf"), ("vllm", "vllm"), ("openai server", "openai"), ("scripted", "scripted")]
+
+
+class RunFinished(Message):
+    """The pipeline returned (finished, interrupted or failed)."""
+
+    def __init__(self, run_id: int, status: str, error: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+
+def parse_tasks(text: str) -> int | list[str | int]:
+    """`3` is a count; `a, b` are task names; `0, 7` are seeds (navigation)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    items: list[str | int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            items.append(int(part) if part.lstrip("-").isdigit() else part)
+    return items
+
+
+class LiveScreen(WorkbenchScreen):
+    """The form on the left, the growing tree and the log on the right."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "start", "Start", id="live.start", tooltip="Start a run with the form's settings"),
+        Binding("ctrl+x", "cancel_run", "Cancel run", id="live.cancel", priority=True,
+                tooltip="Stop after the current step; finished steps stay stored"),
+        Binding("ctrl+o", "open_tree", "Open run", id="live.open", tooltip="Open this run in the episode screen"),
+    ]
+    AUTO_FOCUS = "#config-path"
+    screen_title = "Live run"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.cancel = threading.Event()
+        self.running = False
+        self.pending: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="live-body"):
+            with VerticalScroll(id="live-form"):
+                yield Label("Config file (optional, fills the form)", classes="form-label")
+                yield Input(placeholder="examples/quickstart.toml", id="config-path", compact=True)
+                yield Label("Environment kind · suite", classes="form-label")
+                with Horizontal(classes="form-row"):
+                    yield Input("coding", id="env-kind", compact=True)
+                    yield Input("humaneval", id="env-suite", compact=True)
+                yield Label("Tasks · max_steps (budget) · rollouts", classes="form-label")
+                with Horizontal(classes="form-row"):
+                    yield Input("3", id="env-tasks", compact=True)
+                    yield Input("3", id="max-steps", type="integer", compact=True)
+                    yield Input("1", id="rollouts", type="integer", compact=True)
+                yield Label("Model backend · name", classes="form-label")
+                yield Select(BACKENDS, value="hf", allow_blank=False, id="model-backend", compact=True)
+                yield Input("embedded", id="model-name", compact=True)
+                yield Input(placeholder="script JSONL (scripted backend)", id="model-script", compact=True)
+                yield Label("Stages", classes="form-label")
+                with Horizontal(classes="form-row stage-row"):
+                    for stage in LIVE_STAGES:
+                        yield Checkbox(stage, value=stage in ("explore", "reflect", "backtrack"), id=f"stage-{stage}", compact=True)
+                yield Button("Start (ctrl+s)", variant="primary", id="start", compact=True)
+            with Vertical(id="live-watch"):
+                yield Static("Fill the form (or give a config file) and press ctrl+s.", id="live-status")
+                yield ProgressBar(id="live-progress", show_eta=False)
+                yield TrajectoryTree(self.db, None, id="live-tree")
+                yield RichLog(id="live-log", max_lines=500, wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(0.25, self.flush_pending)
+
+    @property
+    def tree(self) -> TrajectoryTree:
+        return self.query_one("#live-tree", TrajectoryTree)
+
+    # -- the form -------------------------------------------------------------------
+
+    def value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
+    @on(Input.Submitted, "#config-path")
+    def load_config_file(self) -> None:
+        """Fill the form from a config file, so what runs is what the form shows."""
+        path = self.value("config-path")
+        if not path:
+            return
+        from workbench.config import load_config
+        from workbench.errors import LeafeError
+
+        try:
+            config = load_config(path)
+        except LeafeError as error:
+            self.notify(str(error), severity="error", timeout=6)
+            return
+        self.query_one("#env-kind", Input).value = config.env.kind
+        self.query_one("#env-suite", Input).value = config.env.suite
+        tasks = config.env.tasks
+        self.query_one("#env-tasks", Input).value = str(tasks) if isinstance(tasks, int) else ", ".join(map(str, tasks))
+        self.query_one("#max-steps", Input).value = str(config.env.max_steps)
+        self.query_one("#rollouts", Input).value = str(config.explore.rollouts_per_task)
+        self.query_one("#model-backend", Select).value = config.model.backend
+        self.query_one("#model-name", Input).value = config.model.name
+        self.query_one("#model-script", Input).value = config.model.script
+        for stage in LIVE_STAGES:
+            self.query_one(f"#stage-{stage}", Checkbox).value = stage in config.stages.run
+        self.notify(f"Loaded {path}; press ctrl+s to start.", timeout=3)
+
+    def form_config(self) -> Any:
+        """The config to run: the file's (if any), overridden by the form's fields."""
+        from workbench.config import config_from_dict, load_config, resolved
+
+        path = self.value("config-path")
+        data: dict[str, Any] = resolved(load_config(path)) if path else {}
+        data.setdefault("env", {})
+        data.setdefault("model", {})
+        data.setdefault("explore", {})
+        data["env"]["kind"] = self.value("env-kind") or "coding"
+        if self.value("env-suite"):
+            data["env"]["suite"] = self.value("env-suite")
+        data["env"]["tasks"] = parse_tasks(self.value("env-tasks") or "1")
+        data["env"]["max_steps"] = int(self.value("max-steps") or 3)
+        data["explore"]["rollouts_per_task"] = int(self.value("rollouts") or 1)
+        backend = self.query_one("#model-backend", Select).value
+        data["model"]["backend"] = backend if isinstance(backend, str) else "hf"
+        data["model"]["name"] = self.value("model-name") or "embedded"
+        if self.value("model-script"):
+            data["model"]["script"] = self.value("model-script")
+        stages = [stage for stage in LIVE_STAGES if self.query_one(f"#stage-{stage}", Checkbox).value]
+        if not stages:
+            from workbench.errors import ConfigError
+
+            raise ConfigError("pick at least one stage")
+        data["stages"] = {"run": stages}
+        data["store"] = {"path": str(self.workbench.db_path)}
+        return config_from_dict(data)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self.action_start()
+
+    # -- running --------------------------------------------------------------------
+
+    def action_start(self) -> None:
+        if self.running:
+            self.notify("A run is in progress; ctrl+x cancels it.", severity="warning")
+            return
+        from workbench.errors import LeafeError
+
+        try:
+            config = self.form_config()
+        except (LeafeError, ValueError) as error:
+            self.notify(f"Cannot start: {error}", severity="error", timeout=6)
+            return
+        self.cancel.clear()
+        self.running = True
+        self.run_id = None
+        self.tree.run_id = None
+        self.tree.show_episodes([])
+        self.query_one("#live-log", RichLog).clear()
+        self.query_one("#live-status", Static).update(f"Starting: {', '.join(config.stages.run)}…")
+        self.run_stages(config, self.value("config-path"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="live-run")
+    def run_stages(self, config: Any, config_path: str) -> None:
+        from workbench.pipeline import run_pipeline
+
+        result = run_pipeline(
+            config, db_path=self.workbench.db_path, progress=MessageProgress(self), cancel=self.cancel,
+            config_path=config_path,
+        )
+        self.post_message(RunFinished(result.run_id, result.status, result.error))
+
+    def action_cancel_run(self) -> None:
+        if not self.running:
+            self.notify("No run in progress.", severity="warning", timeout=2)
+            return
+        self.cancel.set()
+        self.query_one("#live-status", Static).update("Cancelling after the current step…")
+
+    def action_open_tree(self) -> None:
+        if self.run_id is not None:
+            self.workbench.open_run(self.run_id)
+
+    # -- what the worker reports --------------------------------------------------------
+
+    def on_node_stored(self, message: NodeStored) -> None:
+        if self.run_id is None and message.episode_id:
+            self.adopt_run(views.run_of_episode(self.db, message.episode_id))
+        self.pending.append(message.node_id)
+
+    def adopt_run(self, run_id: int | None) -> None:
+        if run_id is None:
+            return
+        self.run_id = run_id
+        self.tree.run_id = run_id
+        self.set_titles()
+
+    def flush_pending(self) -> None:
+        if self.pending:
+            node_ids, self.pending = self.pending, []
+            self.tree.add_live_nodes(node_ids, follow=True)
+
+    def on_stage_progress(self, message: StageProgress) -> None:
+        bar = self.query_one("#live-progress", ProgressBar)
+        bar.add_class("-active")
+        bar.update(total=message.total, progress=message.completed)
+        extra = "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in message.fields.items())
+        self.query_one("#live-status", Static).update(f"{message.description}  {extra}".strip())
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.query_one("#live-log", RichLog).write(message.text)
+        if self.run_id is None and message.text.startswith("run ") and message.text.endswith(" started"):
+            number = message.text.split()[1]
+            if number.isdigit():
+                self.adopt_run(int(number))
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        self.running = False
+        self.flush_pending()
+        self.adopt_run(message.run_id)
+        text = f"Run {message.run_id} {message.status}" + (f": {message.error}" if message.error else "")
+        self.query_one("#live-status", Static).update(text + "  (ctrl+o opens it, c curates)")
+        self.query_one("#live-log", RichLog).write(text)
+        self.notify(text, severity="error" if message.status == "failed" else "information", timeout=5)
+        for episode_id in list(self.tree.episode_nodes):
+            self.tree.refresh_episode(episode_id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "live-run" and event.state == WorkerState.ERROR:
+            self.running = False
+            self.query_one("#live-status", Static).update(f"Run failed: {event.worker.error}")
+            self.notify(f"Run failed: {event.worker.error}", severity="error", timeout=8)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
+        event.stop()

@@ -1,0 +1,107 @@
+"""Small modal dialogs shared by the screens: confirm, and edit one or two texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static, TextArea
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask a yes/no question; dismisses with True only on an explicit yes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, *, yes: str = "Delete") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+@dataclass
+class EditResult:
+    """What an edit dialog returns: the main text and the optional second one."""
+
+    text: str
+    extra: str = ""
+
+
+class EditTextScreen(ModalScreen[EditResult | None]):
+    """Edit a text (an action, a note) in a TextArea; ctrl+s saves, escape cancels.
+
+    With `extra_label`, a second, smaller TextArea follows (a note beside an action).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Keep the text and close"),
+        Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving"),
+    ]
+
+    def __init__(self, title: str, text: str, *, hint: str = "", code: bool = True,
+                 extra_label: str = "", extra_text: str = "", save_label: str = "Save") -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.hint = hint
+        self.code = code
+        self.extra_label = extra_label
+        self.extra_text = extra_text
+        self.save_label = save_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.hint:
+                yield Static(self.hint, classes="dialog-hint")
+            editor = TextArea(self.text, id="edit-text", show_line_numbers=self.code, tab_behavior="indent")
+            yield editor
+            if self.extra_label:
+                yield Label(self.extra_label, classes="dialog-label")
+                yield TextArea(self.extra_text, id="edit-extra", classes="dialog-extra")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.save_label} (ctrl+s)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-text", TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+    def action_save(self) -> None:
+        text = self.query_one("#edit-text", TextArea).text
+        extra = self.query_one("#edit-extra", TextArea).text if self.extra_label else ""
+        if not text.strip():
+            self.notify("The text is empty; write something or press escape.", severity="warning")
+            return
+        self.dismiss(EditResult(text, extra))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

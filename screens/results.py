@@ -1,0 +1,176 @@
+"""Pass@k per policy with its 95% interval, a plot of Pass@k against k, and a key to
+launch an evaluation (the `evaluate` stage in a thread worker)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from screens.base import WorkbenchScreen
+from screens.progress_bridge import LogLine, MessageProgress, StageProgress
+from screens.widgets.loss_plot import PassAtKPlot
+from store import views
+
+
+class EvaluationFinished(Message):
+    def __init__(self, run_id: int, status: str, error: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+
+class ResultsScreen(WorkbenchScreen):
+    """The run's Pass@k table (or every run's, with `a`)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e,ctrl+s", "evaluate", "Evaluate", id="results.evaluate",
+                tooltip="Run the evaluate stage for the policies below"),
+        Binding("a", "toggle_all", "All runs", id="results.all_runs", tooltip="Show every run's results or this run's"),
+        Binding("ctrl+x", "cancel_evaluation", "Cancel", id="results.cancel", tooltip="Stop the evaluation", priority=True),
+    ]
+    AUTO_FOCUS = "#evals"
+    screen_title = "Results"
+
+    def __init__(self, run_id: int | None) -> None:
+        super().__init__(run_id)
+        self.shown_run: int | None = run_id
+        self.cancel = threading.Event()
+        self.evaluating = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="results-info")
+        with Horizontal(id="results-body"):
+            yield DataTable(id="evals", cursor_type="row", zebra_stripes=True)
+            yield PassAtKPlot(id="passk-plot")
+        with Horizontal(id="eval-form"):
+            yield Label("policies", classes="inline-label")
+            yield Input(id="eval-policies", compact=True)
+            yield Label("n", classes="inline-label")
+            yield Input("4", id="eval-n", type="integer", compact=True)
+            yield Button("Evaluate (e)", variant="primary", id="evaluate", compact=True)
+        yield ProgressBar(id="eval-progress", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#evals", DataTable)
+        for label in ("run", "policy", "k", "pass@k", "95% interval", "tasks"):
+            table.add_column(label, key=label)
+        config = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
+        evaluate = config.get("evaluate", {})
+        policies = list(evaluate.get("policies") or ["base"])
+        for adapter in views.adapters(self.db):
+            policy = f"adapter:{adapter['name']}"
+            if policy not in policies:
+                policies.append(policy)
+        self.query_one("#eval-policies", Input).value = ", ".join(policies)
+        self.query_one("#eval-n", Input).value = str(evaluate.get("n", 4))
+        if self.run_id is not None and not views.evals(self.db, self.run_id):
+            self.shown_run = None
+        self.reload()
+
+    def reload(self) -> None:
+        rows = views.evals(self.db, self.shown_run)
+        table = self.query_one("#evals", DataTable)
+        table.clear()
+        for row in rows:
+            interval = (f"{row['ci_low']:.2f}–{row['ci_high']:.2f}" if row["ci_low"] is not None
+                        and row["ci_high"] is not None else "–")
+            table.add_row(
+                Text(str(row["run_id"]), justify="right"), row["policy"], Text(str(row["k"]), justify="right"),
+                Text(f"{row['pass_at_k']:.3f}", style="bold", justify="right"), Text(interval, justify="right"),
+                Text(str(row["n_tasks"] if row["n_tasks"] is not None else "–"), justify="right"),
+            )
+        self.query_one("#passk-plot", PassAtKPlot).set_curves(views.eval_curves(rows))
+        scope = f"run {self.shown_run}" if self.shown_run is not None else "every run"
+        if rows:
+            info = Text.assemble(("Pass@k ", "bold"), f"of {scope}: unbiased estimator over n rollouts per task; "
+                                 "interval: bootstrap over tasks. ", ("a", "bold cyan"), " toggles all runs.")
+        else:
+            info = Text.assemble((f"No evaluation results for {scope} yet. ", "bold"),
+                                 "Set the policies below and press ", ("e", "bold cyan"), ".")
+        self.query_one("#results-info", Static).update(info)
+
+    def action_toggle_all(self) -> None:
+        self.shown_run = self.run_id if self.shown_run is None else None
+        self.reload()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "evaluate":
+            self.action_evaluate()
+
+    # -- evaluating -------------------------------------------------------------------
+
+    def evaluation_config(self) -> Any:
+        from workbench.config import config_from_dict
+
+        data = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
+        policies = [p.strip() for p in self.query_one("#eval-policies", Input).value.split(",") if p.strip()]
+        n = int(self.query_one("#eval-n", Input).value or 4)
+        evaluate = dict(data.get("evaluate", {}))
+        evaluate["policies"] = policies or ["base"]
+        evaluate["n"] = n
+        evaluate["k"] = [k for k in evaluate.get("k", [1, 2, 4]) if k <= n] or [1]
+        data = {**data, "evaluate": evaluate, "stages": {"run": ["evaluate"]},
+                "store": {"path": str(self.workbench.db_path)}}
+        return config_from_dict(data)
+
+    def action_evaluate(self) -> None:
+        if self.evaluating:
+            self.notify("An evaluation is running; ctrl+x cancels it.", severity="warning")
+            return
+        from workbench.errors import LeafeError
+
+        try:
+            config = self.evaluation_config()
+        except (LeafeError, ValueError) as error:
+            self.notify(f"Cannot evaluate: {error}", severity="error", timeout=6)
+            return
+        self.evaluating = True
+        self.cancel.clear()
+        self.query_one("#results-info", Static).update(
+            f"Evaluating {', '.join(config.evaluate.policies)} with n = {config.evaluate.n}…")
+        self.evaluate(config)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
+    def evaluate(self, config: Any) -> None:
+        from workbench.pipeline import run_pipeline
+
+        result = run_pipeline(config, db_path=self.workbench.db_path, progress=MessageProgress(self),
+                              cancel=self.cancel, config_path="")
+        self.post_message(EvaluationFinished(result.run_id, result.status, result.error))
+
+    def action_cancel_evaluation(self) -> None:
+        if self.evaluating:
+            self.cancel.set()
+
+    def on_stage_progress(self, message: StageProgress) -> None:
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.add_class("-active")
+        bar.update(total=message.total, progress=message.completed)
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.query_one("#results-info", Static).update(message.text)
+
+    def on_evaluation_finished(self, message: EvaluationFinished) -> None:
+        self.evaluating = False
+        self.shown_run = message.run_id
+        self.reload()
+        text = f"Evaluation run {message.run_id} {message.status}" + (f": {message.error}" if message.error else "")
+        self.notify(text, severity="error" if message.status == "failed" else "information", timeout=5)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "evaluate" and event.state == WorkerState.ERROR:
+            self.evaluating = False
+            self.notify(f"Evaluation failed: {event.worker.error}", severity="error", timeout=8)

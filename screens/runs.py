@@ -1,0 +1,184 @@
+"""The home screen: every run in the store, newest first and selected; Enter opens it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Static
+
+from screens.base import WorkbenchScreen
+from screens.modals import ConfirmScreen
+from store import admin, views
+
+STAGE_SHORT = {
+    "explore": "explore",
+    "reflect": "reflect",
+    "backtrack": "backtrack",
+    "curate": "curate",
+    "export": "export",
+    "distill": "distill",
+    "evaluate": "eval",
+    "baseline:rft": "rft",
+    "baseline:grpo": "grpo",
+    "baseline:early_experience": "early-exp",
+}
+STAGE_STYLE = {"finished": "green", "running": "yellow bold", "pending": "dim", "failed": "red"}
+STATUS_STYLE = {"finished": "green", "running": "yellow", "interrupted": "magenta", "failed": "red bold"}
+
+
+def stages_text(stages: list[tuple[str, str]], *, short: bool = True) -> Text:
+    text = Text()
+    for index, (stage, status) in enumerate(stages):
+        if index:
+            text.append("›", style="dim")
+        name = STAGE_SHORT.get(stage, stage) if short else stage
+        text.append(name + ("✓" if status == "finished" else "…" if status == "running" else ""),
+                    style=STAGE_STYLE.get(status, ""))
+    return text
+
+
+def rate_text(rate: float | None) -> Text:
+    if rate is None:
+        return Text("–", style="dim")
+    style = "green" if rate >= 0.5 else "yellow" if rate > 0 else "red"
+    return Text(f"{rate:.0%}", style=style, justify="right")
+
+
+class RunsScreen(WorkbenchScreen):
+    """The runs table has focus with the newest run selected, so Enter opens it at once."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_run", "Open", id="runs.open", tooltip="Open the selected run's episode tree", priority=True),
+        Binding("n", "new_run", "New run", id="runs.new", tooltip="Start exploration on a config file or a form"),
+        Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the selected run (asks first)"),
+        Binding("r", "reload", "Refresh", id="runs.refresh", tooltip="Read the store again"),
+    ]
+    AUTO_FOCUS = "#runs-table"
+    screen_title = "Runs"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.rows: dict[int, dict] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="run-summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.add_column("#", key="id")
+        table.add_column("name", key="name")
+        table.add_column("status", key="status")
+        table.add_column("episodes", key="episodes")
+        table.add_column("success", key="success")
+        table.add_column("proposed", key="proposed")
+        table.add_column("created", key="created")
+        table.add_column("stages", key="stages")
+        self.reload()
+        super().on_mount()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        selected = self.current_run_id()
+        table.clear()
+        self.rows = {row["id"]: row for row in views.runs_overview(self.db)}
+        for row in self.rows.values():
+            episodes = f"{row['finished']}/{row['episodes']}" if row["finished"] != row["episodes"] else str(row["episodes"])
+            table.add_row(
+                Text(str(row["id"]), justify="right"),
+                row["name"] or "–",
+                Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+                Text(episodes, justify="right"),
+                rate_text(row["success_rate"]),
+                Text(str(row["proposed"]), style="bold yellow" if row["proposed"] else "dim", justify="right"),
+                (row["created_at"] or "")[:16].replace("T", " "),
+                stages_text(row["stages"]),
+                key=str(row["id"]),
+            )
+        if selected in self.rows:
+            table.move_cursor(row=table.get_row_index(str(selected)))
+        elif self.rows:
+            table.move_cursor(row=0)
+        self.show_summary()
+
+    def current_run_id(self) -> int | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not self.rows or table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def show_summary(self) -> None:
+        summary = self.query_one("#run-summary", Static)
+        run_id = self.current_run_id()
+        if run_id is None:
+            summary.update(
+                Text.assemble(
+                    ("No runs yet. ", "bold"),
+                    "Press n to start one here, or run ",
+                    ("leafe-tui --batch CONFIG.toml --db " + str(self.workbench.db_path), "cyan"),
+                    " and come back.",
+                )
+            )
+            return
+        row = self.rows[run_id]
+        header = views.run_header(self.db, run_id) or {}
+        counts = views.correction_counts(self.db, run_id)
+        text = Text.assemble(
+            (f"run {run_id} {row['name'] or ''}", "bold"),
+            f"  {header.get('env', '')} {header.get('suite', '')}  model {header.get('model', '')} ({header.get('backend', '')})\n",
+            "stages  ", stages_text(row["stages"], short=False), "\n",
+            "corrections  ",
+            *[(f"{counts[status]} {status}  ", style) for status, style in
+              (("proposed", "yellow"), ("approved", "green"), ("edited", "cyan"), ("rejected", "red"))],
+        )
+        if row.get("error"):
+            text.append("\nerror: " + row["error"].strip().splitlines()[-1], style="red")
+        summary.update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_summary()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        run_id = self.current_run_id()
+        if run_id is not None:
+            self.workbench.open_run(run_id)
+
+    def action_new_run(self) -> None:
+        self.workbench.action_live()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_delete_run(self) -> None:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return
+        row = self.rows[run_id]
+        question = (
+            f"Delete run {run_id} ({row['name'] or 'unnamed'})?\n\n"
+            f"This removes its {row['episodes']} episodes with their steps, notes, corrections and "
+            "evaluation rows. Adapters and datasets stay. It cannot be undone."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                removed = admin.delete_run(self.db, run_id)
+                self.notify(f"Deleted run {run_id} ({removed.get('nodes', 0)} steps).")
+                self.reload()
+
+        self.app.push_screen(ConfirmScreen(question), answered)

@@ -1,0 +1,352 @@
+"""The trajectory tree: a run's episodes, their steps, notes and branches, loaded lazily.
+
+Episodes are the top-level nodes. A step's children are fetched from the store only when
+it is expanded (a page at a time), so a 10,000-step episode opens as fast as a small one.
+Branches are siblings of the step they replace, as in the store; notes hang under the
+step they reflect on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import sqlite_utils
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from store import views
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    """What a tree node stands for: an episode, a step, a note, or more children to load."""
+
+    kind: str  # episode | step | note | more
+    id: int  # episode id, node id, note id, or (for more) the parent's node id
+    node_id: int | None = None  # the store node whose children this tree node lists
+    offset: int = 0  # for `more`: how many children are already shown
+
+
+def first_telling_line(action: str | None, width: int = 56) -> str:
+    """The first line of an action that says something (skips `def`, imports, blanks)."""
+    lines = [line.strip() for line in (action or "").splitlines() if line.strip()]
+    telling = [
+        line for line in lines
+        if not line.startswith(("def ", "import ", "from ", "```", '"""', "#"))
+    ]
+    line = (telling or lines or [""])[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+class TrajectoryTree(Tree[TreeItem]):
+    """A run's episodes and steps; children load when a node is expanded."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right", "expand_cursor", "Expand", show=False, id="tree.expand"),
+        Binding("left", "collapse_cursor", "Collapse", show=False, id="tree.collapse"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "trajectory-tree--episode",
+        "trajectory-tree--passed",
+        "trajectory-tree--failed",
+        "trajectory-tree--score",
+        "trajectory-tree--backtrack",
+        "trajectory-tree--branch",
+        "trajectory-tree--note",
+        "trajectory-tree--correction",
+        "trajectory-tree--muted",
+    }
+    """
+    | Class | Description |
+    | :- | :- |
+    | `trajectory-tree--episode` | An episode's task name. |
+    | `trajectory-tree--passed` | A step or episode that succeeded. |
+    | `trajectory-tree--failed` | A step or episode that failed. |
+    | `trajectory-tree--score` | A partial score. |
+    | `trajectory-tree--backtrack` | The mark of a step that was rolled back to. |
+    | `trajectory-tree--branch` | The mark of a branch step. |
+    | `trajectory-tree--note` | An experience note. |
+    | `trajectory-tree--correction` | The mark of a step with corrections. |
+    | `trajectory-tree--muted` | Secondary text. |
+    """
+
+    DEFAULT_CSS = """
+    TrajectoryTree {
+        & > .trajectory-tree--episode { text-style: bold; }
+        & > .trajectory-tree--passed { color: $text-success; }
+        & > .trajectory-tree--failed { color: $text-error; }
+        & > .trajectory-tree--score { color: $text-warning; }
+        & > .trajectory-tree--backtrack { color: $text-accent; text-style: bold; }
+        & > .trajectory-tree--branch { color: $text-secondary; }
+        & > .trajectory-tree--note { color: $text-primary; text-style: italic; }
+        & > .trajectory-tree--correction { color: $text-warning; }
+        & > .trajectory-tree--muted { color: $text-muted; }
+    }
+    """
+
+    def __init__(self, db: sqlite_utils.Database, run_id: int | None = None, *,
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(f"run {run_id}", name=name, id=id, classes=classes)
+        self.db = db
+        self.run_id = run_id
+        self.show_root = False
+        self.guide_depth = 3
+        self.auto_expand = False
+        self.episode_nodes: dict[int, TreeNode[TreeItem]] = {}
+        self.step_nodes: dict[int, TreeNode[TreeItem]] = {}
+        self.loaded: set[int] = set()  # tree node ids whose children are in the tree
+
+    # -- labels -------------------------------------------------------------------
+
+    def style_of(self, name: str) -> Style:
+        return self.get_component_rich_style(f"trajectory-tree--{name}", partial=True)
+
+    def outcome_text(self, success: int, done: int, score: float, status: str = "finished") -> Text:
+        if success:
+            return Text(f"✓ passed {score:.2f}", self.style_of("passed"))
+        if done or status == "finished":
+            return Text(f"✗ failed {score:.2f}", self.style_of("failed"))
+        return Text(f"· {score:.2f}", self.style_of("score"))
+
+    def episode_label(self, row: dict) -> Text:
+        outcome = (
+            Text("… running", self.style_of("score")) if row["status"] != "finished"
+            else self.outcome_text(row["success"], 1, row["score"] or 0.0)
+        )
+        return Text.assemble(
+            (f"#{row['id']} ", self.style_of("muted")),
+            (row["task"], self.style_of("episode")),
+            (f"  r{row['rollout']}" + (f" {row['policy']}" if row["policy"] != "base" else "") + "  ",
+             self.style_of("muted")),
+            outcome,
+            (f"  {row['steps']} steps", self.style_of("muted")),
+        )
+
+    def step_label(self, row: dict) -> Text:
+        parts: list[tuple[str, Style] | Text] = []
+        if row["branch_depth"]:
+            parts.append(("↪ ", self.style_of("branch")))
+        if row["backtrack_point"]:
+            parts.append(("⟲ ", self.style_of("backtrack")))
+        parts.append((f"step {row['depth']} ", Style(bold=True)))
+        parts.append(self.outcome_text(row["success"], row["done"], row["score"] or 0.0, "running"))
+        if row.get("n_corrections"):
+            parts.append((f" ★{row['n_corrections']}", self.style_of("correction")))
+        parts.append(("  " + first_telling_line(row["action"]), self.style_of("muted")))
+        return Text.assemble(*parts)
+
+    def note_label(self, row: dict) -> Text:
+        text = " ".join((row["text"] or "").split())
+        text = text if len(text) <= 70 else text[:69] + "…"
+        target = f" ⟲ step {row['rollback_depth']}" if row.get("rollback_depth") is not None else ""
+        return Text.assemble(
+            ("✎ note", self.style_of("note")),
+            (f" ({row['author']}){target}: ", self.style_of("muted")),
+            (text, self.style_of("note")),
+        )
+
+    # -- loading ------------------------------------------------------------------
+
+    def show_episodes(self, rows: list[dict], *, more_offset: int | None = None) -> None:
+        """Replace the tree's content by these episodes (collapsed, children not loaded)."""
+        self.clear()
+        self.episode_nodes.clear()
+        self.step_nodes.clear()
+        self.loaded.clear()
+        for row in rows:
+            self.add_episode(row)
+        if more_offset is not None:
+            self.root.add_leaf(Text("… more episodes (enter)", self.style_of("muted")),
+                               TreeItem("more", -1, None, more_offset))
+
+    def add_episode(self, row: dict) -> TreeNode[TreeItem]:
+        node = self.root.add(self.episode_label(row), TreeItem("episode", row["id"], row["root_id"]))
+        node.allow_expand = True
+        self.episode_nodes[row["id"]] = node
+        return node
+
+    def add_step(self, parent: TreeNode[TreeItem], row: dict) -> TreeNode[TreeItem]:
+        node = parent.add(self.step_label(row), TreeItem("step", row["id"], row["id"]))
+        node.allow_expand = bool(row["n_children"] or row["n_notes"])
+        self.step_nodes[row["id"]] = node
+        return node
+
+    def add_note(self, parent: TreeNode[TreeItem], row: dict) -> TreeNode[TreeItem]:
+        return parent.add_leaf(self.note_label(row), TreeItem("note", row["id"], row["node_id"]))
+
+    def load_children(self, node: TreeNode[TreeItem], offset: int = 0) -> None:
+        """Fetch a page of this node's children from the store (once)."""
+        item = node.data
+        if item is None or item.node_id is None or (offset == 0 and node.id in self.loaded):
+            return
+        self.loaded.add(node.id)
+        if offset == 0:
+            for note_row in views.notes_on(self.db, item.node_id):
+                self.add_note(node, note_row)
+        rows = views.step_children(self.db, item.node_id, limit=views.CHILD_PAGE, offset=offset)
+        for row in rows:
+            if row["id"] not in self.step_nodes:
+                self.add_step(node, row)
+        if len(rows) == views.CHILD_PAGE:
+            node.add_leaf(Text("… more branches (enter)", self.style_of("muted")),
+                          TreeItem("more", item.id, item.node_id, offset + len(rows)))
+
+    def load_more(self, more: TreeNode[TreeItem]) -> None:
+        """Replace a `more` leaf by the next page it stands for."""
+        item = more.data
+        parent = more.parent
+        if item is None or parent is None:
+            return
+        more.remove()
+        if item.id == -1 and self.run_id is not None:
+            rows = views.episodes_of_run(self.db, self.run_id, offset=item.offset)
+            for row in rows:
+                if row["id"] not in self.episode_nodes:
+                    self.add_episode(row)
+            if len(rows) == views.EPISODE_PAGE:
+                self.root.add_leaf(Text("… more episodes (enter)", self.style_of("muted")),
+                                   TreeItem("more", -1, None, item.offset + len(rows)))
+        else:
+            self.load_children(parent, item.offset)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[TreeItem]) -> None:
+        self.load_children(event.node)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[TreeItem]) -> None:
+        if event.node.data is not None and event.node.data.kind == "more":
+            event.stop()
+            self.load_more(event.node)
+
+    def expand_node(self, node: TreeNode[TreeItem]) -> None:
+        """Load and expand at once (no round trip through the expanded message)."""
+        self.load_children(node)
+        node.expand()
+
+    def action_expand_cursor(self) -> None:
+        if self.cursor_node is not None and self.cursor_node.allow_expand:
+            self.expand_node(self.cursor_node)
+
+    def action_collapse_cursor(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.is_expanded:
+            node.collapse()
+        elif node.parent is not None and node.parent is not self.root:
+            self.move_cursor(node.parent)
+
+    def reveal(self, node_id: int, *, move: bool = True) -> TreeNode[TreeItem] | None:
+        """Expand the path down to a step and (with `move`) put the cursor on it."""
+        path = views.path_ids(self.db, node_id)
+        if not path:
+            return None
+        position = views.node_position(self.db, node_id)
+        episode_node = self.episode_nodes.get(position[0]) if position else None
+        if episode_node is None:
+            return None
+        current = episode_node
+        for step_id in path[1:]:
+            self.expand_node(current)
+            target = self.step_nodes.get(step_id)
+            if target is None:  # beyond the first page of a wide fan-out
+                self.load_all_children(current)
+                target = self.step_nodes.get(step_id)
+                if target is None:
+                    return None
+            current = target
+        if move:
+            self.move_cursor(current)
+        return current
+
+    def load_all_children(self, node: TreeNode[TreeItem]) -> None:
+        while True:
+            more = [child for child in node.children if child.data is not None and child.data.kind == "more"]
+            if not more:
+                return
+            self.load_more(more[0])
+
+    def load_eagerly(self) -> int:
+        """Build every node of every shown episode at once (the benchmark's baseline)."""
+        count = 0
+        pending = list(self.episode_nodes.values())
+        while pending:
+            node = pending.pop()
+            self.load_children(node)
+            self.load_all_children(node)
+            count += 1
+            pending.extend(child for child in node.children if child.allow_expand)
+        return count
+
+    # -- live updates -------------------------------------------------------------
+
+    def refresh_episode(self, episode_id: int) -> None:
+        row = views.episode(self.db, episode_id)
+        if row is None:
+            return
+        node = self.episode_nodes.get(episode_id)
+        if node is None:
+            self.add_episode(row)
+        else:
+            node.set_label(self.episode_label(row))
+
+    def add_live_nodes(self, node_ids: list[int], *, follow: bool = False) -> None:
+        """Place steps that a running stage just stored; unloaded parts stay lazy.
+
+        With `follow`, the path down to each new step is expanded so it is seen at once.
+        """
+        episodes: set[int] = set()
+        for node_id in node_ids:
+            row = views.step_row(self.db, node_id)
+            if row is None or row["parent_id"] is None:
+                continue
+            episodes.add(row["episode_id"])
+            if row["episode_id"] not in self.episode_nodes:
+                self.refresh_episode(row["episode_id"])
+            parent = self.parent_tree_node(row)
+            if parent is not None:
+                parent.allow_expand = True
+                if parent.id in self.loaded and node_id not in self.step_nodes:
+                    self.add_step(parent, row)
+                parent_step = self.step_nodes.get(row["parent_id"])
+                parent_row = views.step_row(self.db, row["parent_id"]) if parent_step is not None else None
+                if parent_step is not None and parent_row is not None:
+                    parent_step.set_label(self.step_label(parent_row))
+            if follow:
+                self.reveal(node_id, move=False)
+        for episode_id in episodes:
+            self.refresh_episode(episode_id)
+
+    def parent_tree_node(self, row: dict) -> TreeNode[TreeItem] | None:
+        parent = self.step_nodes.get(row["parent_id"])
+        if parent is not None:
+            return parent
+        episode_node = self.episode_nodes.get(row["episode_id"])
+        if episode_node is not None and episode_node.data is not None and episode_node.data.node_id == row["parent_id"]:
+            return episode_node
+        return None
+
+    def refresh_step(self, node_id: int) -> None:
+        """Relabel one step (after a decision or a new note) and reload its notes."""
+        node = self.step_nodes.get(node_id)
+        row = views.step_row(self.db, node_id)
+        if node is None or row is None:
+            return
+        node.set_label(self.step_label(row))
+        node.allow_expand = bool(row["n_children"] or row["n_notes"])
+        if node.id in self.loaded:
+            self.forget_descendants(node)
+            node.remove_children()
+            if node.is_expanded:
+                self.load_children(node)
+
+    def forget_descendants(self, node: TreeNode[TreeItem]) -> None:
+        for child in node.children:
+            self.forget_descendants(child)
+            if child.data is not None and child.data.kind == "step":
+                self.step_nodes.pop(child.data.id, None)
+        self.loaded.discard(node.id)
