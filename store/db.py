@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import random
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import sqlite_utils
 from store.migrations import MIGRATIONS
 from workbench.errors import StoreError
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 BUSY_TIMEOUT_MS = 2000
 LOCK_RETRIES = 8
 T = TypeVar("T")
@@ -42,37 +41,35 @@ def schema_version() -> int:
 def check_store_file(path: Path) -> None:
     """Raise `StoreError` if `path` exists but is not a healthy store we can open.
 
-    Reads only: the header bytes, then a read-only connection for quick_check and the
-    schema version. A missing or empty file is fine (it becomes a new store).
+    Reads only, and only through SQLite: a plain open()/close() of the file would drop
+    every POSIX lock this process holds on it (another connection's, say the TUI's main
+    thread), and a writer elsewhere could then damage it. A missing or empty file is fine
+    (it becomes a new store).
     """
-    if not path.exists() or path.stat().st_size == 0:
+    if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"store {path} is a directory, not a SQLite file")
     size = path.stat().st_size
-    with path.open("rb") as handle:
-        header = handle.read(100)
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise StoreError(f"store {path} is not a SQLite database")
-    page_size = struct.unpack(">H", header[16:18])[0]
-    page_size = 65536 if page_size == 1 else page_size
-    change_counter, header_pages = struct.unpack(">I", header[24:28])[0], struct.unpack(">I", header[28:32])[0]
-    valid_for = struct.unpack(">I", header[92:96])[0]
-    if header_pages and change_counter == valid_for and size < header_pages * page_size:
-        raise StoreError(
-            f"store {path} is truncated ({size} bytes, its header says {header_pages * page_size})"
-        )
+    if size == 0:
+        return
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
         try:
-            result = connection.execute("PRAGMA quick_check").fetchone()
             version = connection.execute("PRAGMA user_version").fetchone()[0]
+            # quick_check reads every page: worth it below a size where it costs < 1 s.
+            check = "PRAGMA quick_check" if size < QUICK_CHECK_LIMIT else "PRAGMA schema_version"
+            result = connection.execute(check).fetchone()
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
+        if "not a database" in str(error):
+            raise StoreError(f"store {path} is not a SQLite database") from None
+        if "malformed" in str(error):
+            raise StoreError(f"store {path} is corrupt or truncated ({error})") from None
         raise StoreError(f"store {path} is unreadable: {error}") from None
-    if result is None or result[0] != "ok":
-        raise StoreError(f"store {path} is corrupt: {result[0] if result else 'no answer'}")
+    if check.endswith("quick_check") and (result is None or result[0] != "ok"):
+        raise StoreError(f"store {path} is corrupt or truncated: {result[0] if result else 'no answer'}")
     if version > schema_version():
         raise StoreError(
             f"store {path} has schema version {version}, newer than this leafe-tui knows "

@@ -296,14 +296,14 @@ def convert(hint: Any, value: Any, key: str) -> Any:
         options = get_args(hint)
         if value is None and type(None) in options:
             return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
+        real = [option for option in options if option is not type(None)]
+        if len(real) == 1:
+            return convert(real[0], value, key)  # its own error names the problem best
+        for option in real:
             try:
                 return convert(option, value, key)
-            except ConfigError as error:
-                errors.append(error)
+            except ConfigError:
+                continue
         raise ConfigError(f"config: {key} must be {describe(hint)}, got {shown(value)}")
     if origin is Literal:
         if value not in get_args(hint):

@@ -70,6 +70,13 @@ def load_model_and_tokenizer(config: ModelConfig):
     return model, tokenizer, source
 
 
+def cache_argument() -> str:
+    """generate()'s name for a ready KV cache: `cache` from transformers 5.24 on."""
+    from transformers.generation import utils
+
+    return "cache" if "cache" in getattr(utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
+
+
 class HFGenerator:
     """Chat completions with transformers; see the module docstring."""
 
@@ -79,6 +86,7 @@ class HFGenerator:
         self.model, self.tokenizer, self.source = load_model_and_tokenizer(config)
         self.base_model = self.model
         self.adapter_path: str | None = None
+        self.prefix_reuse = True  # benchmarks/backtrack.py turns it off to measure the gain
         own_limit = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         if config.context_length:
             self.context_length = min(config.context_length, own_limit)
@@ -132,6 +140,10 @@ class HFGenerator:
     ) -> list[list[Completion]]:
         import torch
 
+        if sampling.temperature <= 0 and n > 1:
+            # Greedy decoding gives the same answer n times: decode once, copy.
+            once = self.generate(prompts, 1, sampling, tags=tags)
+            return [samples * n for samples in once]
         encoded = [self.render(prompt) for prompt in prompts]
         results: list[list[Completion]] = [[] for _ in prompts]
         prompts_per_chunk = max(1, self.config.batch_size // max(1, n))
@@ -157,16 +169,28 @@ class HFGenerator:
         greedy = sampling.temperature <= 0
         if seed is not None:
             torch.manual_seed(seed)
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        extra = {}
+        if n > 1 and self.prefix_reuse and width > 1:
+            # Encode each shared history once and copy its KV cache to the n samples;
+            # generate() would otherwise expand the prompt n times before the prefill.
+            extra[cache_argument()] = self.prefill(input_ids[:, :-1], attention[:, :-1], n)
+            input_ids = input_ids.repeat_interleave(n, dim=0)
+            attention = attention.repeat_interleave(n, dim=0)
+            returns = 1
+        else:
+            returns = n
         output = self.model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
+            input_ids=input_ids,
+            attention_mask=attention,
             max_new_tokens=max_new,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
             top_k=None,
-            num_return_sequences=n,
+            num_return_sequences=returns,
             pad_token_id=pad,
+            **extra,
         )
         new_tokens = output[:, width:]
         eos_ids = self.eos_ids()
@@ -184,6 +208,16 @@ class HFGenerator:
                 samples.append(Completion(text=text, tokens=length, finish_reason=finish))
             completions.append(samples)
         return completions
+
+    def prefill(self, input_ids, attention, copies: int):
+        """The KV cache of `input_ids` (left-padded), repeated `copies` times per row."""
+        positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
+        output = self.model(
+            input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True
+        )
+        cache = getattr(output, "cache", None) or output.past_key_values
+        cache.batch_repeat_interleave(copies)
+        return cache
 
     def eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

@@ -1,0 +1,107 @@
+"""The store: migrations from blank, and bad files refused without being touched."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store import queries
+from store.db import open_store, schema_version
+from store.migrations import MIGRATIONS
+from workbench.errors import StoreError
+
+EXPECTED_COLUMNS = {
+    "runs": ["id", "name", "config", "config_path", "stages", "status", "error", "created_at",
+             "finished_at", "provenance", "tokens_generated", "wall_time"],
+    "tasks": ["id", "env", "name", "spec"],
+    "episodes": ["id", "run_id", "task_id", "policy", "purpose", "rollout", "seed", "status",
+                 "success", "score", "steps", "created_at"],
+    "nodes": ["id", "episode_id", "parent_id", "depth", "action", "observation", "feedback", "score",
+              "done", "success", "tokens", "truncated_turns", "created_at", "note_id",
+              "backtrack_point", "branch_depth"],
+    "notes": ["id", "node_id", "rollback_node_id", "text", "author", "fallback_reason", "created_at"],
+    "corrections": ["id", "note_id", "tau_node_id", "leaf_node_id", "status", "edited_action", "reason",
+                    "decided_by", "decided_at", "created_at"],
+    "datasets": ["id", "run_id", "name", "path", "n_examples", "kind", "correction_ids", "task_names", "created_at"],
+    "eval_results": ["id", "run_id", "policy", "task_id", "n", "c"],
+}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_blank_store_migrates_to_the_documented_columns(tmp_path):
+    db = open_store(tmp_path / "s.db")
+    for table, columns in EXPECTED_COLUMNS.items():
+        assert [c.name for c in db[table].columns] == columns, table
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    names = [row["name"] for row in db["_migrations"].rows]
+    assert names == [m.__name__ for m in MIGRATIONS]
+    assert names[0] == "m001_initial"
+
+
+def test_reopening_applies_nothing_twice(tmp_path):
+    path = tmp_path / "s.db"
+    open_store(path).close()
+    db = open_store(path)
+    assert db["_migrations"].count == len(MIGRATIONS)
+
+
+def test_tree_is_rebuilt_with_a_recursive_query(tmp_path):
+    db = open_store(tmp_path / "s.db")
+    run = queries.create_run(db, config={}, stages=["explore"])
+    task = queries.ensure_task(db, "coding", "HumanEval/0", {})
+    episode, root = queries.create_episode(db, run_id=run, task_id=task, purpose="explore", rollout=0, observation="task")
+    parent = root
+    for depth in range(1, 4):
+        parent = queries.insert_node(db, episode_id=episode, parent_id=parent, depth=depth, action=f"a{depth}",
+                                     observation=f"o{depth}", feedback={"n": depth}, score=0.1, done=False, success=False)
+    path = queries.path_to(db, parent)
+    assert [step["action"] for step in path] == [None, "a1", "a2", "a3"]
+    assert path[2]["feedback"] == {"n": 2}
+
+
+def test_not_sqlite_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is a text file, not a database\n" * 10)
+    before = digest(path)
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        open_store(path)
+    assert digest(path) == before
+
+
+def test_newer_schema_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "future.db"
+    open_store(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version={schema_version() + 5}")
+    connection.commit()
+    connection.close()
+    before = digest(path)
+    with pytest.raises(StoreError, match="newer"):
+        open_store(path)
+    assert digest(path) == before
+
+
+def test_truncated_store_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "cut.db"
+    db = open_store(path)
+    db["filler"].insert_all({"text": "x" * 2000} for _ in range(50))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    before = digest(path)
+    with pytest.raises(StoreError, match="truncated|corrupt|unreadable"):
+        open_store(path)
+    assert digest(path) == before
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(tmp_path / "nope" / "s.db")
