@@ -1,0 +1,157 @@
+"""Reflect, backtrack, curate and export with the scripted backend: exact trees, notes,
+corrections and a training set in which the note never appears."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from store import queries
+from store.curation import corrections_of_run
+from store.db import open_store
+from tests.conftest import GUESS_ENV, ROOT, write_script
+from workbench.config import config_from_dict
+from workbench.curate import copied_run
+from workbench.pipeline import run_pipeline
+from workbench.reflect import parse_model_reflection
+
+LEAFE = ["explore", "reflect", "backtrack", "curate", "export"]
+WRONG_ADD = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"
+RIGHT_ADD = "```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```"
+
+
+def dataset_rows(db) -> list[dict]:
+    path = db.execute("select path from datasets order by id desc limit 1").fetchone()[0]
+    with open(path) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_fail_then_pass_yields_one_note_one_correction_one_clean_example(workdir):
+    script = write_script(workdir / "s.jsonl", {"easy/add": [WRONG_ADD, RIGHT_ADD]})
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(script)},
+        "env": {"kind": "coding", "suite": str(ROOT / "tests/fixtures/two_tasks.jsonl"), "tasks": ["easy/add"], "max_steps": 1},
+        "backtrack": {"branches": 1},
+        "stages": {"run": LEAFE},
+    })
+    result = run_pipeline(config, db_path=workdir / "s.db")
+    assert result.status == "finished", result.error
+    db = open_store(workdir / "s.db")
+    assert result.counts == {"episodes": 1, "nodes": 3, "notes": 1, "corrections": 1}
+    (note,) = db["notes"].rows
+    assert note["author"] == "template"
+    tau = db["nodes"].get(note["rollback_node_id"])
+    assert tau["action"] == WRONG_ADD and tau["backtrack_point"] == 1
+    (correction,) = corrections_of_run(db, result.run_id)
+    assert correction["status"] == "approved" and correction["decided_by"] == "auto"
+    branch = db["nodes"].get(correction["leaf_node_id"])
+    assert branch["parent_id"] == tau["parent_id"], "a branch's first step is a sibling of the step it replaces"
+    assert branch["note_id"] == note["id"] and branch["success"] == 1
+    (example,) = dataset_rows(db)
+    assert example["messages"][example["target_start"]] == {"role": "assistant", "content": RIGHT_ADD}
+    assert example["kind"] == "correction"
+    assert note["text"] not in json.dumps(example)
+    assert "note from an earlier attempt" not in json.dumps(example)
+
+
+def guess_run(workdir, actions: dict[str, list[str]], **sections):
+    data = {
+        "model": {"backend": "scripted", "script": str(write_script(workdir / "s.jsonl", actions))},
+        "env": {"kind": GUESS_ENV, "tasks": 1, "max_steps": 3},
+        "backtrack": {"branches": 2, "max_depth": 2, "max_attempts": 8, "rollback": "first_error"},
+        "stages": {"run": LEAFE},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    result = run_pipeline(config_from_dict(data), db_path=workdir / "s.db")
+    assert result.status == "finished", result.error
+    return result, open_store(workdir / "s.db")
+
+
+def test_branches_see_the_note_and_advance_in_lock_step(workdir):
+    # guess/0's secret is 3. Exploration: 0, 1, 2 (fails). Branches at step 1: 9 then 3.
+    result, db = guess_run(workdir, {"guess/0": ["0", "1", "2", "9", "3", "8", "8"]}, backtrack={"max_depth": 1})
+    root = db.execute("select id from nodes where parent_id is null").fetchone()[0]
+    first_steps = [r["action"] for r in db["nodes"].rows_where("parent_id = ?", [root], order_by="id")]
+    assert first_steps == ["0", "9", "3"]  # the original step and its two sibling branches
+    assert result.summaries["backtrack"]["branches"] >= 2
+    corrections = corrections_of_run(db, result.run_id)
+    assert [c["status"] for c in corrections] == ["approved"]
+    assert db["nodes"].get(corrections[0]["leaf_node_id"])["action"] == "3"
+
+
+def test_a_failed_branch_is_reflected_on_again_up_to_max_depth(workdir):
+    result, db = guess_run(workdir, {"guess/0": ["0"]}, backtrack={"branches": 1, "max_depth": 2})
+    levels = [r[0] for r in db.execute("select distinct branch_depth from nodes order by 1")]
+    assert levels == [0, 1, 2]
+    assert db["notes"].count == 2  # one on the original episode, one on the failed level-1 branch
+    assert result.counts["corrections"] == 0
+
+
+def test_max_attempts_caps_branches_per_episode(workdir):
+    result, db = guess_run(workdir, {"guess/0": ["0"]}, backtrack={"branches": 3, "max_depth": 3, "max_attempts": 4})
+    started = db.execute("select count(*) from nodes where branch_depth > 0 and note_id is not null").fetchone()[0]
+    assert started == 4
+
+
+def test_budget_counts_from_the_root_for_branches(workdir):
+    result, db = guess_run(workdir, {"guess/0": ["0"]}, backtrack={"branches": 1, "max_depth": 1, "rollback": "last"})
+    assert db.execute("select max(depth) from nodes").fetchone()[0] == 3
+
+
+def test_resume_redoes_nothing(workdir):
+    result, db = guess_run(workdir, {"guess/0": ["0", "1", "2", "9", "3"]})
+    before = queries.run_counts(db, result.run_id)
+    again = run_pipeline(config_from_dict(json.loads(db["runs"].get(1)["config"])), db_path=workdir / "s.db", resume=True)
+    assert again.status == "nothing-to-resume"
+    assert queries.run_counts(open_store(workdir / "s.db"), result.run_id) == before
+
+
+def test_human_policy_leaves_corrections_proposed(workdir):
+    # Both branches succeed: "3" at once, "9" on its next step (the script's last action is 3).
+    result, db = guess_run(workdir, {"guess/0": ["0", "1", "2", "9", "3"]}, curate={"policy": "human"})
+    assert [c["status"] for c in corrections_of_run(db, result.run_id)] == ["proposed", "proposed"]
+    assert result.summaries["export"]["examples"] == 0
+
+
+def test_rehearsal_examples_come_from_successful_episodes(workdir):
+    result, db = guess_run(workdir, {"guess/0": ["3"]}, export={"rehearsal": True})
+    (example,) = dataset_rows(db)
+    assert example["kind"] == "rehearsal" and example["messages"][-1]["content"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("note", "action", "copied"),
+    [
+        ("use a loop over every item in the list and add it up", "for x in the list and add it up to total", None),
+        ("loop over every item in the list and add it up to total", "x = 1  # loop over every item in the list and add it up", "loop over every item in the list and"),
+        ("short note", "short note", None),
+    ],
+)
+def test_leakage_detects_eight_copied_words(note, action, copied):
+    assert copied_run(note, action, 8) == copied
+
+
+def test_leaking_correction_is_rejected_with_reason(workdir):
+    leaky = "Try 3 because the secret number is three and lower"
+    result, db = guess_run(
+        workdir, {"guess/0": ["0", "1", "2", leaky, leaky]},
+        reflect={"reflector": "model", "model": {"backend": "scripted", "script": str(write_script(workdir / "r.jsonl", {"guess/0": ["NOTE: Try 3 because the secret number is three and lower\nROLLBACK: 1"]}))}},
+        backtrack={"branches": 1, "max_depth": 1, "rollback": "reflector"},
+    )
+    (correction,) = corrections_of_run(db, result.run_id)
+    assert correction["status"] == "rejected" and correction["reason"].startswith("leakage")
+
+
+def test_model_reflector_parses_and_falls_back(workdir):
+    assert parse_model_reflection("NOTE: check the sign.\nROLLBACK: 2", 3) == ("check the sign.", 2)
+    assert "no NOTE" in parse_model_reflection("I think it is fine", 3)
+    assert "outside" in parse_model_reflection("NOTE: x\nROLLBACK: 9", 3)
+    result, db = guess_run(
+        workdir, {"guess/0": ["0"]},
+        reflect={"reflector": "model", "model": {"backend": "scripted", "script": str(write_script(workdir / "r.jsonl", {"guess/0": ["no idea"]}))}},
+        backtrack={"branches": 1, "max_depth": 1},
+    )
+    (note,) = db["notes"].rows
+    assert note["author"] == "template" and "no NOTE" in note["fallback_reason"]
