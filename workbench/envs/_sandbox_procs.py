@@ -1,0 +1,229 @@
+"""Linux process tools the sandbox server needs: prctl, namespaces, /proc scans, pids cgroups.
+
+Everything here works on plain Linux as root or as a user; what needs privileges
+(a network namespace, a pids cgroup) reports failure instead of raising, and the
+server carries on with what it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNET = 0x40000000
+
+_libc: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def prctl(option: int, value: int) -> bool:
+    return libc().prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
+
+
+def die_with_parent(expected_parent: int, signal_number: int = signal.SIGKILL) -> None:
+    """Get `signal_number` when the parent dies; exit now if it already has (the prctl race)."""
+    prctl(PR_SET_PDEATHSIG, signal_number)
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (a setsid'd grandchild whose parent exited) reparent to us, not init."""
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def unshare_network() -> bool:
+    """Move this process into a network namespace with no interfaces up; False if not allowed."""
+    try:
+        if hasattr(os, "unshare"):  # Python 3.12+
+            os.unshare(CLONE_NEWNET)
+            return True
+        return libc().unshare(CLONE_NEWNET) == 0
+    except OSError:
+        return False
+
+
+# -- /proc -------------------------------------------------------------------------
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state letter) for every process visible in /proc."""
+    table: dict[int, tuple[int, str]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        entry = read_stat(int(name))
+        if entry is not None:
+            table[int(name)] = entry
+    return table
+
+
+def read_stat(pid: int) -> tuple[int, str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    # The command name sits in parentheses and may itself hold ')' or spaces.
+    fields = data[data.rfind(b")") + 2 :].split(b" ", 2)
+    return int(fields[1]), fields[0].decode("ascii", "replace")
+
+
+def descendants(root: int, table: dict[int, tuple[int, str]] | None = None) -> dict[int, str]:
+    """Every process below `root` (not `root` itself) -> its state letter."""
+    table = process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found: dict[int, str] = {}
+    stack = list(children.get(root, ()))
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found[pid] = table[pid][1]
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def alive(states: dict[int, str]) -> int:
+    """How many of the processes are running or sleeping (zombies and dead ones do not count)."""
+    return sum(1 for state in states.values() if state not in ("Z", "X"))
+
+
+def kill_if_still(pid: int, belongs: Iterable[int] | None) -> bool:
+    """SIGKILL `pid` unless its number was reused meanwhile by a process outside our tree.
+
+    A pidfd pins the process we check, so the check and the kill see the same one.
+    `belongs`: parents that prove membership (None: no check, e.g. cgroup members)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        if belongs is not None:
+            entry = read_stat(pid)
+            if entry is None or entry[0] not in belongs:
+                return False
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+# -- pids cgroup -------------------------------------------------------------------
+
+CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+CGROUP_PREFIX = "leafe-sandbox-"
+
+
+class PidsCgroup:
+    """A pids cgroup holding one server's submissions: a hard process cap that binds root.
+
+    Forks beyond `pids.max` fail with EAGAIN, and membership follows every fork (setsid
+    included), so the members list is everything a submission started."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, name: str, limit: int) -> PidsCgroup | None:
+        for root in CGROUP_ROOTS:
+            path = Path(root) / name
+            try:
+                path.mkdir(exist_ok=True)
+            except OSError:
+                continue
+            try:
+                (path / "pids.max").write_text(str(limit))
+                return cls(str(path))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        return None
+
+    def join(self, pid: int) -> bool:
+        try:
+            (self.path / "cgroup.procs").write_text(str(pid))
+            return True
+        except OSError:
+            return False
+
+    def leave(self, pid: int) -> None:
+        """Move `pid` back to the hierarchy's root cgroup (so removing this one spares it)."""
+        with contextlib.suppress(OSError):
+            (self.path.parent / "cgroup.procs").write_text(str(pid))
+
+    def members(self) -> list[int]:
+        try:
+            return [int(line) for line in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def refused_forks(self) -> int:
+        """How many forks the cap has refused since the cgroup was made."""
+        try:
+            for line in (self.path / "pids.events").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def kill_all(self, timeout: float = 2.0) -> int:
+        """SIGKILL every member until none is left; returns how many were killed."""
+        killed: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while (members := self.members()) and time.monotonic() < deadline:
+            for pid in members:
+                if kill_if_still(pid, None):
+                    killed.add(pid)
+            time.sleep(0.002)
+        return len(killed)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as error:
+                if error.errno != errno.EBUSY:
+                    return
+                time.sleep(0.01)
+
+
+def remove_stale_cgroups() -> None:
+    """Remove cgroups left by servers that were killed (their pid is in the name)."""
+    for root in CGROUP_ROOTS:
+        try:
+            entries = list(Path(root).glob(CGROUP_PREFIX + "*"))
+        except OSError:
+            continue
+        for path in entries:
+            owner = path.name[len(CGROUP_PREFIX) :]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                PidsCgroup(str(path)).remove()

@@ -1,0 +1,316 @@
+"""Run untrusted programs (a model's code) away from the workbench process.
+
+`Sandbox(limits).run(program, checks=..., setup=..., entry_point=...)` sends the
+program to one of a pool of pre-started servers (`python -m
+workbench.envs.sandbox_server`), which forks a fresh child per submission: its own
+session and process group, a fresh temporary directory as cwd and HOME, CPU-time,
+address-space, file-size, core and open-file limits, a scrubbed environment, output
+capped, a wall-clock timeout, and afterwards its whole process group and every escaped
+descendant killed. The workbench is never the parent of submitted code.
+
+What it protects: the workbench's memory and state, other submissions, runaway
+processes, output floods, relative paths (cwd is a private folder a few levels deep
+inside a folder removed after each run, so `../../x` stays inside it). What it does
+not: absolute paths are as protected as the user running the workbench (root here),
+and processes that escape a killed server while the workbench itself is SIGKILLed may
+outlive it when no pids cgroup is available. Stronger isolation (mount namespaces,
+containers) belongs to a later layer.
+
+Statuses: ok, syntax_error, exception, timeout, memory, cpu, output_limit, file_size,
+process_limit, exited, killed, server_died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.config import SandboxConfig
+from workbench.envs._sandbox_procs import PidsCgroup
+from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
+from workbench.errors import EnvironmentSetupError
+
+STATUSES = (
+    "ok", "syntax_error", "exception", "timeout", "memory", "cpu", "output_limit",
+    "file_size", "process_limit", "exited", "killed", "server_died",
+)
+START_TIMEOUT = 60.0
+ANSWER_MARGIN = 30.0
+"""Seconds past the submission's own timeout before a silent server counts as dead."""
+
+
+@dataclass
+class SandboxResult:
+    """What one submission did. `checks`: one dict per check, in order, as far as they ran:
+    {source, passed, expected, actual, error} (expected/actual are short reprs or None)."""
+
+    status: str
+    message: str
+    stdout: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    passed: int = 0
+    total: int = 0
+    trace: str = ""
+    duration: float = 0.0
+    error: dict[str, Any] | None = None
+    """{type, message, line} of a syntax error or of the first exception, line in the program."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Ran to the end and every check passed."""
+        return self.status == "ok" and self.passed == self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(eq=False)
+class _Server:
+    process: subprocess.Popen
+    info: dict[str, Any]
+    log: Any
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class Sandbox:
+    """A pool of sandbox servers; `run` is thread-safe and runs `workers` submissions at once."""
+
+    def __init__(self, limits: SandboxConfig) -> None:
+        self.limits = limits
+        self.workers = limits.workers or os.cpu_count() or 1
+        self._base = tempfile.mkdtemp(prefix="leafe-sandbox-")
+        self._idle: queue.Queue[_Server | BaseException] = queue.Queue()
+        self._servers: set[_Server] = set()
+        self._starting = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._counter = 0
+        # Servers are started from this one long-lived thread: PR_SET_PDEATHSIG fires when
+        # the *thread* that forked a process ends, and callers' worker threads come and go.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._servers, self._idle, self._spawner, self._base
+        )
+        self._grow()
+
+    # -- public ---------------------------------------------------------------------
+
+    def run(
+        self,
+        program: str,
+        *,
+        checks: list[str] | None = None,
+        setup: str = "",
+        entry_point: str = "",
+        prelude: str = "",
+        main: bool = True,
+    ) -> SandboxResult:
+        """Run `program`, then (when given) bind `candidate` to `entry_point`, run `setup`,
+        and run each of `checks` (Python source, usually one assert) in the same namespace.
+
+        `prelude` runs before the program (a task's imports and helpers) and keeps its line
+        numbers out of the program's. `main=False` runs the program as an imported module,
+        so its `if __name__ == "__main__":` block is skipped."""
+        if self._closed:
+            raise EnvironmentSetupError("the sandbox is closed")
+        request = {
+            "program": program, "checks": list(checks or []), "setup": setup,
+            "entry_point": entry_point, "prelude": prelude, "main": main,
+        }
+        server = self._acquire()
+        started = time.monotonic()
+        try:
+            send_frame(server.process.stdin.fileno(), request)
+            answer = receive_frame(
+                server.process.stdout.fileno(), time.monotonic() + self.limits.timeout + ANSWER_MARGIN
+            )
+        except ChannelClosed as closed:
+            return self._server_died(
+                server, closed.timed_out, len(request["checks"]), time.monotonic() - started
+            )
+        self._idle.put(server)
+        answer.pop("output_bytes", None)
+        return SandboxResult(**answer)
+
+    @property
+    def network_isolated(self) -> bool:
+        """Whether submissions run without network (a fresh network namespace per server)."""
+        server = self._acquire()
+        self._idle.put(server)
+        return bool(server.info.get("network_isolated"))
+
+    @property
+    def process_counting(self) -> str:
+        """`cgroup` (a pids cgroup caps forks, even for root) or `proc-scan` (polling /proc)."""
+        server = self._acquire()
+        self._idle.put(server)
+        return "cgroup" if server.info.get("cgroup") else "proc-scan"
+
+    def warm_up(self) -> None:
+        """Start every server now rather than on demand (benchmarks, batch runs)."""
+        with self._lock:
+            missing = self.workers - len(self._servers) - self._starting
+        for _ in range(missing):
+            self._grow()
+        ready = [self._acquire() for _ in range(self.workers)]
+        for server in ready:
+            self._idle.put(server)
+
+    def close(self) -> None:
+        """Stop every server (each kills what it still runs) and remove the temporary folder."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the pool -------------------------------------------------------------------
+
+    def _acquire(self) -> _Server:
+        with self._lock:
+            if self._idle.empty() and len(self._servers) + self._starting < self.workers:
+                self._grow_locked()
+        item = self._idle.get()
+        if isinstance(item, BaseException):
+            raise EnvironmentSetupError(f"the sandbox server did not start: {item}")
+        return item
+
+    def _grow(self) -> None:
+        with self._lock:
+            self._grow_locked()
+
+    def _grow_locked(self) -> None:
+        if self._closed:
+            return
+        self._starting += 1
+        self._counter += 1
+        number = self._counter
+        future = self._spawner.submit(self._start_server, number)
+
+        def arrived(done: Any) -> None:
+            error = done.exception()
+            with self._lock:
+                self._starting -= 1
+                if error is None:
+                    self._servers.add(done.result())
+            # A waiting `run` gets the error rather than waiting for ever.
+            self._idle.put(error if error is not None else done.result())
+
+        future.add_done_callback(arrived)
+
+    def _start_server(self, number: int) -> _Server:
+        config = {
+            "limits": {
+                "timeout": self.limits.timeout, "cpu_seconds": self.limits.cpu_seconds,
+                "memory_mb": self.limits.memory_mb, "file_size_mb": self.limits.file_size_mb,
+                "max_processes": self.limits.max_processes,
+                "output_limit_kb": self.limits.output_limit_kb, "network": self.limits.network,
+            },
+            "base": os.path.join(self._base, f"server-{number}"),
+            "parent": os.getpid(),
+        }
+        project = str(Path(__file__).resolve().parents[2])
+        # A minimal environment: submissions never see the workbench's variables (API keys).
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "PYTHONPATH": project,
+        }
+        # The server's stderr, read only when it fails to start; it lives as long as the server.
+        log = tempfile.TemporaryFile(dir=self._base)  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.envs.sandbox_server", json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0,
+            env=env, cwd=self._base, start_new_session=True,  # terminal Ctrl-C is not theirs
+        )
+        try:
+            info = receive_frame(process.stdout.fileno(), time.monotonic() + START_TIMEOUT)
+        except ChannelClosed:
+            process.kill()
+            process.wait()
+            log.seek(0)
+            tail = log.read()[-2000:].decode("utf-8", "replace").strip().splitlines()
+            raise EnvironmentSetupError(
+                f"sandbox server exited at start: {tail[-1] if tail else 'no message'}"
+            ) from None
+        return _Server(process, info, log)
+
+    def _server_died(
+        self, server: _Server, silent: bool, total: int, duration: float
+    ) -> SandboxResult:
+        """A server that died or stopped answering is killed, its leftovers too, and replaced."""
+        process = server.process
+        try:
+            code = process.wait(0 if silent else 5.0)
+        except subprocess.TimeoutExpired:
+            silent = True
+        if silent:
+            process.kill()
+            code = process.wait()
+        if server.info.get("cgroup"):
+            PidsCgroup(server.info["cgroup"]).remove()  # whatever the submission left running
+        _dispose(server)
+        with self._lock:
+            self._servers.discard(server)
+        self._grow()
+        if silent:
+            message = "the sandbox server stopped answering; it was stopped and replaced"
+        elif code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+            message = f"the submission killed the sandbox server ({name}); a fresh server replaced it"
+        else:
+            message = f"the sandbox server exited with code {code}; a fresh server replaced it"
+        return SandboxResult(status="server_died", message=message, total=total, duration=duration)
+
+
+def _dispose(server: _Server) -> None:
+    for stream in (server.process.stdin, server.process.stdout, server.log):
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _shutdown(servers: set[_Server], idle: queue.Queue, spawner: ThreadPoolExecutor, base: str) -> None:
+    """Close every server's input (it exits after killing what it runs), then make sure."""
+    spawner.shutdown(wait=True)
+    while True:
+        try:
+            item = idle.get_nowait()
+        except queue.Empty:
+            break
+        if isinstance(item, _Server):
+            servers.add(item)
+    for server in list(servers):
+        with contextlib.suppress(OSError):
+            server.process.stdin.close()
+    deadline = time.monotonic() + 2.0
+    for server in list(servers):
+        try:
+            server.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+        if server.info.get("cgroup"):
+            PidsCgroup(server.info["cgroup"]).remove()
+        _dispose(server)
+    servers.clear()
+    shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,429 @@
+"""The pre-started sandbox server: `python -m workbench.envs.sandbox_server CONFIG_JSON`.
+
+It reads submissions as length-prefixed JSON on stdin, forks a fresh child for each
+(see _sandbox_child), watches it (wall clock, output size, process count), then kills
+its process group and every descendant that escaped it, and answers on stdout. The
+server is a child subreaper, so a setsid'd grandchild whose parent exits reparents
+here instead of to init and the sweep still finds it. It dies with the workbench
+(PR_SET_PDEATHSIG) and its children die with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.envs import _sandbox_procs as procs
+from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
+
+# Imported once here so each forked child finds them ready instead of paying for imports.
+PRELOAD = (
+    "ast", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "fractions",
+    "functools", "hashlib", "heapq", "itertools", "json", "math", "operator", "random", "re",
+    "statistics", "string", "typing", "workbench.envs._sandbox_child",
+)
+SCAN_INTERVAL = 0.025
+"""Seconds between process counts while a submission runs (a /proc scan without a cgroup)."""
+WORKDIR_PARTS = ("home", "sandbox", "work")
+SWEEP_TIMEOUT = 5.0
+EXIT_GRACE = 0.2
+"""A child that sent its final record exits at once; after this it is killed like the rest."""
+
+
+@dataclass
+class Watch:
+    """What the server saw of one submission while it ran."""
+
+    pid: int
+    refused_before: int = 0
+    exit_status: int | None = None
+    stop: str = ""
+    output: bytearray = field(default_factory=bytearray)
+    output_total: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    pending: bytearray = field(default_factory=bytearray)
+    most_processes: int = 1
+    leftovers: int = 0
+
+
+class Server:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.limits = config["limits"]
+        self.base = config["base"]
+        self.pid = os.getpid()
+        self.output_cap = int(self.limits["output_limit_kb"]) * 1024
+        # Output past the cap is dropped; a program that keeps printing far past it is stopped.
+        self.output_ceiling = max(16 * self.output_cap, 1 << 20)
+        self.max_processes = int(self.limits["max_processes"])
+        self.cgroup: procs.PidsCgroup | None = None
+        self.wake_read, self.wake_write = os.pipe()
+        for fd in (self.wake_read, self.wake_write):
+            os.set_blocking(fd, False)
+        # SIGCHLD writes a byte to the wakeup pipe, so `select` returns the moment a child exits.
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_write)
+        self.protocol_fds: list[int] = []
+        self.workdir: str | None = None
+        self.levels: list[str] = []
+
+    # -- one submission --------------------------------------------------------------
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        workdir = self.workspace()
+        output_read, output_write = os.pipe()
+        result_read, result_write = os.pipe()
+        refused_before = self.refused_forks()
+        pid = os.fork()
+        if pid == 0:
+            self.child(request, workdir, output_write, result_write, [output_read, result_read])
+        os.close(output_write)
+        os.close(result_write)
+        watch = Watch(pid, refused_before=refused_before)
+        try:
+            self.supervise(watch, output_read, result_read, started)
+            if self.refused_forks() > watch.refused_before:
+                watch.stop = watch.stop or "process_limit"
+            self.sweep(watch)
+            self.drain(watch, output_read, result_read)
+        finally:
+            os.close(output_read)
+            os.close(result_read)
+            self.clean_workspace()
+        return self.answer(request, watch, time.monotonic() - started)
+
+    def child(self, request: dict, workdir: str, output_fd: int, result_fd: int, others: list[int]) -> None:
+        from workbench.envs import _sandbox_child as child
+
+        status = 120
+        try:
+            close = [*others, self.wake_read, self.wake_write, *self.protocol_fds]
+            child.confine(self.limits, workdir, output_fd, close, self.pid)
+            child.run_submission(request, child.Reporter(result_fd))
+            status = 0
+        except BaseException:
+            status = 121
+        finally:
+            os._exit(status)
+
+    def supervise(self, watch: Watch, output_fd: int, result_fd: int, started: float) -> None:
+        deadline = started + float(self.limits["timeout"])
+        next_count = started + SCAN_INTERVAL
+        finished_at: float | None = None
+        selector = selectors.DefaultSelector()
+        for fd in (output_fd, result_fd, self.wake_read):
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while True:
+                now = time.monotonic()
+                if finished_at is not None and now > finished_at + EXIT_GRACE:
+                    return
+                if now >= deadline:
+                    watch.stop = "timeout"
+                    return
+                wake = min(deadline, next_count, finished_at + EXIT_GRACE if finished_at else deadline)
+                for key, _ in selector.select(max(0.0, wake - now)):
+                    if key.fd == self.wake_read:
+                        self.drain_wakeups()
+                    elif self.read_into(watch, key.fd, key.fd == output_fd) == "eof":
+                        selector.unregister(key.fd)
+                if watch.stop:
+                    return
+                if finished_at is None and any(r.get("kind") == "final" for r in watch.records):
+                    finished_at = time.monotonic()
+                self.reap(watch)
+                if watch.exit_status is not None:
+                    return
+                if time.monotonic() >= next_count:
+                    next_count = time.monotonic() + SCAN_INTERVAL
+                    if self.too_many_processes(watch):
+                        watch.stop = "process_limit"
+                        return
+        finally:
+            selector.close()
+
+    def read_into(self, watch: Watch, fd: int, is_output: bool) -> str:
+        """Read what is there: "data", "empty" (nothing yet) or "eof"."""
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return "empty"
+        if not chunk:
+            return "eof"
+        if is_output:
+            room = self.output_cap - len(watch.output)
+            if room > 0:
+                watch.output += chunk[:room]
+            watch.output_total += len(chunk)
+            if watch.output_total > self.output_ceiling:
+                watch.stop = watch.stop or "output_limit"
+        else:
+            self.take_records(watch, chunk)
+        return "data"
+
+    def take_records(self, watch: Watch, chunk: bytes) -> None:
+        watch.pending += chunk
+        *lines, rest = bytes(watch.pending).split(b"\n")
+        watch.pending = bytearray(rest[: 1 << 22])
+        for line in lines:
+            try:
+                watch.records.append(json.loads(line))
+            except ValueError:
+                continue
+
+    def drain_wakeups(self) -> None:
+        try:
+            while os.read(self.wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def reap(self, watch: Watch) -> bool:
+        """Collect every exited child (orphans land here too); True when none is left at all."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if pid == 0:
+                return False
+            if pid == watch.pid:
+                watch.exit_status = status
+
+    def refused_forks(self) -> int:
+        return self.cgroup.refused_forks() if self.cgroup else 0
+
+    def too_many_processes(self, watch: Watch) -> bool:
+        if self.cgroup is not None:
+            # The cgroup refused the fork that would have gone past the cap.
+            return self.refused_forks() > watch.refused_before
+        count = procs.alive(procs.descendants(self.pid))
+        watch.most_processes = max(watch.most_processes, count)
+        return count > self.max_processes
+
+    def sweep(self, watch: Watch) -> None:
+        """Kill the submission's process group and every descendant, and reap them all."""
+        with contextlib.suppress(OSError):
+            os.killpg(watch.pid, signal.SIGKILL)
+        deadline = time.monotonic() + SWEEP_TIMEOUT
+        leftovers: set[int] = set()
+        while True:
+            none_left = self.reap(watch)
+            members = [p for p in self.cgroup.members() if p != self.pid] if self.cgroup else []
+            if none_left and not members:
+                break
+            if not none_left:
+                found = procs.descendants(self.pid)
+                if procs.alive(found) > self.max_processes and not watch.stop and not self.cgroup:
+                    watch.stop = "process_limit"
+                tree = {self.pid, *found}
+                for pid in found:
+                    if procs.kill_if_still(pid, tree):
+                        leftovers.add(pid)
+            for pid in members:
+                if procs.kill_if_still(pid, None):
+                    leftovers.add(pid)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        leftovers.discard(watch.pid)
+        watch.leftovers = len(leftovers)
+
+    def drain(self, watch: Watch, output_fd: int, result_fd: int) -> None:
+        """Everything left in the pipes; every writer is dead now, so this ends."""
+        for fd, is_output in ((output_fd, True), (result_fd, False)):
+            while self.read_into(watch, fd, is_output) == "data":
+                pass
+
+    def workspace(self) -> str:
+        """An empty private folder for the next submission: base/run-*/home/sandbox/work.
+
+        cwd sits a few levels down so relative escapes such as ../../escape.txt land inside
+        this server's folder, which is emptied after every submission. Absolute paths are
+        as protected as the user running the workbench. The skeleton is emptied and reused
+        rather than recreated: removing folders costs milliseconds on some disks."""
+        if self.workdir is None:
+            path = tempfile.mkdtemp(prefix="run-", dir=self.base)
+            self.levels = [path]
+            for part in WORKDIR_PARTS:
+                path = os.path.join(path, part)
+                os.mkdir(path, 0o700)
+                self.levels.append(path)
+            self.workdir = path
+        return self.workdir
+
+    def clean_workspace(self) -> None:
+        """Remove everything the submission created anywhere under this server's folder."""
+        if self.workdir is None:
+            return
+        intact = True
+        for level, keep in zip([self.base, *self.levels], [*self.levels, None], strict=True):
+            try:
+                entries = list(os.scandir(level))
+            except OSError:
+                entries, intact = [], False
+            for entry in entries:
+                if entry.path != keep:
+                    remove(entry)
+            if level != self.base and not is_plain_directory(level):
+                intact = False
+        if not intact or os.listdir(self.workdir):
+            # Something resisted cleaning, or the folders were replaced: start a new skeleton;
+            # the old one goes when the server exits.
+            self.workdir = None
+
+    # -- the answer -----------------------------------------------------------------
+
+    def answer(self, request: dict[str, Any], watch: Watch, duration: float) -> dict[str, Any]:
+        checks = [r for r in watch.records if r.get("kind") == "check"]
+        for record in checks:
+            record.pop("kind", None)
+        final = next((r for r in watch.records if r.get("kind") == "final"), None)
+        passed = sum(1 for c in checks if c.get("passed"))
+        status, message = self.verdict(watch, final, len(checks), passed, len(request.get("checks") or []))
+        if watch.leftovers:
+            plural = "es" if watch.leftovers > 1 else ""
+            message += f"; {watch.leftovers} leftover process{plural} stopped"
+        final = final or {}
+        return {
+            "status": status,
+            "message": message,
+            "stdout": bytes(watch.output).decode("utf-8", "replace"),
+            "output_bytes": watch.output_total,
+            "checks": checks,
+            "passed": passed,
+            "total": len(request.get("checks") or []),
+            "trace": final.get("trace", ""),
+            "error": final.get("error"),
+            "duration": round(duration, 6),
+        }
+
+    def verdict(
+        self, watch: Watch, final: dict | None, ran: int, passed: int, total: int
+    ) -> tuple[str, str]:
+        limits = self.limits
+        progress = f" ({ran}/{total} checks had run)" if total else ""
+        if watch.stop == "timeout":
+            return "timeout", f"did not finish within {limits['timeout']:g} s; stopped{progress}"
+        if watch.stop == "output_limit":
+            return "output_limit", (
+                f"printed more than {self.output_ceiling // 1024} KiB; stopped "
+                f"(the first {limits['output_limit_kb']} KiB are kept){progress}"
+            )
+        if watch.stop == "process_limit":
+            return "process_limit", (
+                f"tried to run more than {self.max_processes} processes at once; stopped{progress}"
+            )
+        if final is not None:
+            status = final.get("status", "ok")
+            if status == "ok":
+                return "ok", f"ran; {passed}/{total} checks passed" if total else "ran"
+            if status == "memory":
+                return "memory", f"ran out of memory (limit {limits['memory_mb']} MiB){progress}"
+            if status == "file_size":
+                return "file_size", f"wrote a file larger than {limits['file_size_mb']} MiB{progress}"
+            return status, final.get("message") or status
+        return self.death_verdict(watch.exit_status, progress)
+
+    def death_verdict(self, status: int | None, progress: str) -> tuple[str, str]:
+        """The child ended without its final record: an exit call or a signal."""
+        if status is None:
+            return "killed", f"the process could not be stopped cleanly{progress}"
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+            return "exited", f"the program exited with code {code} before finishing{progress}"
+        number = os.WTERMSIG(status)
+        if number == signal.SIGXCPU:
+            return "cpu", f"used more than {self.limits['cpu_seconds']} s of CPU time; killed{progress}"
+        if number == signal.SIGXFSZ:
+            return "file_size", f"wrote a file larger than {self.limits['file_size_mb']} MiB{progress}"
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        return "killed", f"killed by {name}{progress}"
+
+
+def remove(entry: os.DirEntry) -> None:
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+    except OSError:
+        pass
+
+
+def is_plain_directory(path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700
+
+
+# -- the process --------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    config = json.loads(argv[1])
+    procs.die_with_parent(int(config["parent"]))
+    # The protocol moves to private descriptors; 0 and 1 become /dev/null so a stray print
+    # (ours or a library's) cannot corrupt a frame.
+    protocol_in, protocol_out = os.dup(0), os.dup(1)
+    for fd in (protocol_in, protocol_out):
+        fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the workbench
+    subreaper = procs.become_subreaper()
+    isolated = config["limits"]["network"] == "isolated" and procs.unshare_network()
+    os.makedirs(config["base"], exist_ok=True)
+    server = Server(config)
+    server.protocol_fds = [protocol_in, protocol_out]
+    procs.remove_stale_cgroups()
+    # The server joins its own pids cgroup once, so every child it forks is born inside it:
+    # moving each child in (a cgroup v1 attach) would cost milliseconds per submission.
+    # The server counts as one member, hence the + 1.
+    server.cgroup = procs.PidsCgroup.create(
+        f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
+    )
+    if server.cgroup is not None and not server.cgroup.join(os.getpid()):
+        server.cgroup.remove()
+        server.cgroup = None
+    for name in PRELOAD:
+        __import__(name)
+    send_frame(protocol_out, {
+        "ready": True, "pid": os.getpid(), "network_isolated": isolated, "subreaper": subreaper,
+        "cgroup": str(server.cgroup.path) if server.cgroup else None,
+    })
+    try:
+        while True:
+            try:
+                request = receive_frame(protocol_in)
+            except ChannelClosed:
+                return 0
+            send_frame(protocol_out, server.run(request))
+    except ChannelClosed:
+        return 0
+    finally:
+        if server.cgroup is not None:
+            server.cgroup.leave(os.getpid())
+            server.cgroup.remove()
+        shutil.rmtree(config["base"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
