@@ -111,7 +111,7 @@ class EpisodeScreen(WorkbenchScreen):
         first = tree.episode_nodes[rows[0]["id"]]
         if expand_first:
             tree.expand_node(first)
-        tree.move_cursor(first)
+        tree.move_cursor_now(first)
 
     @on(Input.Submitted, "#filter-task")
     @on(Select.Changed, "#filter-outcome")

@@ -58,7 +58,7 @@ class EditTextScreen(ModalScreen[EditResult | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Keep the text and close"),
-        Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving"),
+        Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving", priority=True),
     ]
 
     def __init__(self, title: str, text: str, *, hint: str = "", code: bool = True,

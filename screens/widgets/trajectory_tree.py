@@ -260,8 +260,13 @@ class TrajectoryTree(Tree[TreeItem]):
                     return None
             current = target
         if move:
-            self.move_cursor(current)
+            self.move_cursor_now(current)
         return current
+
+    def move_cursor_now(self, node: TreeNode[TreeItem]) -> None:
+        """Move the cursor to a node that may have been added since the last refresh."""
+        self._tree_lines  # noqa: B018 (rebuilds the line index, so the new node has its line)
+        self.move_cursor(node)
 
     def load_all_children(self, node: TreeNode[TreeItem]) -> None:
         while True:

@@ -1,0 +1,139 @@
+"""The curation screen: every decision lands in the store at once, with the reviewer."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from screens.app import LeafeApp
+from screens.curation import CurationScreen
+from screens.episode import EpisodeScreen
+from screens.modals import EditTextScreen
+from tests.ui.conftest import SIZE
+
+
+def correction(path, correction_id: int) -> dict:
+    db = sqlite_utils.Database(path)
+    try:
+        return db["corrections"].get(correction_id)
+    finally:
+        db.close()
+
+
+async def open_curation(app: LeafeApp, pilot, run_id: int) -> CurationScreen:
+    app.open_run(run_id)
+    await pilot.pause()
+    await pilot.press("c")
+    await pilot.pause()
+    assert isinstance(app.screen, CurationScreen)
+    return app.screen
+
+
+def shown(screen: CurationScreen, widget_id: str) -> str:
+    from rich.console import Console
+
+    console = Console(width=100, record=True, color_system=None)
+    console.print(screen.query_one(f"#{widget_id}").content)
+    return console.export_text()
+
+
+async def test_c_from_a_run_opens_the_queue_on_the_first_proposed(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        assert screen.selected_id() == store.corrections["sorted"]
+        assert "for a, b in zip(numbers, numbers[1:]):" in shown(screen, "original")
+        assert "ordered = sorted(numbers)" in shown(screen, "corrected")  # the branch's first step
+        assert "Sort the numbers first" in shown(screen, "note")
+        diff = shown(screen, "diff")
+        assert "-    for a, b in zip(numbers, numbers[1:]):" in diff
+        assert "+    ordered = sorted(numbers)" in diff
+        await pilot.press("escape")
+        assert isinstance(app.screen, EpisodeScreen)
+
+
+async def test_approve_writes_at_once_and_moves_to_the_next(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("a")
+        row = correction(store.path, store.corrections["sorted"])
+        assert (row["status"], row["decided_by"]) == ("approved", "ana")
+        assert screen.selected_id() == store.corrections["all_pairs"]
+        await pilot.press("r")
+        assert correction(store.path, store.corrections["all_pairs"])["status"] == "rejected"
+        assert screen.selected_id() == store.corrections["mad_mean"]
+
+
+async def test_corrected_action_of_a_deeper_branch_is_its_first_step(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        screen.select(store.corrections["all_pairs"])  # leaf two steps into the branch
+        assert "for b in numbers[i:]:" in shown(screen, "corrected")
+
+
+async def test_edit_stores_the_edited_action_and_undo_restores(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("e")
+        assert isinstance(app.screen, EditTextScreen)
+        app.screen.query_one("#edit-text").text = "def has_close_elements(numbers, threshold):\n    return True"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        row = correction(store.path, store.corrections["sorted"])
+        assert row["status"] == "edited"
+        assert row["edited_action"].endswith("return True")
+        screen.select(store.corrections["sorted"])
+        assert "return True" in shown(screen, "corrected")
+        await pilot.press("u")
+        row = correction(store.path, store.corrections["sorted"])
+        assert (row["status"], row["edited_action"]) == ("proposed", None)
+        assert screen.selected_id() == store.corrections["sorted"]
+
+
+async def test_escape_in_the_editor_changes_nothing(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("e")
+        await pilot.press("escape")
+        assert isinstance(app.screen, CurationScreen)
+        assert correction(store.path, store.corrections["sorted"])["status"] == "proposed"
+
+
+async def test_a_note_by_hand_has_author_human(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("n")
+        assert isinstance(app.screen, EditTextScreen)
+        app.screen.query_one("#edit-text").text = "Compare each pair once."
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        db = sqlite_utils.Database(store.path)
+        note = db.execute(
+            "select notes.author, notes.text from corrections join notes on notes.id = corrections.note_id "
+            "where corrections.id = ?", [store.corrections["sorted"]]
+        ).fetchone()
+        db.close()
+        assert note == ("human", "Compare each pair once.")
+        assert "Compare each pair once." in shown(screen, "note")
+
+
+async def test_mark_several_and_approve_or_reject_them(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("space", "space")  # marks 1 and 2, the cursor moving down
+        assert screen.marked == {store.corrections["sorted"], store.corrections["all_pairs"]}
+        await pilot.press("A")
+        assert correction(store.path, store.corrections["sorted"])["status"] == "approved"
+        assert correction(store.path, store.corrections["all_pairs"])["status"] == "approved"
+        assert correction(store.path, store.corrections["mad_mean"])["status"] == "proposed"
+        assert screen.marked == set()
+        screen.select(store.corrections["mad_mean"])
+        await pilot.press("space", "R")
+        assert correction(store.path, store.corrections["mad_mean"])["status"] == "rejected"
+        await pilot.press("u")
+        assert correction(store.path, store.corrections["mad_mean"])["status"] == "proposed"

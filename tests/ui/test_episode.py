@@ -1,0 +1,152 @@
+"""The episode screen: lazy tree, notes under their step, branches as siblings, detail
+pane, filter and search, and branch by hand."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from screens.app import LeafeApp
+from screens.episode import EpisodeScreen
+from screens.modals import EditTextScreen
+from screens.widgets.trajectory_tree import TrajectoryTree
+from tests.ui.conftest import SIZE
+
+
+def labels(node) -> list[str]:
+    return [str(child.label) for child in node.children]
+
+
+async def open_run(app: LeafeApp, pilot, run_id: int) -> EpisodeScreen:
+    app.open_run(run_id)
+    await pilot.pause()
+    assert isinstance(app.screen, EpisodeScreen)
+    return app.screen
+
+
+async def test_first_episode_open_with_branches_beside_the_replaced_step(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, store.leafe_run)
+        tree = screen.query_one(TrajectoryTree)
+        assert app.focused is tree
+        assert [node.data.id for node in tree.root.children] == list(store.episodes.values())
+        episode = tree.episode_nodes[store.episodes["close"]]
+        assert episode.is_expanded
+        # The original step 1 and its two branches are siblings under the episode's root.
+        assert [child.data.id for child in episode.children] == [
+            store.steps["close_s1"], store.steps["close_b1"], store.steps["close_b2"]]
+        original, sorted_branch, _ = labels(episode)
+        assert original.startswith("⟲ step 1") and "★2" in original
+        assert sorted_branch.startswith("↪ step 1 ✓ passed")
+        assert "HumanEval/0" in str(episode.label) and "✓ passed" in str(episode.label)
+        assert "✗ failed" in str(tree.episode_nodes[store.episodes["mad"]].label)
+
+
+async def test_children_load_only_when_expanded_and_notes_sit_under_their_step(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, store.leafe_run)
+        tree = screen.query_one(TrajectoryTree)
+        s1 = tree.step_nodes[store.steps["close_s1"]]
+        assert s1.allow_expand and list(s1.children) == []  # not loaded yet
+        assert store.steps["close_s2"] not in tree.step_nodes
+        tree.move_cursor(s1)
+        await pilot.press("space")  # the tree's toggle: expands, which loads
+        await pilot.pause()
+        assert [child.data.id for child in s1.children] == [store.steps["close_s2"]]
+        s2 = tree.step_nodes[store.steps["close_s2"]]
+        tree.move_cursor(s2)
+        await pilot.press("right")
+        await pilot.pause()
+        (note,) = s2.children
+        assert note.data.kind == "note" and note.data.id == store.notes["close"]
+        assert str(note.label).startswith("✎ note (template) ⟲ step 1: Only neighbours")
+
+
+async def test_detail_pane_shows_action_feedback_and_note(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, store.leafe_run)
+        tree = screen.query_one(TrajectoryTree)
+        tree.move_cursor(tree.step_nodes[store.steps["close_b1"]])
+        await pilot.pause()
+        content = detail_text(app)
+        assert "ordered = sorted(numbers)" in content  # the action
+        assert '"fraction": 1.0' in content  # the feedback, as pretty JSON
+        assert "Note in context" in content and "Sort the numbers first" in content
+        assert "↪ branch" in content
+
+
+def detail_text(app: LeafeApp) -> str:
+    from rich.console import Console
+
+    body = app.screen.query_one("#detail-body")
+    console = Console(width=80, record=True, color_system=None)
+    console.print(body.content)
+    return console.export_text()
+
+
+async def test_search_reveals_matches_in_branches(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, store.leafe_run)
+        tree = screen.query_one(TrajectoryTree)
+        await pilot.press("slash")
+        assert app.focused.id == "search"
+        await pilot.press(*"numbers[i + 1:]", "enter")
+        await pilot.pause()
+        assert tree.cursor_node.data.id == store.steps["close_b2_fix"]  # two levels down, loaded on the way
+        assert "match 1/1" in str(screen.query_one("#match-info").render())
+        assert [node.data.id for node in tree.root.children] == [store.episodes["close"]]
+
+
+async def test_outcome_and_task_filters(store):
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, store.leafe_run)
+        tree = screen.query_one(TrajectoryTree)
+        await pilot.press("o")  # passed
+        await pilot.pause()
+        assert [n.data.id for n in tree.root.children] == [store.episodes["close"], store.episodes["truncate"]]
+        await pilot.press("o")  # failed
+        await pilot.pause()
+        assert [n.data.id for n in tree.root.children] == [store.episodes["mad"]]
+        await pilot.press("o", "o")  # running, then all
+        await pilot.press("f", *"Eval/2", "enter")
+        await pilot.pause()
+        assert [n.data.id for n in tree.root.children] == [store.episodes["truncate"]]
+
+
+async def test_branch_by_hand_adds_a_sibling_branch(explored_store):
+    db = sqlite_utils.Database(explored_store)
+    # guess/0's secret is 3: the scripted policy guessed 5 first; branch there with "3".
+    first = db.execute(
+        """select nodes.id, nodes.parent_id from nodes join episodes on episodes.id = nodes.episode_id
+           join tasks on tasks.id = episodes.task_id where tasks.name = 'guess/0' and nodes.depth = 1"""
+    ).fetchone()
+    db.close()
+    app = LeafeApp(explored_store, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, 1)
+        tree = screen.query_one(TrajectoryTree)
+        tree.reveal(first[0])
+        await pilot.press("b")
+        assert isinstance(app.screen, EditTextScreen)
+        editor = app.screen.query_one("#edit-text")
+        editor.text = "3"
+        app.screen.query_one("#edit-extra").text = "The secret is below 5."
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        db = sqlite_utils.Database(explored_store)
+        rows = list(db.query("select * from nodes where branch_depth > 0 order by id"))
+        assert rows, "branch by hand stored no steps"
+        assert rows[0]["parent_id"] == first[1]  # a sibling of the step it replaces
+        assert rows[0]["action"].strip() == "3" and rows[0]["success"] == 1
+        note = db.execute("select author, text from notes").fetchone()
+        assert note == ("human", "The secret is below 5.")
+        db.close()
+        assert tree.cursor_node.data.id == rows[0]["id"]  # the tree shows the new branch
+        assert tree.cursor_node.parent is tree.step_nodes[first[0]].parent
