@@ -145,7 +145,7 @@ def execute_program(request: dict[str, Any]) -> dict[str, Any]:
         if not callable(namespace.get(entry_point)):
             message = f"the code does not define {entry_point}()"
             raise Finished(
-                {"kind": "final", "status": "exception", "message": message,
+                {"kind": "final", "status": "exception", "message": f"NameError: {message}",
                  "error": {"type": "NameError", "message": message, "line": None}}
             )
         namespace["candidate"] = namespace[entry_point]
@@ -215,7 +215,12 @@ def explain_failure(
         line = next((f.lineno for f in reversed(frames) if f.filename == filename), None)
         node = failing_assert(source, line)
         if node is not None:
-            record["expected"], record["actual"] = assert_sides(node, namespace, entry_point)
+            record["expected"], record["actual"], record["actual_of"] = assert_sides(
+                node, namespace, entry_point
+            )
+            text = ast.get_source_segment(source, node) or ""
+            if text.strip() != source.strip():
+                record["assert"] = shorten(text, MESSAGE_LIMIT)  # the one that failed in a loop
         return
     where = next((f.lineno for f in reversed(frames) if f.filename == SUBMISSION), None)
     suffix = f" (line {where})" if where else ""
@@ -242,8 +247,12 @@ OPERATORS = {
 """Comparisons other than == and `is`: the expected value is shown with its operator."""
 
 
-def assert_sides(node: ast.Assert, namespace: dict[str, Any], entry_point: str) -> tuple[Any, Any]:
-    """(expected, actual) as short reprs; `actual` is what the candidate returned when visible."""
+def assert_sides(
+    node: ast.Assert, namespace: dict[str, Any], entry_point: str
+) -> tuple[str | None, str, str]:
+    """(expected, actual, the expression `actual` is the value of), values as short reprs.
+
+    `actual` is what the candidate returned whenever the assert shows the call."""
     names = {"candidate", entry_point}
     test = node.test
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
@@ -252,14 +261,14 @@ def assert_sides(node: ast.Assert, namespace: dict[str, Any], entry_point: str) 
             left, right = right, left
         operator = OPERATORS.get(type(test.ops[0]))
         if operator is None:  # == and is: both sides are values of the same kind
-            return evaluate(right, namespace), evaluate(left, namespace)
+            return evaluate(right, namespace), *evaluate_shown(left, namespace)
         if is_call(left, names):
-            return f"{operator} {evaluate(right, namespace)}", evaluate(left, namespace)
+            return f"{operator} {evaluate(right, namespace)}", *evaluate_shown(left, namespace)
         # `abs(candidate(x) - y) < eps`: the bound says little; what the candidate returned does.
-        return None, evaluate(first_call(left, names) or left, namespace)
+        return None, *evaluate_shown(first_call(left, names) or left, namespace)
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return "False", evaluate(first_call(test.operand, names) or test.operand, namespace)
-    return "True", evaluate(first_call(test, names) or test, namespace)
+        return "False", *evaluate_shown(first_call(test.operand, names) or test.operand, namespace)
+    return "True", *evaluate_shown(first_call(test, names) or test, namespace)
 
 
 def is_call(node: ast.AST, names: set[str]) -> bool:
@@ -272,6 +281,10 @@ def calls(node: ast.AST, names: set[str]) -> bool:
 
 def first_call(node: ast.AST, names: set[str]) -> ast.expr | None:
     return next((n for n in ast.walk(node) if is_call(n, names)), None)
+
+
+def evaluate_shown(node: ast.expr, namespace: dict[str, Any]) -> tuple[str, str]:
+    return evaluate(node, namespace), shorten(ast.unparse(node), REPR_LIMIT)
 
 
 def evaluate(node: ast.expr, namespace: dict[str, Any]) -> str:
