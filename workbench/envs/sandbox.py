@@ -48,6 +48,7 @@ STATUSES = (
     "ok", "syntax_error", "exception", "timeout", "memory", "cpu", "output_limit",
     "file_size", "process_limit", "exited", "killed", "server_died",
 )
+FOLDER_PREFIX = "leafe-sandbox-"
 START_TIMEOUT = 60.0
 ANSWER_MARGIN = 30.0
 """Seconds past the submission's own timeout before a silent server counts as dead."""
@@ -92,10 +93,17 @@ class _Server:
 class Sandbox:
     """A pool of sandbox servers; `run` is thread-safe and runs `workers` submissions at once."""
 
-    def __init__(self, limits: SandboxConfig) -> None:
+    def __init__(self, limits: SandboxConfig, *, process_cap: str = "auto") -> None:
+        """`process_cap`: `auto` caps processes with a pids cgroup where the OS allows it
+        (forks past the cap fail, even for root) and otherwise polls /proc; `proc-scan`
+        always polls (a submission is stopped once it has too many processes alive)."""
+        if process_cap not in ("auto", "proc-scan"):
+            raise ValueError(f"process_cap must be auto or proc-scan, not {process_cap!r}")
         self.limits = limits
+        self.process_cap = process_cap
         self.workers = limits.workers or os.cpu_count() or 1
-        self._base = tempfile.mkdtemp(prefix="leafe-sandbox-")
+        remove_stale_folders()
+        self._base = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self._idle: queue.Queue[_Server | BaseException] = queue.Queue()
         self._servers: set[_Server] = set()
         self._starting = 0
@@ -227,6 +235,7 @@ class Sandbox:
                 "output_limit_kb": self.limits.output_limit_kb, "network": self.limits.network,
             },
             "base": os.path.join(self._base, f"server-{number}"),
+            "process_cap": self.process_cap,
             "parent": os.getpid(),
         }
         project = str(Path(__file__).resolve().parents[2])
@@ -281,6 +290,14 @@ class Sandbox:
         else:
             message = f"the sandbox server exited with code {code}; a fresh server replaced it"
         return SandboxResult(status="server_died", message=message, total=total, duration=duration)
+
+
+def remove_stale_folders() -> None:
+    """Remove temporary folders of sandboxes whose workbench was killed (its pid is in the name)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        owner = path.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _dispose(server: _Server) -> None:

@@ -397,9 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     # The server joins its own pids cgroup once, so every child it forks is born inside it:
     # moving each child in (a cgroup v1 attach) would cost milliseconds per submission.
     # The server counts as one member, hence the + 1.
-    server.cgroup = procs.PidsCgroup.create(
-        f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
-    )
+    if config.get("process_cap", "auto") == "auto":
+        server.cgroup = procs.PidsCgroup.create(
+            f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
+        )
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
         server.cgroup = None
