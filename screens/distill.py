@@ -140,14 +140,14 @@ class DistillScreen(WorkbenchScreen):
             counts = views.correction_counts(self.db, self.run_id)
             trainable = counts["approved"] + counts["edited"]
             count.update(Text.assemble(
-                (f"{trainable} examples", "bold"),
+                (f"{trainable} example{'s' if trainable != 1 else ''}", "bold"),
                 f" ({counts['approved']} approved, {counts['edited']} edited; {counts['proposed']} still proposed)",
             ))
         else:
             dataset_id = self.query_one("#dataset", Select).value
             rows = {row["id"]: row for row in views.datasets(self.db)}
             row = rows.get(dataset_id) if isinstance(dataset_id, int) else None
-            count.update(Text(f"{row['n_examples']} examples in {row['path']}", style="bold") if row
+            count.update(Text(f"{row['n_examples']} example(s) in {row['path']}", style="bold") if row
                          else Text("No dataset chosen.", style="yellow"))
 
     def settings(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypat
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, DistillScreen)
-        assert "1 examples" in str(screen.query_one("#example-count").render())
+        assert "1 example (1 approved" in str(screen.query_one("#example-count").render())
         table = screen.query_one("#adapters")
         assert table.row_count == 1
         assert "run 1 · dataset leafe-run-1 · corrections 4" in [str(c) for c in table.get_row_at(0)]
