@@ -50,6 +50,18 @@ class LeafeApp(App[None]):
     def get_default_screen(self) -> Screen:
         return RunsScreen()
 
+    async def action_quit(self) -> None:
+        # Running stages stop after their current step (already committed), so the
+        # process does not wait on a worker thread that nobody watches any more.
+        screens = [*self.screen_stack]
+        if self.is_screen_installed("live"):
+            screens.append(self.get_screen("live"))
+        for screen in screens:
+            cancel = getattr(screen, "cancel", None)
+            if cancel is not None:
+                cancel.set()
+        self.exit()
+
     def on_unmount(self) -> None:
         if self._db is not None:
             self._db.close()

@@ -26,8 +26,9 @@ OUTCOMES = [("all outcomes", ""), ("passed", "passed"), ("failed", "failed"), ("
 class BranchFinished(Message):
     """Branch by hand stored these new steps."""
 
-    def __init__(self, node_ids: list[int]) -> None:
+    def __init__(self, original_id: int, node_ids: list[int]) -> None:
         super().__init__()
+        self.original_id = original_id
         self.node_ids = node_ids
 
 
@@ -240,12 +241,13 @@ class EpisodeScreen(WorkbenchScreen):
             self.workbench.db_path, node_id, action_text, note_text=note_text,
             progress=MessageProgress(self), cancel=self.cancel,
         )
-        self.post_message(BranchFinished(list(new_ids)))
+        self.post_message(BranchFinished(node_id, list(new_ids)))
         return list(new_ids)
 
     def on_branch_finished(self, message: BranchFinished) -> None:
         self.flush_pending()
         self.tree.add_live_nodes(message.node_ids)
+        self.tree.refresh_step(message.original_id, reload_children=True)  # now a backtrack point, maybe a note
         if message.node_ids:
             self.tree.reveal(message.node_ids[0])
             self.notify(f"Branch stored: {len(message.node_ids)} new steps.")

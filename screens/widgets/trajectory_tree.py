@@ -335,15 +335,15 @@ class TrajectoryTree(Tree[TreeItem]):
             return episode_node
         return None
 
-    def refresh_step(self, node_id: int) -> None:
-        """Relabel one step (after a decision or a new note) and reload its notes."""
+    def refresh_step(self, node_id: int, *, reload_children: bool = False) -> None:
+        """Relabel one step (after a branch or a new note); optionally reload its children."""
         node = self.step_nodes.get(node_id)
         row = views.step_row(self.db, node_id)
         if node is None or row is None:
             return
         node.set_label(self.step_label(row))
         node.allow_expand = bool(row["n_children"] or row["n_notes"])
-        if node.id in self.loaded:
+        if reload_children and node.id in self.loaded:
             self.forget_descendants(node)
             node.remove_children()
             if node.is_expanded:

@@ -150,3 +150,4 @@ async def test_branch_by_hand_adds_a_sibling_branch(explored_store):
         db.close()
         assert tree.cursor_node.data.id == rows[0]["id"]  # the tree shows the new branch
         assert tree.cursor_node.parent is tree.step_nodes[first[0]].parent
+        assert str(tree.step_nodes[first[0]].label).startswith("⟲ step 1")  # relabelled: rolled back to
