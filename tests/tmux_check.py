@@ -26,7 +26,11 @@ from tests.ui.fixture_store import build_fixture_store  # noqa: E402
 
 SESSION = f"leafe-tui-check-{os.getpid()}"
 WIDTH, HEIGHT = 120, 36
-START_LIMIT = float(os.environ.get("LEAFE_TUI_START_LIMIT", "2.0"))  # seconds to the first screen
+# Seconds to the first screen: the target is 2 on an idle machine; the check fails only
+# past the limit (importing torch at start-up, say, costs far more), so a busy CI machine
+# does not make it flaky.
+START_TARGET = 2.0
+START_LIMIT = float(os.environ.get("LEAFE_TUI_START_LIMIT", "5.0"))
 WAIT = 10.0  # seconds any later step may take
 
 
@@ -77,7 +81,8 @@ def run_check(db_path: Path) -> list[str]:
          f"cd {ROOT} && TERM=xterm-256color {command}")
     wait_for("start", "Runs", "guess-explore", "humaneval-leafe", timeout=max(WAIT, START_LIMIT * 3))
     first_screen = time.monotonic() - started
-    report.append(f"first screen after {first_screen:.2f}s")
+    note = "" if first_screen <= START_TARGET else f" (over the {START_TARGET:.0f}s target: is the machine busy?)"
+    report.append(f"first screen after {first_screen:.2f}s{note}")
     if first_screen > START_LIMIT:
         raise CheckFailed(f"start: the first screen took {first_screen:.2f}s (limit {START_LIMIT:.1f}s)")
 
