@@ -69,7 +69,11 @@ class LeafeApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # On a dialog, only its own keys (and quit) apply.
         navigation = action in ("curation", "distill", "results", "live", "help")
-        return not (navigation and isinstance(self.screen, ModalScreen))
+        if navigation and isinstance(self.screen, ModalScreen):
+            return False
+        # The key of the screen you are on is hidden there (the footer has room for the rest).
+        here = {"curation": "Curation", "distill": "Distill", "results": "Results"}.get(action)
+        return not (here and getattr(self.screen, "screen_title", "") == here)
 
     # -- navigation -------------------------------------------------------------------
 

@@ -50,6 +50,11 @@ class WorkbenchScreen(Screen):
         else:
             self.sub_title = self.workbench.db_path.name
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return len(self.app.screen_stack) > 1  # the home screen has nowhere to go back to
+        return True
+
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()

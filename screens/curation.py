@@ -39,8 +39,10 @@ class CurationScreen(WorkbenchScreen):
         Binding("n", "note", "Note", id="curation.note", tooltip="Write or change the note by hand (author human)"),
         Binding("u", "undo", "Undo", id="curation.undo", tooltip="Undo your last decision"),
         Binding("space", "mark", "Mark", id="curation.mark", tooltip="Mark or unmark for A / R"),
-        Binding("A", "decide_marked('approved')", "Approve marked", id="curation.approve_marked"),
-        Binding("R", "decide_marked('rejected')", "Reject marked", id="curation.reject_marked"),
+        Binding("A", "decide_marked('approved')", "Approve marked", id="curation.approve_marked",
+                tooltip="Approve every marked correction at once"),
+        Binding("R", "decide_marked('rejected')", "Reject marked", id="curation.reject_marked",
+                tooltip="Reject every marked correction at once"),
     ]
     AUTO_FOCUS = "#queue"
     screen_title = "Curation"
@@ -69,7 +71,7 @@ class CurationScreen(WorkbenchScreen):
                     yield Static(id="corrected")
         with VerticalScroll(id="diff-scroll"):
             yield DiffView(id="diff")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

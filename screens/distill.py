@@ -98,7 +98,7 @@ class DistillScreen(WorkbenchScreen):
                 yield ProgressBar(id="distill-progress", show_eta=True)
                 yield LossPlot(id="loss-plot")
                 yield DataTable(id="adapters", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def default_name(self) -> str:
         return f"leafe-run-{self.run_id}" if self.run_id is not None else "leafe"

@@ -51,13 +51,13 @@ class EpisodeScreen(WorkbenchScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search", id="episode.search", tooltip="Find steps and notes containing a text"),
-        Binding("n", "next_match", "Next match", id="episode.next_match"),
+        Binding("n", "next_match", "Next match", id="episode.next_match", key_display="n"),
         Binding("N", "previous_match", "Prev match", id="episode.previous_match", show=False),
         Binding("f", "filter_task", "Filter", id="episode.filter", tooltip="Show only tasks whose name contains a text"),
         Binding("o", "cycle_outcome", "Outcome", id="episode.outcome", tooltip="Show all, passed, failed or running episodes"),
         Binding("b", "branch_by_hand", "Branch", id="episode.branch",
                 tooltip="Edit this step's action (and a note) and re-run from here"),
-        Binding("r", "reload", "Refresh", id="episode.refresh", tooltip="Read the store again"),
+        Binding("r", "reload", "Refresh", id="episode.refresh", tooltip="Read the store again", show=False),
     ]
     AUTO_FOCUS = "#tree"
     screen_title = "Episodes"
@@ -79,7 +79,7 @@ class EpisodeScreen(WorkbenchScreen):
         with Horizontal(id="episode-body"):
             yield TrajectoryTree(self.db, self.run_id, id="tree")
             yield StepDetail(id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def tree(self) -> TrajectoryTree:

@@ -106,7 +106,7 @@ class LiveScreen(WorkbenchScreen):
                 yield ProgressBar(id="live-progress", show_eta=False)
                 yield TrajectoryTree(self.db, None, id="live-tree")
                 yield RichLog(id="live-log", max_lines=500, wrap=True, markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -60,7 +60,7 @@ class ResultsScreen(WorkbenchScreen):
             yield Input("4", id="eval-n", type="integer", compact=True)
             yield Button("Evaluate (e)", variant="primary", id="evaluate", compact=True)
         yield ProgressBar(id="eval-progress", show_eta=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

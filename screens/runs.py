@@ -67,7 +67,7 @@ class RunsScreen(WorkbenchScreen):
         yield Header()
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="run-summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)

@@ -151,3 +151,34 @@ async def test_branch_by_hand_adds_a_sibling_branch(explored_store):
         assert tree.cursor_node.data.id == rows[0]["id"]  # the tree shows the new branch
         assert tree.cursor_node.parent is tree.step_nodes[first[0]].parent
         assert str(tree.step_nodes[first[0]].label).startswith("⟲ step 1")  # relabelled: rolled back to
+
+
+async def test_a_wide_fan_out_loads_a_page_at_a_time(tmp_path):
+    from store import views
+    from store.db import open_store, transaction
+    from store.queries import create_episode, create_run, ensure_task, insert_node
+
+    db = open_store(tmp_path / "wide.db")
+    with transaction(db):
+        run_id = create_run(db, config={}, stages=["explore"], name="wide")
+        task = ensure_task(db, "coding", "wide/0", {})
+        episode_id, root = create_episode(db, run_id=run_id, task_id=task, purpose="explore", rollout=0,
+                                          observation="task")
+        for index in range(views.CHILD_PAGE + 50):
+            insert_node(db, episode_id=episode_id, parent_id=root, depth=1, action=f"attempt {index}",
+                        observation="no", feedback={}, score=0.1, done=True, success=False,
+                        branch_depth=int(index > 0))
+    db.close()
+    app = LeafeApp(tmp_path / "wide.db")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, run_id)
+        tree = screen.query_one(TrajectoryTree)
+        episode = tree.episode_nodes[episode_id]
+        assert len(tree.step_nodes) == views.CHILD_PAGE
+        more = episode.children[-1]
+        assert more.data.kind == "more" and "more branches" in str(more.label)
+        tree.move_cursor_now(more)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(tree.step_nodes) == views.CHILD_PAGE + 50
+        assert all(child.data.kind == "step" for child in episode.children)
