@@ -3,8 +3,11 @@
 The policy reads the whole map, one character per cell, and answers with one action
 word. Feedback after every action is the walking distance to the goal, whether a
 `forward` was blocked, and a completion score that grows as the agent closes in (only
-reaching the goal scores 1). `snapshot`/`restore` copy the whole minigrid state, so a
-branch at a rollback point replays exactly what the original would have seen.
+reaching the goal scores 1). The distance is counted in cells on foot around walls and
+lava, with doors passable whatever their state (a door is a cell the agent can open) and
+keys, balls and boxes passable too (the agent can pick them up). `snapshot`/`restore`
+copy the whole minigrid state, so a branch at a rollback point replays exactly what the
+original would have seen.
 """
 
 from __future__ import annotations
@@ -173,9 +176,8 @@ class NavigationEnvironment:
     def front_view(self) -> dict[str, Any]:
         """What the action will act on, kept to word the outcome afterwards."""
         env = self.minigrid
-        front = (int(env.front_pos[0]), int(env.front_pos[1]))
-        obj = env.grid.get(*front)
-        return {"cell": self.agent_cell(), "front": front, "what": describe_object(obj),
+        obj = env.grid.get(int(env.front_pos[0]), int(env.front_pos[1]))
+        return {"cell": self.agent_cell(), "what": describe_object(obj),
                 "carrying": describe_object(env.carrying) if env.carrying else None}
 
     def feedback(self, word: str | None, previous: int | None, collided: bool, reached: bool) -> dict[str, Any]:
