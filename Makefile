@@ -48,6 +48,9 @@ tmux-check: $(STAMP)  ## Drive the real app in tmux and check what the screen sh
 benchmarks: $(STAMP)  ## Run every benchmark (prints ratios against named baselines)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
+screenshots: $(STAMP)  ## Regenerate the README's SVG screenshots in docs/screenshots/
+	$(BIN)/python tests/ui/make_screenshots.py
+
 clean:  ## Remove the virtual environments and caches (not your stores)
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache
 

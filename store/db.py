@@ -23,8 +23,8 @@ from store.migrations import MIGRATIONS
 from workbench.errors import StoreError
 
 QUICK_CHECK_LIMIT = 256 * 1024 * 1024
-BUSY_TIMEOUT_MS = 2000
-LOCK_RETRIES = 8
+BUSY_TIMEOUT_MS = 1000  # per try; with the retries below a writer waits about 8 s in all
+LOCK_RETRIES = 6
 T = TypeVar("T")
 
 

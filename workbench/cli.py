@@ -73,6 +73,7 @@ def print_config_help() -> int:
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    import screens  # noqa: F401  first: it keeps sqlite-utils' optional pandas import out of start-up
     from store.db import check_store_file
 
     db_path = Path(args.db or "leafe.db")

@@ -194,17 +194,14 @@ def run_pipeline(
             queries.set_run_status(db, run_id, "finished")
         result.status = "finished"
     except (Cancelled, KeyboardInterrupt):
-        with transaction(db):
-            queries.set_run_status(db, run_id, "interrupted")
         result.status = "interrupted"
+        mark_run(db, run_id, "interrupted")
     except LeafeError as error:
-        with transaction(db):
-            queries.set_run_status(db, run_id, "failed", str(error))
         result.status, result.error = "failed", str(error)
+        mark_run(db, run_id, "failed", str(error))
     except Exception as error:
-        with transaction(db):
-            queries.set_run_status(db, run_id, "failed", traceback.format_exc()[-4000:])
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+        mark_run(db, run_id, "failed", traceback.format_exc()[-4000:])
     finally:
         context.close()
         suite.close()
@@ -212,6 +209,15 @@ def run_pipeline(
         result.messages = context.messages
         db.close()
     return result
+
+
+def mark_run(db, run_id: int, status: str, error: str = "") -> None:
+    """Record how a run ended; if the store itself is the problem (locked), leave it be."""
+    try:
+        with transaction(db):
+            queries.set_run_status(db, run_id, status, error)
+    except LeafeError:
+        pass
 
 
 def summary_json(result: RunResult) -> str:
