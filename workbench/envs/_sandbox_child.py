@@ -17,7 +17,6 @@ import json
 import linecache
 import os
 import resource
-import signal
 import sys
 import traceback
 import types
@@ -67,9 +66,8 @@ def confine(
     """Make this freshly forked process a sandbox: own session, limits, scrubbed env, cwd."""
     from workbench.envs._sandbox_procs import die_with_parent
 
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Signal dispositions are the server's defaults (SIGINT ignored: Ctrl-C in the
+    # workbench's terminal is not for submissions), so nothing to undo here.
     die_with_parent(server_pid)
     # Its own process group, so one killpg reaches everything it forks. Not setsid: the
     # server already runs in a session without a terminal, and setsid creates a scheduler
@@ -82,8 +80,13 @@ def confine(
     for fd in [null, output_fd, *close_fds]:
         os.close(fd)
     os.chdir(workdir)
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"})
+    # Only PATH, HOME and LANG. The server's own environment is already that small, so
+    # removing the few others is cheaper than rebuilding it.
+    for name in [name for name in os.environ if name not in ("PATH", "LANG")]:
+        del os.environ[name]
+    os.environ.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    os.environ.setdefault("LANG", "C.UTF-8")
+    os.environ["HOME"] = workdir
     import tempfile
 
     tempfile.tempdir = workdir

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import stat
@@ -37,6 +38,7 @@ SCAN_INTERVAL = 0.025
 """Seconds between process counts while a submission runs (a /proc scan without a cgroup)."""
 WORKDIR_PARTS = ("home", "sandbox", "work")
 SWEEP_TIMEOUT = 5.0
+NO_PIDFD_TICK = 0.002
 EXIT_GRACE = 0.2
 """A child that sent its final record exits at once; after this it is killed like the rest."""
 
@@ -67,15 +69,12 @@ class Server:
         self.output_ceiling = max(16 * self.output_cap, 1 << 20)
         self.max_processes = int(self.limits["max_processes"])
         self.cgroup: procs.PidsCgroup | None = None
-        self.wake_read, self.wake_write = os.pipe()
-        for fd in (self.wake_read, self.wake_write):
-            os.set_blocking(fd, False)
-        # SIGCHLD writes a byte to the wakeup pipe, so `select` returns the moment a child exits.
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(self.wake_write)
         self.protocol_fds: list[int] = []
         self.workdir: str | None = None
         self.levels: list[str] = []
+        # The cgroup's count of refused forks only moves while a submission runs, so the
+        # count read after one submission is the baseline of the next.
+        self.refused_seen = 0
 
     # -- one submission --------------------------------------------------------------
 
@@ -84,7 +83,7 @@ class Server:
         workdir = self.workspace()
         output_read, output_write = os.pipe()
         result_read, result_write = os.pipe()
-        refused_before = self.refused_forks()
+        refused_before = self.refused_seen
         pid = os.fork()
         if pid == 0:
             self.child(request, workdir, output_write, result_write, [output_read, result_read])
@@ -93,7 +92,8 @@ class Server:
         watch = Watch(pid, refused_before=refused_before)
         try:
             self.supervise(watch, output_read, result_read, started)
-            if self.refused_forks() > watch.refused_before:
+            self.refused_seen = self.refused_forks()
+            if self.refused_seen > watch.refused_before:
                 watch.stop = watch.stop or "process_limit"
             self.sweep(watch)
             self.drain(watch, output_read, result_read)
@@ -108,7 +108,7 @@ class Server:
 
         status = 120
         try:
-            close = [*others, self.wake_read, self.wake_write, *self.protocol_fds]
+            close = [*others, *self.protocol_fds]
             child.confine(self.limits, workdir, output_fd, close, self.pid)
             child.run_submission(request, child.Reporter(result_fd))
             status = 0
@@ -119,40 +119,58 @@ class Server:
 
     def supervise(self, watch: Watch, output_fd: int, result_fd: int, started: float) -> None:
         deadline = started + float(self.limits["timeout"])
-        next_count = started + SCAN_INTERVAL
-        finished_at: float | None = None
-        selector = selectors.DefaultSelector()
-        for fd in (output_fd, result_fd, self.wake_read):
+        poller = select.poll()  # no kernel object to create per submission, unlike epoll
+        for fd in (output_fd, result_fd):
             os.set_blocking(fd, False)
-            selector.register(fd, selectors.EVENT_READ)
+        # Records are not a reason to wake up: they are read whenever the loop runs (output,
+        # exit, or the periodic count), so a run of many checks costs no wake-up per check.
+        poller.register(output_fd, select.POLLIN)
+        # A pidfd turns readable the moment the child exits. Without one (Linux < 5.3) the
+        # loop wakes every few milliseconds to ask. No SIGCHLD handler: a child would have
+        # to undo it, and changing signal handlers after the fork costs it page faults.
+        exited = child_exit_fd(watch.pid)
+        if exited is not None:
+            poller.register(exited, select.POLLIN)
         try:
-            while True:
-                now = time.monotonic()
-                if finished_at is not None and now > finished_at + EXIT_GRACE:
-                    return
-                if now >= deadline:
-                    watch.stop = "timeout"
-                    return
-                wake = min(deadline, next_count, finished_at + EXIT_GRACE if finished_at else deadline)
-                for key, _ in selector.select(max(0.0, wake - now)):
-                    if key.fd == self.wake_read:
-                        self.drain_wakeups()
-                    elif self.read_into(watch, key.fd, key.fd == output_fd) == "eof":
-                        selector.unregister(key.fd)
-                if watch.stop:
-                    return
-                if finished_at is None and any(r.get("kind") == "final" for r in watch.records):
-                    finished_at = time.monotonic()
-                self.reap(watch)
-                if watch.exit_status is not None:
-                    return
-                if time.monotonic() >= next_count:
-                    next_count = time.monotonic() + SCAN_INTERVAL
-                    if self.too_many_processes(watch):
-                        watch.stop = "process_limit"
-                        return
+            self.watch_loop(watch, poller, output_fd, result_fd, exited, deadline)
         finally:
-            selector.close()
+            if exited is not None:
+                os.close(exited)
+
+    def watch_loop(
+        self, watch: Watch, poller: Any, output_fd: int, result_fd: int, exited: int | None,
+        deadline: float,
+    ) -> None:
+        """Read output and records until the child ends, a limit is hit, or time is up."""
+        next_count = time.monotonic() + SCAN_INTERVAL
+        finished_at: float | None = None
+        tick = deadline if exited is not None else 0.0
+        while True:
+            now = time.monotonic()
+            if finished_at is not None and now > finished_at + EXIT_GRACE:
+                return
+            if now >= deadline:
+                watch.stop = "timeout"
+                return
+            wake = min(deadline, next_count, finished_at + EXIT_GRACE if finished_at else deadline,
+                       tick or now + NO_PIDFD_TICK)
+            for fd, _ in poller.poll(max(0.0, wake - now) * 1000):
+                if fd == exited or self.read_into(watch, fd, True) == "eof":
+                    poller.unregister(fd)
+            while self.read_into(watch, result_fd, False) == "data":
+                pass
+            if watch.stop:
+                return
+            if finished_at is None and any(r.get("kind") == "final" for r in watch.records):
+                finished_at = time.monotonic()
+            self.reap(watch)
+            if watch.exit_status is not None:
+                return
+            if time.monotonic() >= next_count:
+                next_count = time.monotonic() + SCAN_INTERVAL
+                if self.too_many_processes(watch):
+                    watch.stop = "process_limit"
+                    return
 
     def read_into(self, watch: Watch, fd: int, is_output: bool) -> str:
         """Read what is there: "data", "empty" (nothing yet) or "eof"."""
@@ -182,13 +200,6 @@ class Server:
                 watch.records.append(json.loads(line))
             except ValueError:
                 continue
-
-    def drain_wakeups(self) -> None:
-        try:
-            while os.read(self.wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
 
     def reap(self, watch: Watch) -> bool:
         """Collect every exited child (orphans land here too); True when none is left at all."""
@@ -353,6 +364,35 @@ class Server:
         return "killed", f"killed by {name}{progress}"
 
 
+WARM_UP = {
+    "program": "def add(a, b):\n    return a + b\n",
+    "checks": ["assert candidate(1, 2) == 3", "assert candidate(2, 2) == 5"],
+    "setup": "import math\n", "entry_point": "add", "main": False,
+}
+
+
+def warm_up() -> None:
+    """Run a known program through the child's code path once, here in the server.
+
+    A forked child pays a page fault for every page its parent never touched: compiling
+    and running code for the first time after the fork cost about a millisecond more."""
+    from workbench.envs import _sandbox_child as child
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        child.run_submission(dict(WARM_UP), child.Reporter(null))
+    finally:
+        os.close(null)
+        sys.modules.pop("submission", None)
+
+
+def child_exit_fd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def remove(entry: os.DirEntry) -> None:
     try:
         if entry.is_dir(follow_symlinks=False):
@@ -406,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         server.cgroup = None
     for name in PRELOAD:
         __import__(name)
+    warm_up()
+    # Objects that exist now are never traversed by a child's garbage collector, so a
+    # child does not copy-on-write every page of the server it was forked from.
+    gc.collect()
+    gc.freeze()
     send_frame(protocol_out, {
         "ready": True, "pid": os.getpid(), "network_isolated": isolated, "subreaper": subreaper,
         "cgroup": str(server.cgroup.path) if server.cgroup else None,
