@@ -23,6 +23,8 @@ class Sampling:
     max_new_tokens: int = 256
     top_p: float = 0.95
     seed: int | None = None
+    min_new_tokens: int = 0
+    """Generate at least this many tokens (benchmarks use it to compare equal work)."""
 
 
 @dataclass(frozen=True)

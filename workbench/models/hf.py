@@ -184,6 +184,7 @@ class HFGenerator:
             input_ids=input_ids,
             attention_mask=attention,
             max_new_tokens=max_new,
+            min_new_tokens=min(sampling.min_new_tokens, max_new) or None,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
