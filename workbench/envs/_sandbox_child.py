@@ -20,6 +20,7 @@ import resource
 import sys
 import traceback
 import types
+from dataclasses import dataclass
 from typing import Any
 
 REPR_LIMIT = 200
@@ -115,11 +116,69 @@ class Finished(Exception):
         self.record = record
 
 
-def run_submission(request: dict[str, Any], reporter: Reporter) -> None:
-    checks: list[str] = request.get("checks") or []
+@dataclass
+class Compiled:
+    """A request's code objects; a source that does not compile holds its SyntaxError."""
+
+    program: types.CodeType | BaseException
+    prelude: types.CodeType | BaseException | None
+    setup: types.CodeType | BaseException | None
+    checks: list[types.CodeType | BaseException]
+
+
+def compile_codes(request: dict[str, Any]) -> tuple:
+    """(program, prelude, setup, [checks]) as code objects, None where absent or not
+    compiling (the server compiles before forking; see sandbox_server.precompile)."""
+    checks = request.get("checks") or []
+    return (
+        compiled_or_none(request.get("program") or "", SUBMISSION),
+        compiled_or_none(request.get("prelude") or "", "<prelude>"),
+        compiled_or_none(request.get("setup") or "", "<setup>"),
+        [compiled_or_none(source, f"<check {i + 1}>") for i, source in enumerate(checks)],
+    )
+
+
+def compiled_or_none(source: str, filename: str) -> types.CodeType | None:
+    if not source:
+        return None
+    code = compiled(source, filename)
+    return None if isinstance(code, BaseException) else code
+
+
+def compile_request(request: dict[str, Any], codes: tuple | None = None) -> Compiled:
+    """The request's code objects: those compiled ahead (`codes`), the rest compiled here
+    (a source that fails to compile becomes its exception, raised when it would run)."""
+    checks = request.get("checks") or []
+    SOURCES.clear()
+    SOURCES[SUBMISSION] = request.get("program") or ""
+    SOURCES.update((f"<check {i + 1}>", source) for i, source in enumerate(checks))
+    program, prelude, setup, check_codes = codes or (None, None, None, [None] * len(checks))
+
+    def ready(code: types.CodeType | None, source: str, filename: str) -> Any:
+        return code if code is not None else compiled(source, filename)
+
+    return Compiled(
+        program=ready(program, SOURCES[SUBMISSION], SUBMISSION),
+        prelude=ready(prelude, request["prelude"], "<prelude>") if request.get("prelude") else None,
+        setup=ready(setup, request["setup"], "<setup>") if request.get("setup") else None,
+        checks=[ready(code, source, f"<check {i + 1}>")
+                for i, (code, source) in enumerate(zip(check_codes, checks, strict=True))],
+    )
+
+
+def compiled(source: str, filename: str) -> types.CodeType | BaseException:
     try:
-        namespace = execute_program(request)
-        failure = run_checks(checks, namespace, request.get("entry_point") or "", reporter)
+        return compile(source, filename, "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
+        return error
+
+
+def run_submission(request: dict[str, Any], reporter: Reporter, code: Compiled | None = None) -> None:
+    code = code or compile_request(request, compile_codes(request))
+    try:
+        namespace = execute_program(request, code)
+        failure = run_checks(request.get("checks") or [], code.checks, namespace,
+                             request.get("entry_point") or "", reporter)
         final = {"kind": "final", "status": "ok"}
         if failure is not None:
             final.update(failure)
@@ -129,20 +188,16 @@ def run_submission(request: dict[str, Any], reporter: Reporter) -> None:
     reporter.send(final)
 
 
-def execute_program(request: dict[str, Any]) -> dict[str, Any]:
-    program = request.get("program") or ""
-    register_source(SUBMISSION, program)
-    try:
-        code = compile(program, SUBMISSION, "exec")
-    except (SyntaxError, ValueError) as error:
-        raise Finished(syntax_error_record(error)) from None
+def execute_program(request: dict[str, Any], code: Compiled) -> dict[str, Any]:
+    if isinstance(code.program, BaseException):
+        raise Finished(syntax_error_record(code.program))
     module = types.ModuleType("__main__" if request.get("main", True) else "submission")
     module.__dict__["__builtins__"] = builtins
     sys.modules[module.__name__] = module
     namespace = module.__dict__
-    if request.get("prelude"):
-        run_guarded(request["prelude"], "<prelude>", namespace, "the task's own code")
-    run_guarded(code, SUBMISSION, namespace, "")
+    if code.prelude is not None:
+        run_guarded(code.prelude, namespace, "the task's own code")
+    run_guarded(code.program, namespace, "")
     entry_point = request.get("entry_point") or ""
     if entry_point:
         if not callable(namespace.get(entry_point)):
@@ -152,15 +207,16 @@ def execute_program(request: dict[str, Any]) -> dict[str, Any]:
                  "error": {"type": "NameError", "message": message, "line": None}}
             )
         namespace["candidate"] = namespace[entry_point]
-    if request.get("setup"):
-        run_guarded(request["setup"], "<setup>", namespace, "the test setup")
+    if code.setup is not None:
+        run_guarded(code.setup, namespace, "the test setup")
     return namespace
 
 
-def run_guarded(source: str | types.CodeType, filename: str, namespace: dict, where: str) -> None:
+def run_guarded(code: types.CodeType | BaseException, namespace: dict, where: str) -> None:
     """exec with every way out of a program turned into a final record."""
     try:
-        code = source if isinstance(source, types.CodeType) else compile(source, filename, "exec")
+        if isinstance(code, BaseException):
+            raise code
         exec(code, namespace)
     except SystemExit as error:
         raise Finished(exit_record(error, where or "the program")) from None
@@ -175,19 +231,21 @@ def run_guarded(source: str | types.CodeType, filename: str, namespace: dict, wh
 
 
 def run_checks(
-    checks: list[str], namespace: dict[str, Any], entry_point: str, reporter: Reporter
+    checks: list[str], codes: list[types.CodeType | BaseException], namespace: dict[str, Any],
+    entry_point: str, reporter: Reporter,
 ) -> dict[str, Any] | None:
     """Run each check; returns error/trace of the first check that raised a non-assert error."""
     first_error: dict[str, Any] | None = None
-    for index, source in enumerate(checks):
+    for index, (source, code) in enumerate(zip(checks, codes, strict=True)):
         filename = f"<check {index + 1}>"
-        register_source(filename, source)
         record: dict[str, Any] = {
             "kind": "check", "source": source, "passed": False,
             "expected": None, "actual": None, "error": None,
         }
         try:
-            exec(compile(source, filename, "exec"), namespace)
+            if isinstance(code, BaseException):
+                raise code
+            exec(code, namespace)
             record["passed"] = True
         except SystemExit as error:
             raise Finished(exit_record(error, f"check {index + 1}")) from None
@@ -211,6 +269,7 @@ def explain_failure(
     namespace: dict[str, Any], entry_point: str,
 ) -> None:
     """Fill expected/actual/error of a failed check, evaluating the assert's sides again."""
+    remember_sources()
     frames = traceback.extract_tb(error.__traceback__)
     if isinstance(error, AssertionError):
         message = describe(error)
@@ -315,6 +374,7 @@ def syntax_error_record(error: SyntaxError | ValueError) -> dict[str, Any]:
 
 
 def exception_record(error: BaseException) -> dict[str, Any]:
+    remember_sources()
     frames = traceback.extract_tb(error.__traceback__)
     ours = [f for f in frames if f.filename == SUBMISSION]
     line = ours[-1].lineno if ours else None
@@ -354,9 +414,15 @@ def exit_record(error: SystemExit, where: str) -> dict[str, Any]:
     }
 
 
-def register_source(filename: str, source: str) -> None:
-    # Tracebacks of exec'd code show their lines only if linecache knows the text.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+SOURCES: dict[str, str] = {}
+"""Filename -> source of what this submission runs, for tracebacks."""
+
+
+def remember_sources() -> None:
+    # Tracebacks of exec'd code show their lines only if linecache knows the text; done
+    # only when a traceback is about to be read, not for every run.
+    for filename, source in SOURCES.items():
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
 def flush_output() -> None:

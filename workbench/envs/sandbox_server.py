@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import gc
 import json
+import linecache
 import os
 import select
 import shutil
@@ -39,6 +40,8 @@ SCAN_INTERVAL = 0.025
 WORKDIR_PARTS = ("home", "sandbox", "work")
 SWEEP_TIMEOUT = 5.0
 NO_PIDFD_TICK = 0.002
+PRECOMPILE_LIMIT = 256 * 1024
+"""Characters of source the server compiles itself; beyond that a slow compile could stall it."""
 EXIT_GRACE = 0.2
 """A child that sent its final record exits at once; after this it is killed like the rest."""
 
@@ -81,15 +84,18 @@ class Server:
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         workdir = self.workspace()
+        code = precompile(request)
         output_read, output_write = os.pipe()
         result_read, result_write = os.pipe()
-        refused_before = self.refused_seen
+        # Forked per submission, not ahead of time: a child parked while the server works
+        # would make every page the server touches a copy-on-write fault, which costs more
+        # CPU than the fork saves.
         pid = os.fork()
         if pid == 0:
-            self.child(request, workdir, output_write, result_write, [output_read, result_read])
+            self.child(request, code, workdir, output_write, result_write, [output_read, result_read])
         os.close(output_write)
         os.close(result_write)
-        watch = Watch(pid, refused_before=refused_before)
+        watch = Watch(pid, refused_before=self.refused_seen)
         try:
             self.supervise(watch, output_read, result_read, started)
             self.refused_seen = self.refused_forks()
@@ -103,14 +109,16 @@ class Server:
             self.clean_workspace()
         return self.answer(request, watch, time.monotonic() - started)
 
-    def child(self, request: dict, workdir: str, output_fd: int, result_fd: int, others: list[int]) -> None:
+    def child(
+        self, request: dict, code: Any, workdir: str, output_fd: int, result_fd: int, others: list[int]
+    ) -> None:
         from workbench.envs import _sandbox_child as child
 
         status = 120
         try:
             close = [*others, *self.protocol_fds]
             child.confine(self.limits, workdir, output_fd, close, self.pid)
-            child.run_submission(request, child.Reporter(result_fd))
+            child.run_submission(request, child.Reporter(result_fd), code)
             status = 0
         except BaseException:
             status = 121
@@ -384,6 +392,23 @@ def warm_up() -> None:
     finally:
         os.close(null)
         sys.modules.pop("submission", None)
+        for filename in child.SOURCES:
+            linecache.cache.pop(filename, None)
+        child.SOURCES.clear()
+
+
+def precompile(request: dict[str, Any]) -> Any:
+    """The request's code objects, compiled here (they reach the child through the fork)
+    unless the sources are large: then the child compiles them, under its limits. A child
+    compiling for the first time after the fork pays page faults for it. Compiling runs
+    none of the code."""
+    from workbench.envs import _sandbox_child as child
+
+    size = sum(len(request.get(key) or "") for key in ("program", "prelude", "setup"))
+    size += sum(len(check) for check in request.get("checks") or [])
+    if size > PRECOMPILE_LIMIT:
+        return None
+    return child.compile_request(request, child.compile_codes(request))
 
 
 def child_exit_fd(pid: int) -> int | None:
