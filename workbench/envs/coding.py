@@ -267,6 +267,8 @@ def compose_program(prompt: str, entry_point: str, code: str) -> tuple[str, str]
 
 
 def defines_entry_point(code: str, entry_point: str) -> bool:
+    if re.search(rf"^(async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+        return True  # a def at column 0 is top level: no need to parse (the common answer)
     try:
         return any(defines_name(node, entry_point) for node in ast.parse(code).body)
     except SyntaxError:

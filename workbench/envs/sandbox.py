@@ -155,6 +155,8 @@ class Sandbox:
             )
         self._idle.put(server)
         answer.pop("output_bytes", None)
+        for record, source in zip(answer["checks"], request["checks"], strict=False):
+            record["source"] = source
         return SandboxResult(**answer)
 
     @property
