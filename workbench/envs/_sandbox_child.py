@@ -64,7 +64,8 @@ class Reporter:
 def confine(
     limits: dict[str, Any], workdir: str, output_fd: int, close_fds: list[int], server_pid: int
 ) -> None:
-    """Make this freshly forked process a sandbox: own session, limits, scrubbed env, cwd."""
+    """Make this freshly forked process a sandbox: own process group, limits, scrubbed
+    environment, private cwd, parent-death signal."""
     from workbench.envs._sandbox_procs import die_with_parent
 
     # Signal dispositions are the server's defaults (SIGINT ignored: Ctrl-C in the

@@ -3,7 +3,8 @@
 `Sandbox(limits).run(program, checks=..., setup=..., entry_point=...)` sends the
 program to one of a pool of pre-started servers (`python -m
 workbench.envs.sandbox_server`), which forks a fresh child per submission: its own
-session and process group, a fresh temporary directory as cwd and HOME, CPU-time,
+process group (in the server's own session, which has no terminal), an empty private
+directory as cwd and HOME, CPU-time,
 address-space, file-size, core and open-file limits, a scrubbed environment, output
 capped, a wall-clock timeout, and afterwards its whole process group and every escaped
 descendant killed. The workbench is never the parent of submitted code.

@@ -58,7 +58,6 @@ class Watch:
     output_total: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     pending: bytearray = field(default_factory=bytearray)
-    most_processes: int = 1
     leftovers: int = 0
 
 
@@ -152,7 +151,6 @@ class Server:
         """Read output and records until the child ends, a limit is hit, or time is up."""
         next_count = time.monotonic() + SCAN_INTERVAL
         finished_at: float | None = None
-        tick = deadline if exited is not None else 0.0
         while True:
             now = time.monotonic()
             if finished_at is not None and now > finished_at + EXIT_GRACE:
@@ -160,8 +158,9 @@ class Server:
             if now >= deadline:
                 watch.stop = "timeout"
                 return
-            wake = min(deadline, next_count, finished_at + EXIT_GRACE if finished_at else deadline,
-                       tick or now + NO_PIDFD_TICK)
+            wake = min(deadline, next_count, finished_at + EXIT_GRACE if finished_at else deadline)
+            if exited is None:  # no pidfd to wake us when the child exits: ask often
+                wake = min(wake, now + NO_PIDFD_TICK)
             for fd, _ in poller.poll(max(0.0, wake - now) * 1000):
                 if fd == exited or self.read_into(watch, fd, True) == "eof":
                     poller.unregister(fd)
@@ -228,9 +227,7 @@ class Server:
         if self.cgroup is not None:
             # The cgroup refused the fork that would have gone past the cap.
             return self.refused_forks() > watch.refused_before
-        count = procs.alive(procs.descendants(self.pid))
-        watch.most_processes = max(watch.most_processes, count)
-        return count > self.max_processes
+        return procs.alive(procs.descendants(self.pid)) > self.max_processes
 
     def sweep(self, watch: Watch) -> None:
         """Kill the submission's process group and every descendant, and reap them all."""
