@@ -46,6 +46,14 @@ def become_subreaper() -> bool:
     return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def limit_malloc_arenas(count: int) -> bool:
+    """mallopt(M_ARENA_MAX, count) where the C library is glibc; False elsewhere."""
+    try:
+        return bool(libc().mallopt(-8, count))  # -8 is glibc's M_ARENA_MAX
+    except AttributeError:
+        return False
+
+
 def unshare_network() -> bool:
     """Move this process into a network namespace with no interfaces up; False if not allowed."""
     try:

@@ -339,8 +339,10 @@ class Server:
                 f"(the first {limits['output_limit_kb']} KiB are kept){progress}"
             )
         if watch.stop == "process_limit":
+            # A pids cgroup counts threads as well; the /proc count sees processes only.
+            what = "processes or threads" if self.cgroup else "processes"
             return "process_limit", (
-                f"tried to run more than {self.max_processes} processes at once; stopped{progress}"
+                f"tried to run more than {self.max_processes} {what} at once; stopped{progress}"
             )
         if final is not None:
             status = final.get("status", "ok")
@@ -466,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
         server.cgroup = None
+    # glibc reserves 64 MiB of address space per thread for a malloc arena, so under the
+    # address-space limit a submission could start only a few threads. Children inherit this.
+    procs.limit_malloc_arenas(2)
     for name in PRELOAD:
         __import__(name)
     warm_up()
