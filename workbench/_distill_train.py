@@ -1,0 +1,257 @@
+"""The LoRA SFT loop behind `distill` and the SFT-based baselines.
+
+A plain loop driven by accelerate's `Accelerator`, so the same code trains on one CPU, on
+one GPU, or under `accelerate launch` with DDP, FSDP or DeepSpeed: the model, optimiser
+and data loader go through `accelerator.prepare`, the loss is reduced across processes
+for logging, and only the main process writes the adapter (the state dict is gathered
+collectively, as sharded engines require).
+
+Why not transformers' Trainer: on a CPU most of the time goes into tokens that carry no
+loss. This loop batches examples of similar length (little padding) and projects onto
+the vocabulary only at the positions that predict a target token (`logits_to_keep`), so
+the lm_head, a fifth of a small model's compute, runs on targets alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench._distill_data import (
+    IGNORE_INDEX,
+    LengthGroupedBatches,
+    TokenizedExample,
+    collate,
+    tokenize_examples,
+)
+from workbench.config import DistillConfig, ModelConfig
+from workbench.context import Cancelled, Progress, SilentProgress
+from workbench.errors import LeafeError
+
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class TrainResult:
+    """What a training run measured; only the main process's copy is complete."""
+
+    losses: list[dict[str, float]] = field(default_factory=list)  # step, epoch, loss, learning_rate
+    steps: int = 0
+    tokens: int = 0  # every non-padding token through the model, all epochs, all processes
+    target_tokens: int = 0
+    n_examples: int = 0
+    skipped: int = 0  # examples whose targets alone exceed max_length
+    train_seconds: float = 0.0
+    load_seconds: float = 0.0
+    processes: int = 1
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1]["loss"] if self.losses else math.nan
+
+    @property
+    def first_loss(self) -> float:
+        return self.losses[0]["loss"] if self.losses else math.nan
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+StepCallback = Callable[[dict[str, float]], None]
+
+
+def make_accelerator(model_config: ModelConfig):
+    """An Accelerator for this machine; `accelerate launch` settings (FSDP, DeepSpeed,
+    mixed precision, --cpu) arrive through the environment and take effect here."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=model_config.device == "cpu")
+
+
+def load_for_training(model_config: ModelConfig, accelerator: Any):
+    """Base model and tokenizer on the CPU (prepare moves them), frozen.
+
+    With accelerate mixed precision the base loads in float32 and autocast lowers it;
+    otherwise it keeps `[model] dtype`, and peft keeps the LoRA weights in float32 either way.
+    """
+    from workbench.models.hf import load_model_and_tokenizer
+
+    dtype = "float32" if accelerator.mixed_precision != "no" else model_config.dtype
+    config = dataclasses.replace(model_config, device="cpu", dtype=dtype, adapter="")
+    model, tokenizer, source = load_model_and_tokenizer(config)
+    tokenizer.padding_side = "right"
+    return model, tokenizer, source
+
+
+def add_lora(model: Any, settings: DistillConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as error:
+        raise LeafeError(f"distill: LoRA target_modules {settings.target_modules}: {error}") from None
+
+
+def weighted_target_loss(model: Any, batch: dict[str, Any]):
+    """Mean cross-entropy over target tokens, each weighted by its example's weight.
+
+    Logits are computed only where the next token is a target (a boolean
+    `logits_to_keep` mask), which saves the vocabulary projection on context tokens.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    next_is_target = labels[:, 1:] != IGNORE_INDEX
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = next_is_target
+    output = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=keep,
+        use_cache=False,
+    )
+    logits = output.logits.reshape(-1, output.logits.shape[-1]).float()
+    targets = labels[:, 1:][next_is_target]
+    weights = batch["weights"][:, 1:][next_is_target]
+    per_token = F.cross_entropy(logits, targets, reduction="none")
+    # Divided by the token count, not the weight sum, so a rehearsal-only batch really
+    # weighs beta, rather than being renormalised back to full weight.
+    return (per_token * weights).sum() / max(1, int(next_is_target.sum()))
+
+
+def linear_decay(total_steps: int):
+    return lambda step: max(0.0, 1.0 - step / max(1, total_steps))
+
+
+def train_lora(
+    model_config: ModelConfig,
+    settings: DistillConfig,
+    examples: Sequence[dict[str, Any]],
+    *,
+    save_to: Path | None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    on_step: StepCallback | None = None,
+    tensorboard_dir: Path | None = None,
+    description: str = "distill",
+) -> TrainResult:
+    """Train a LoRA adapter on `examples` (dataset rows) and save it to `save_to` in PEFT's
+    format (main process only). Every process of a launch calls this with the same data."""
+    import torch
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+
+    progress = progress or SilentProgress()
+    cancel = cancel or threading.Event()
+    accelerator = make_accelerator(model_config)
+    main = accelerator.is_main_process
+    result = TrainResult(processes=accelerator.num_processes)
+    set_seed(settings.seed)
+
+    started = time.monotonic()
+    model, tokenizer, _ = load_for_training(model_config, accelerator)
+    tokenized, result.skipped = tokenize_examples(
+        tokenizer, examples, max_length=settings.max_length, beta=settings.beta
+    )
+    if not tokenized:
+        raise LeafeError(
+            f"distill: none of the {len(examples)} examples has a target that fits in "
+            f"max_length = {settings.max_length} tokens"
+        )
+    result.n_examples = len(tokenized)
+    model = add_lora(model, settings)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    sampler = LengthGroupedBatches([len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed)
+    pad_id = tokenizer.pad_token_id
+
+    def collate_batch(items: list[TokenizedExample]) -> dict[str, Any]:
+        return collate(items, pad_id)
+
+    loader = DataLoader(tokenized, batch_sampler=sampler, collate_fn=collate_batch)
+    deepspeed = getattr(accelerator.state, "deepspeed_plugin", None)
+    if deepspeed is not None:
+        # DeepSpeed reads the micro-batch from the loader, which a batch sampler hides.
+        deepspeed.deepspeed_config["train_micro_batch_size_per_gpu"] = settings.batch_size
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    total_steps = len(loader) * settings.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total_steps))
+    result.load_seconds = time.monotonic() - started
+
+    writer = None
+    if tensorboard_dir is not None and main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(tensorboard_dir))
+
+    progress.start(description, total_steps, f"{description}: {result.n_examples} examples, {settings.epochs} epochs")
+    clock = time.monotonic()
+    try:
+        for epoch in range(settings.epochs):
+            sampler.epoch = epoch
+            for index, batch in enumerate(loader):
+                if cancel.is_set():
+                    raise Cancelled()
+                loss = weighted_target_loss(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                learning_rate = scheduler.get_last_lr()[0]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                counts = torch.tensor(
+                    [int(batch["attention_mask"].sum()), int((batch["labels"] != IGNORE_INDEX).sum())],
+                    device=accelerator.device,
+                )
+                counts = accelerator.reduce(counts, "sum")
+                mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
+                result.steps += 1
+                result.tokens += int(counts[0])
+                result.target_tokens += int(counts[1])
+                record = {
+                    "step": result.steps,
+                    "epoch": epoch + (index + 1) / len(loader),
+                    "loss": mean_loss,
+                    "learning_rate": learning_rate,
+                }
+                result.losses.append(record)
+                if main:
+                    if writer is not None:
+                        writer.add_scalar("train/loss", mean_loss, result.steps)
+                        writer.add_scalar("train/learning_rate", learning_rate, result.steps)
+                    if on_step:
+                        on_step(record)
+                    progress.advance(1, loss=mean_loss, epoch=round(record["epoch"], 2))
+        result.train_seconds = time.monotonic() - clock
+        # Collective: sharded engines (FSDP, ZeRO-3) gather the full weights here.
+        state = accelerator.get_state_dict(model)
+        if main and save_to is not None:
+            accelerator.unwrap_model(model).save_pretrained(
+                str(save_to), state_dict=state, safe_serialization=True
+            )
+        accelerator.wait_for_everyone()
+    finally:
+        if writer is not None:
+            writer.close()
+        progress.finish()
+        accelerator.free_memory()
+        del model, optimizer
+    return result

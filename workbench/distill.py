@@ -1,0 +1,300 @@
+"""Stage 5, distill: LoRA SFT of the policy on a dataset of corrections (and rehearsal).
+
+`train_adapter` is the whole job as a plain function (the TUI calls it from a worker;
+the baselines call it for their own datasets): it trains, saves the adapter atomically
+in PEFT's format, and records it with its metrics, lineage and loss curve. `run_distill`
+is the pipeline stage around it.
+
+It runs unchanged under `accelerate launch` (DDP, FSDP, DeepSpeed): every process
+trains, only the main process writes files and the store. `python -m workbench.distill
+CONFIG.toml --db STORE` is the launchable entry point for a distill on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from store import queries
+from store.db import now, transaction
+from workbench.adapters import dataset_row, find_dataset, store_folder
+from workbench.config import DistillConfig, ModelConfig
+from workbench.context import Progress, StageContext
+from workbench.errors import LeafeError
+
+BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
+TRAINABLE_BACKENDS = ("hf", "vllm")  # both name transformers weights a peft adapter can train on
+
+
+def default_output(db: sqlite_utils.Database, name: str) -> Path:
+    return store_folder(db) / "adapters" / name
+
+
+def is_main_process() -> bool:
+    """True outside `accelerate launch`, and in its rank-0 process."""
+    try:
+        from accelerate import PartialState
+
+        return PartialState().is_main_process
+    except ImportError:  # pragma: no cover - accelerate is a dependency
+        return True
+
+
+def check_name_free(db: sqlite_utils.Database, name: str, output: Path) -> None:
+    row = db.execute("select id, run_id from adapters where name = ?", [name]).fetchone()
+    if row:
+        raise LeafeError(
+            f"distill: an adapter named {name!r} already exists (adapter {row[0]}, run {row[1]}); "
+            "choose another [distill] name"
+        )
+    row = db.execute("select name from adapters where path = ?", [str(output)]).fetchone()
+    if row:
+        raise LeafeError(f"distill: folder {output} already holds adapter {row[0]!r}; choose another output")
+
+
+def train_adapter(
+    db: sqlite_utils.Database,
+    *,
+    dataset_path: str,
+    dataset_id: int | None,
+    settings: DistillConfig,
+    model: ModelConfig,
+    name: str,
+    output: str,
+    run_id: int | None,
+    kind: str = "leafe",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    env_steps: int | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> int:
+    """Train a LoRA adapter on a dataset file and record it; return the adapter id.
+
+    `env_steps` is the environment-step budget the training data cost (recorded as
+    `env_steps_budget`); `metrics` adds entries to the adapter's metrics (a baseline's
+    `env_steps_used` ...). Under `accelerate launch` every process calls this; the id is
+    returned on the main process and 0 elsewhere.
+    """
+    from workbench._distill_data import read_examples
+    from workbench._distill_train import train_lora
+    from workbench.files import atomic_directory
+
+    if model.backend not in TRAINABLE_BACKENDS:
+        raise LeafeError(
+            f"distill: [model] backend {model.backend!r} has no local weights to train; "
+            "use backend = 'hf' with a model folder, a cached Hugging Face id or 'embedded'"
+        )
+    if not name:
+        raise LeafeError("distill: the adapter needs a name")
+    output_path = Path(output).expanduser().resolve()
+    check_name_free(db, name, output_path)
+    examples = read_examples(dataset_path)
+    if not examples:
+        raise LeafeError(f"distill: dataset {dataset_path} has no examples")
+    dataset = dataset_row(db, dataset_id) if dataset_id else None
+    curve: list[dict[str, float]] = []
+    main = is_main_process()
+
+    def train(save_to: Path | None, tensorboard: Path | None):
+        return train_lora(
+            model, settings, examples, save_to=save_to, progress=progress, cancel=cancel,
+            on_step=curve.append, tensorboard_dir=tensorboard, description=f"distill {name}",
+        )
+
+    if main:
+        with atomic_directory(output_path) as staging:
+            tensorboard = staging / "runs" if settings.report_to == "tensorboard" else None
+            result = train(staging, tensorboard)
+            write_card(staging, name=name, kind=kind, dataset_path=dataset_path, settings=settings)
+    else:
+        train(None, None)
+        return 0
+
+    task_names = sorted({e["task"] for e in examples if e.get("task")})
+    correction_ids = (
+        dataset["correction_ids"] if dataset else
+        sorted({e["correction_id"] for e in examples if e.get("correction_id") is not None})
+    )
+    recorded = {
+        "final_loss": result.final_loss,
+        "first_loss": result.first_loss,
+        "steps": result.steps,
+        "epochs": settings.epochs,
+        "tokens": result.tokens,
+        "target_tokens": result.target_tokens,
+        "tokens_per_second": result.tokens_per_second,
+        "wall_time": result.train_seconds + result.load_seconds,
+        "train_seconds": result.train_seconds,
+        "n_examples": result.n_examples,
+        "n_skipped": result.skipped,
+        "processes": result.processes,
+        "env_steps_budget": env_steps,
+        **(metrics or {}),
+    }
+    lineage = {
+        "run_id": run_id,
+        "dataset_id": dataset_id,
+        "dataset_path": str(dataset_path),
+        "dataset_name": dataset["name"] if dataset else None,
+        "correction_ids": correction_ids,
+        "task_names": task_names,
+        "kinds": sorted({e["kind"] for e in examples}),
+        "base_model": model.name,
+        "distill": dataclasses.asdict(settings),
+    }
+    with transaction(db):
+        adapter_id = db["adapters"].insert(
+            {
+                "run_id": run_id,
+                "name": name,
+                "path": str(output_path),
+                "base_model": model.name,
+                "dataset_id": dataset_id,
+                "kind": kind,
+                "metrics": queries.dumps(recorded),
+                "lineage": queries.dumps(lineage),
+                "created_at": now(),
+            }
+        ).last_pk
+        db["train_log"].insert_all(
+            {"adapter_id": adapter_id, **{key: point[key] for key in ("step", "epoch", "loss", "learning_rate")}}
+            for point in curve
+        )
+    return adapter_id
+
+
+def write_card(folder: Path, *, name: str, kind: str, dataset_path: str, settings: DistillConfig) -> None:
+    """A small JSON beside the weights, so a copied adapter folder still says what it is."""
+    card = {"name": name, "kind": kind, "dataset": str(dataset_path), "distill": dataclasses.asdict(settings)}
+    (folder / "leafe-adapter.json").write_text(json.dumps(card, indent=1, sort_keys=True))
+
+
+def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any]:
+    """The stage summary for an adapter (what `--json` prints)."""
+    from workbench.adapters import adapter_row
+
+    row = adapter_row(db, adapter_id)
+    metrics = row["metrics"]
+    keys = ("first_loss", "final_loss", "steps", "n_examples", "n_skipped", "tokens_per_second",
+            "wall_time", "env_steps_budget", "env_steps_used")
+    return {
+        "adapter_id": adapter_id,
+        "name": row["name"],
+        "path": row["path"],
+        "kind": row["kind"],
+        **{key: metrics[key] for key in keys if key in metrics},
+    }
+
+
+def existing_adapter(db: sqlite_utils.Database, name: str, run_id: int) -> int | None:
+    """An adapter this run already trained under `name` (a resumed run does not train twice)."""
+    row = db.execute("select id from adapters where name = ? and run_id = ?", [name, run_id]).fetchone()
+    return row[0] if row else None
+
+
+def leafe_env_steps(db: sqlite_utils.Database, run_id: int) -> int:
+    """Environment steps LEAFE spent in this run: every step of its explore episodes,
+    branches from backtracking included (each non-root node is one environment step)."""
+    return db.execute(
+        """select count(*) from nodes join episodes on episodes.id = nodes.episode_id
+           where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.parent_id is not null""",
+        [run_id],
+    ).fetchone()[0]
+
+
+def run_distill(context: StageContext) -> dict:
+    settings = context.config.distill
+    name = settings.name or f"leafe-run-{context.run_id}"
+    done = existing_adapter(context.db, name, context.run_id)
+    if done is not None:
+        return adapter_summary(context.db, done)
+    dataset_path, dataset_id = find_dataset(
+        context.db, settings.dataset, run_id=context.run_id, exclude_kinds=BASELINE_DATASET_KINDS
+    )
+    output = settings.output or str(default_output(context.db, name))
+    adapter_id = train_adapter(
+        context.db,
+        dataset_path=dataset_path,
+        dataset_id=dataset_id,
+        settings=settings,
+        model=context.config.model,
+        name=name,
+        output=output,
+        run_id=context.run_id,
+        kind="leafe",
+        progress=context.progress,
+        cancel=context.cancel,
+        env_steps=leafe_env_steps(context.db, context.run_id),
+    )
+    if not adapter_id:  # a non-main process of a launch: the main one records
+        return {}
+    summary = adapter_summary(context.db, adapter_id)
+    context.say(
+        f"adapter {name}: loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f} "
+        f"over {summary['steps']} steps, saved to {summary['path']}"
+    )
+    return summary
+
+
+# -- launchable entry point -------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`accelerate launch [...] -m workbench.distill CONFIG.toml --db STORE [--dataset X]`.
+
+    Trains one adapter from a config's [model] and [distill] sections, outside any run
+    (the adapter's lineage names the dataset's run). Every process trains; rank 0 writes.
+    """
+    from store.db import open_store
+    from workbench.config import load_config
+    from workbench.progress import RichProgress
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.distill", description=main.__doc__)
+    parser.add_argument("config", help="TOML config with [model] and [distill]")
+    parser.add_argument("--db", help="the store (default: [store] path)")
+    parser.add_argument("--dataset", help="dataset name or JSONL file (default: [distill] dataset)")
+    parser.add_argument("--name", help="adapter name (default: [distill] name)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        settings = config.distill
+        db = open_store(args.db or config.store.path, migrate=is_main_process())
+        wanted = args.dataset or settings.dataset
+        run_id = None
+        if not wanted:
+            run_id = db.execute("select run_id from datasets order by id desc limit 1").fetchone()
+            run_id = run_id[0] if run_id else None
+        dataset_path, dataset_id = find_dataset(db, wanted, run_id=run_id, exclude_kinds=BASELINE_DATASET_KINDS)
+        if dataset_id:
+            run_id = db.execute("select run_id from datasets where id = ?", [dataset_id]).fetchone()[0]
+        name = args.name or settings.name or f"distill-{Path(dataset_path).stem}-{now()[:19].replace(':', '')}"
+        output = settings.output or str(default_output(db, name))
+        progress = RichProgress() if is_main_process() else None
+        if progress:
+            progress.__enter__()
+        try:
+            adapter_id = train_adapter(
+                db, dataset_path=dataset_path, dataset_id=dataset_id, settings=settings,
+                model=config.model, name=name, output=output, run_id=run_id, progress=progress,
+                env_steps=leafe_env_steps(db, run_id) if run_id else None,
+            )
+        finally:
+            if progress:
+                progress.__exit__(None, None, None)
+        if adapter_id:
+            print(json.dumps(adapter_summary(db, adapter_id), indent=2, default=str))
+        return 0
+    except LeafeError as error:
+        print(f"leafe-tui distill: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
