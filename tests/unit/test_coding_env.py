@@ -79,6 +79,13 @@ def test_reset_shows_the_prompt_and_what_to_answer(env: CodingEnvironment, suite
     assert isinstance(env, Environment)
 
 
+def test_a_prompt_in_words_is_shown_as_text(env: CodingEnvironment) -> None:
+    task = Task("words/1", {"prompt": "Return twice x.", "entry_point": "double", "test": TOY_TEST})
+    observation = env.reset(task)
+    assert observation.startswith("Return twice x.\n\nWrite the Python function `double`")
+    assert env.step(fenced("def double(x):\n    return 2 * x"))[1]["success"]
+
+
 # -- checks -----------------------------------------------------------------------
 
 

@@ -29,6 +29,10 @@ INSTRUCTION = (
     "Complete the function `{entry_point}` below. Answer with the whole function "
     "(with any imports it needs) in a ```python code block."
 )
+WORDS_INSTRUCTION = (
+    "Write the Python function `{entry_point}`. Answer with the whole function "
+    "(with any imports it needs) in a ```python code block."
+)
 MAX_FAILURES = 5
 SHOWN_FAILURES = 3
 NOTE_WORDS = 60
@@ -304,6 +308,9 @@ class CodingEnvironment:
     def reset(self, task: Task) -> str:
         self.task, self.steps, self.last_feedback = task, 0, None
         spec = task.spec
+        if not prompt_parts(spec["prompt"], spec["entry_point"])[1]:
+            # A task file may describe the function in words rather than start it in code.
+            return f"{spec['prompt'].rstrip()}\n\n{WORDS_INSTRUCTION.format(entry_point=spec['entry_point'])}"
         instruction = INSTRUCTION.format(entry_point=spec["entry_point"])
         return f"{instruction}\n\n```python\n{spec['prompt'].rstrip()}\n```"
 
