@@ -19,15 +19,14 @@ import os
 import select
 import shutil
 import signal
-import stat
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.envs import _sandbox_procs as procs
 from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
+from workbench.envs._sandbox_workspace import Workspace
 
 # Imported once here so each forked child finds them ready instead of paying for imports.
 PRELOAD = (
@@ -37,7 +36,6 @@ PRELOAD = (
 )
 SCAN_INTERVAL = 0.025
 """Seconds between process counts while a submission runs (a /proc scan without a cgroup)."""
-WORKDIR_PARTS = ("home", "sandbox", "work")
 SWEEP_TIMEOUT = 5.0
 NO_PIDFD_TICK = 0.002
 PRECOMPILE_LIMIT = 256 * 1024
@@ -72,8 +70,7 @@ class Server:
         self.max_processes = int(self.limits["max_processes"])
         self.cgroup: procs.PidsCgroup | None = None
         self.protocol_fds: list[int] = []
-        self.workdir: str | None = None
-        self.levels: list[str] = []
+        self.workspace = Workspace(self.base)
         # The cgroup's count of refused forks only moves while a submission runs, so the
         # count read after one submission is the baseline of the next.
         self.refused_seen = 0
@@ -82,7 +79,7 @@ class Server:
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
-        workdir = self.workspace()
+        workdir = self.workspace.ready()
         code = precompile(request)
         output_read, output_write = os.pipe()
         result_read, result_write = os.pipe()
@@ -105,7 +102,7 @@ class Server:
         finally:
             os.close(output_read)
             os.close(result_read)
-            self.clean_workspace()
+            self.workspace.clean()
         return self.answer(request, watch, time.monotonic() - started)
 
     def child(
@@ -263,43 +260,6 @@ class Server:
             while self.read_into(watch, fd, is_output) == "data":
                 pass
 
-    def workspace(self) -> str:
-        """An empty private folder for the next submission: base/run-*/home/sandbox/work.
-
-        cwd sits a few levels down so relative escapes such as ../../escape.txt land inside
-        this server's folder, which is emptied after every submission. Absolute paths are
-        as protected as the user running the workbench. The skeleton is emptied and reused
-        rather than recreated: removing folders costs milliseconds on some disks."""
-        if self.workdir is None:
-            path = tempfile.mkdtemp(prefix="run-", dir=self.base)
-            self.levels = [path]
-            for part in WORKDIR_PARTS:
-                path = os.path.join(path, part)
-                os.mkdir(path, 0o700)
-                self.levels.append(path)
-            self.workdir = path
-        return self.workdir
-
-    def clean_workspace(self) -> None:
-        """Remove everything the submission created anywhere under this server's folder."""
-        if self.workdir is None:
-            return
-        intact = True
-        for level, keep in zip([self.base, *self.levels], [*self.levels, None], strict=True):
-            try:
-                entries = list(os.scandir(level))
-            except OSError:
-                entries, intact = [], False
-            for entry in entries:
-                if entry.path != keep:
-                    remove(entry)
-            if level != self.base and not is_plain_directory(level):
-                intact = False
-        if not intact or os.listdir(self.workdir):
-            # Something resisted cleaning, or the folders were replaced: start a new skeleton;
-            # the old one goes when the server exits.
-            self.workdir = None
-
     # -- the answer -----------------------------------------------------------------
 
     def answer(self, request: dict[str, Any], watch: Watch, duration: float) -> dict[str, Any]:
@@ -415,24 +375,6 @@ def child_exit_fd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def remove(entry: os.DirEntry) -> None:
-    try:
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-    except OSError:
-        pass
-
-
-def is_plain_directory(path: str) -> bool:
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700
 
 
 # -- the process --------------------------------------------------------------------
