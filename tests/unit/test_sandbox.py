@@ -177,6 +177,38 @@ def test_two_hundred_sleeping_children_hit_the_process_limit(process_cap: str) -
         still_works(box)
 
 
+def test_fork_bomb_is_capped_where_a_pids_cgroup_is_available(sandbox: Sandbox) -> None:
+    if sandbox.process_counting != "cgroup":
+        pytest.skip("no pids cgroup here; an uncapped fork bomb is not something to run in a test")
+    marker, program = marked("""
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """)
+    result = sandbox.run(program)
+    assert result.status == "process_limit"
+    assert alive_with(marker) == []
+    still_works(sandbox)
+
+
+def test_threads_fit_under_the_memory_limit(sandbox: Sandbox) -> None:
+    program = textwrap.dedent("""
+        import threading
+        results = []
+        threads = [threading.Thread(target=results.append, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(len(results))
+    """)
+    result = sandbox.run(program)
+    assert (result.status, result.stdout) == ("ok", "20\n")
+
+
 def test_memory_hog_gets_memory_status() -> None:
     marker, program = marked("x = []\nwhile True:\n    x.append('x' * 10**6)\n")
     # A generous clock: filling memory is slow on a busy machine, and this test is about memory.

@@ -201,7 +201,13 @@ class Sandbox:
         with self._lock:
             if self._idle.empty() and len(self._servers) + self._starting < self.workers:
                 self._grow_locked()
-        item = self._idle.get()
+        while True:
+            try:
+                item = self._idle.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if self._closed:  # closed by another thread while this one waited
+                    raise EnvironmentSetupError("the sandbox is closed") from None
         if isinstance(item, BaseException):
             raise EnvironmentSetupError(f"the sandbox server did not start: {item}")
         return item
