@@ -1,0 +1,215 @@
+"""Stage 6, evaluate: Pass@k of each policy (the base model, adapters) on held-out tasks.
+
+Each policy plays `n` independent episodes per task under the same interaction budget
+(`env.max_steps`) as exploration, with no reflection and no backtracking. Per policy and
+task the store keeps (n, c) in `eval_results`; per policy and k the mean Pass@k over
+tasks with a seeded 95% bootstrap interval in `evals`. Episodes are stored like any
+other (purpose `evaluate`), so a killed evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import sqlite_utils
+
+from store.db import transaction
+from workbench.adapters import ADAPTER_PREFIX, resolve_adapter, training_task_names
+from workbench.context import StageContext
+from workbench.envs.base import Task
+from workbench.errors import LeafeError
+from workbench.explore import open_episodes, play_episodes, register_tasks
+from workbench.models.base import Generator, Sampling
+from workbench.passk import mean_pass_at_k
+
+PURPOSE = "evaluate"
+
+
+def check_policy(policy: str) -> None:
+    if policy == "base":
+        return
+    if not policy.startswith(ADAPTER_PREFIX) or not policy[len(ADAPTER_PREFIX):].strip():
+        raise LeafeError(f"evaluate: policy {policy!r} is neither 'base' nor 'adapter:NAME_OR_PATH'")
+
+
+class PolicyGenerators:
+    """The generator for each policy string.
+
+    `base` is the run's policy model. On the hf backend the adapters share one separate
+    copy of the base weights and are swapped on it, so the base policy's model never
+    carries an adapter. Backends that apply adapters per request (vllm) swap on the
+    run's own generator.
+    """
+
+    def __init__(self, context: StageContext) -> None:
+        self.context = context
+        self.adapter_host: Any = None
+
+    def for_policy(self, policy: str) -> Generator:
+        model = self.context.config.model
+        if policy == "base":
+            generator = self.context.generator()
+            if model.backend != "hf" and hasattr(generator, "set_adapter"):
+                generator.set_adapter(resolve_adapter(self.context.db, model.adapter) if model.adapter else None)
+            return generator
+        path = resolve_adapter(self.context.db, policy)
+        if model.backend == "hf":
+            if self.adapter_host is None:
+                from workbench.models.hf import HFGenerator
+
+                self.context.progress.event("message", text=f"loading {model.name} for adapters")
+                self.adapter_host = HFGenerator(dataclasses.replace(model, adapter=""))
+            self.adapter_host.set_adapter(path)
+            return self.adapter_host
+        generator = self.context.generator()
+        if not hasattr(generator, "set_adapter"):
+            raise LeafeError(f"evaluate: the {model.backend} backend cannot apply LoRA adapters ({policy})")
+        generator.set_adapter(path)
+        return generator
+
+    def close(self) -> None:
+        if self.adapter_host is not None:
+            self.adapter_host.close()
+            self.adapter_host = None
+
+
+def warn_on_overlap(context: StageContext, policy: str, tasks: Sequence[Task]) -> None:
+    """Pass@k on tasks an adapter trained on measures memory, not skill: say so."""
+    trained = training_task_names(context.db, policy)
+    shared = sorted(trained & {task.name for task in tasks})
+    if shared:
+        shown = ", ".join(shared[:5]) + (" ..." if len(shared) > 5 else "")
+        context.say(
+            f"warning: {policy} was trained on {len(shared)} of the {len(tasks)} evaluation tasks "
+            f"({shown}); its Pass@k there is not a held-out measure"
+        )
+
+
+def task_counts(db: sqlite_utils.Database, episode_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(n, c) per task id over the given finished episodes."""
+    marks = ",".join("?" * len(episode_ids))
+    rows = db.execute(
+        f"""select task_id, count(*), coalesce(sum(success), 0) from episodes
+            where id in ({marks}) and status = 'finished' group by task_id""",
+        list(episode_ids),
+    ).fetchall()
+    return {task_id: (n, c) for task_id, n, c in rows}
+
+
+def record_policy(
+    context: StageContext, policy: str, counts: dict[int, tuple[int, int]], ks: Sequence[int]
+) -> dict[str, dict[str, float]]:
+    """Write eval_results and evals for one policy; return its row of the table."""
+    settings = context.config.evaluate
+    results = [counts[task_id] for task_id in sorted(counts)]
+    row: dict[str, dict[str, float]] = {}
+    with transaction(context.db):
+        context.db.execute("delete from eval_results where run_id = ? and policy = ?", [context.run_id, policy])
+        context.db.execute("delete from evals where run_id = ? and policy = ?", [context.run_id, policy])
+        context.db["eval_results"].insert_all(
+            {"run_id": context.run_id, "policy": policy, "task_id": task_id, "n": n, "c": c}
+            for task_id, (n, c) in sorted(counts.items())
+        )
+        for k in ks:
+            mean, low, high = mean_pass_at_k(results, k, resamples=settings.bootstrap, seed=settings.seed + k)
+            context.db["evals"].insert({
+                "run_id": context.run_id, "policy": policy, "k": k, "pass_at_k": mean,
+                "ci_low": low, "ci_high": high, "n_tasks": len(results),
+            })
+            row[str(k)] = {"pass_at_k": mean, "ci_low": low, "ci_high": high}
+    return row
+
+
+def run_evaluate(context: StageContext) -> dict:
+    config = context.config
+    settings = config.evaluate
+    ks = sorted(set(settings.k))
+    too_big = [k for k in ks if k > settings.n]
+    if too_big:
+        raise LeafeError(
+            f"evaluate: pass@{too_big[0]} needs at least {too_big[0]} rollouts per task, "
+            f"but evaluate.n = {settings.n}"
+        )
+    for policy in settings.policies:
+        check_policy(policy)
+    tasks = context.suite.load_tasks(settings.tasks if settings.tasks is not None else config.env.tasks)
+    if not tasks:
+        raise LeafeError("evaluate: no tasks to evaluate on")
+    register_tasks(context, tasks)
+    if settings.temperature <= 0 and settings.n > 1:
+        context.say(
+            "warning: evaluate.temperature = 0 makes every rollout of a task the same, "
+            "so Pass@k equals Pass@1 for every k"
+        )
+    sampling = Sampling(
+        temperature=settings.temperature,
+        top_p=config.explore.top_p,
+        max_new_tokens=config.model.max_new_tokens,
+        seed=settings.seed,
+    )
+    generators = PolicyGenerators(context)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    successes: dict[str, int] = {}
+    try:
+        for policy in settings.policies:
+            if policy != "base":
+                warn_on_overlap(context, policy, tasks)
+            episode_ids = open_episodes(
+                context, tasks, purpose=PURPOSE, policy=policy, rollouts=settings.n, seed=settings.seed
+            )
+            unfinished = context.db.execute(
+                f"select count(*) from episodes where status = 'running' and id in ({','.join('?' * len(episode_ids))})",
+                episode_ids,
+            ).fetchone()[0]
+            if unfinished:
+                # Every policy samples with the same seeds: differences come from the weights.
+                play_episodes(context, episode_ids, generators.for_policy(policy), sampling, stage=f"evaluate {policy}")
+            counts = task_counts(context.db, episode_ids)
+            table[policy] = record_policy(context, policy, counts, ks)
+            successes[policy] = sum(c for _, c in counts.values())
+    finally:
+        generators.close()
+    return {
+        "tasks": len(tasks),
+        "n": settings.n,
+        "episodes": len(tasks) * settings.n * len(settings.policies),
+        "successes": successes,
+        "table": table,
+    }
+
+
+# -- reading and showing ------------------------------------------------------------------
+
+
+def load_pass_at_k_table(db: sqlite_utils.Database, run_id: int) -> dict[str, dict[str, dict[str, float]]]:
+    """The run's Pass@k table from the store, in the shape `run_evaluate` returns."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for row in db.query(
+        "select policy, k, pass_at_k, ci_low, ci_high from evals where run_id = ? order by id", [run_id]
+    ):
+        table.setdefault(row["policy"], {})[str(row["k"])] = {
+            "pass_at_k": row["pass_at_k"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+        }
+    return table
+
+
+def format_cell(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['pass_at_k']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
+
+
+def pass_at_k_table(table: dict[str, dict[str, dict[str, float]]]):
+    """A Rich table: one row per policy, one column per k, cells `0.42 [0.30, 0.55]`."""
+    from rich.table import Table
+
+    ks = sorted({int(k) for row in table.values() for k in row})
+    view = Table(title="Pass@k (95% bootstrap interval over tasks)")
+    view.add_column("policy", style="bold")
+    for k in ks:
+        view.add_column(f"pass@{k}", justify="right")
+    for policy, row in table.items():
+        view.add_row(policy, *(format_cell(row.get(str(k))) for k in ks))
+    return view
