@@ -98,7 +98,6 @@ def train_adapter(
     examples = read_examples(dataset_path)
     if not examples:
         raise LeafeError(f"distill: dataset {dataset_path} has no examples")
-    dataset = dataset_row(db, dataset_id) if dataset_id else None
     curve: list[dict[str, float]] = []
     main = is_main_process()
 
@@ -117,27 +116,60 @@ def train_adapter(
         train(None, None)
         return 0
 
+    return record_adapter(
+        db,
+        name=name,
+        path=output_path,
+        model=model,
+        dataset_path=dataset_path,
+        dataset_id=dataset_id,
+        kind=kind,
+        run_id=run_id,
+        metrics={
+            "final_loss": result.final_loss,
+            "first_loss": result.first_loss,
+            "steps": result.steps,
+            "epochs": settings.epochs,
+            "tokens": result.tokens,
+            "target_tokens": result.target_tokens,
+            "tokens_per_second": result.tokens_per_second,
+            "wall_time": result.train_seconds + result.load_seconds,
+            "train_seconds": result.train_seconds,
+            "n_examples": result.n_examples,
+            "n_skipped": result.skipped,
+            "processes": result.processes,
+            "env_steps_budget": env_steps,
+            **(metrics or {}),
+        },
+        examples=examples,
+        settings=settings,
+        curve=curve,
+    )
+
+
+def record_adapter(
+    db: sqlite_utils.Database,
+    *,
+    name: str,
+    path: Path,
+    model: ModelConfig,
+    dataset_path: str,
+    dataset_id: int | None,
+    kind: str,
+    run_id: int | None,
+    metrics: dict[str, Any],
+    examples: list[dict[str, Any]],
+    settings: DistillConfig,
+    curve: list[dict[str, float]],
+    extra_lineage: dict[str, Any] | None = None,
+) -> int:
+    """Insert an adapter row with its lineage and its loss curve, in one transaction."""
+    dataset = dataset_row(db, dataset_id) if dataset_id else None
     task_names = sorted({e["task"] for e in examples if e.get("task")})
     correction_ids = (
         dataset["correction_ids"] if dataset else
         sorted({e["correction_id"] for e in examples if e.get("correction_id") is not None})
     )
-    recorded = {
-        "final_loss": result.final_loss,
-        "first_loss": result.first_loss,
-        "steps": result.steps,
-        "epochs": settings.epochs,
-        "tokens": result.tokens,
-        "target_tokens": result.target_tokens,
-        "tokens_per_second": result.tokens_per_second,
-        "wall_time": result.train_seconds + result.load_seconds,
-        "train_seconds": result.train_seconds,
-        "n_examples": result.n_examples,
-        "n_skipped": result.skipped,
-        "processes": result.processes,
-        "env_steps_budget": env_steps,
-        **(metrics or {}),
-    }
     lineage = {
         "run_id": run_id,
         "dataset_id": dataset_id,
@@ -148,17 +180,18 @@ def train_adapter(
         "kinds": sorted({e["kind"] for e in examples}),
         "base_model": model.name,
         "distill": dataclasses.asdict(settings),
+        **(extra_lineage or {}),
     }
     with transaction(db):
         adapter_id = db["adapters"].insert(
             {
                 "run_id": run_id,
                 "name": name,
-                "path": str(output_path),
+                "path": str(path),
                 "base_model": model.name,
                 "dataset_id": dataset_id,
                 "kind": kind,
-                "metrics": queries.dumps(recorded),
+                "metrics": queries.dumps(metrics),
                 "lineage": queries.dumps(lineage),
                 "created_at": now(),
             }

@@ -1,0 +1,244 @@
+"""Baseline `grpo`: GRPO (trl's GRPOTrainer) with a LoRA adapter, rewarded by the environment.
+
+Each training task's first prompt is a GRPO prompt; a group of `grpo_group_size`
+completions is sampled for it and each completion is scored by running it through a
+fresh environment (`env.reset(task); env.step(text).score`). Every completion scored is
+one environment step, so the number of optimiser steps is capped at
+budget // completions-per-step and the reward function refuses to step past the budget.
+
+Single-turn: the reward is the score of the first action. trl 1.16 can train multi-turn
+in two experimental ways: `environment_factory`, where the environment's methods become
+tools the model calls (it needs a chat template with tool calling, which
+SmolLM2-135M-Instruct lacks), and `rollout_func`, a custom generation loop that returns
+prompt/completion ids with an `env_mask` hiding the environment's tokens from the loss.
+The second fits our environments, but re-encoding every turn's history inside the
+trainer makes a GRPO step cost several multi-turn rollouts of training-mode compute,
+more than a CPU can give in this baseline's time; the first action carries most of the
+signal in our tasks (a coding task's first submission, a navigation task's first move
+towards the goal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from workbench._distill_data import make_example
+from workbench.adapters import store_folder
+from workbench.agent import clean_text, execute
+from workbench.baselines._common import (
+    Budget,
+    adapter_name,
+    finished_adapter,
+    state_prompt,
+    step_budget,
+    write_dataset,
+)
+from workbench.context import Cancelled, StageContext
+from workbench.distill import adapter_summary, check_name_free, record_adapter, write_card
+from workbench.envs.base import Task
+from workbench.errors import LeafeError
+
+KIND = "grpo"
+MAX_COMPLETION_TOKENS = 128  # a CPU-sized cap on each sampled answer
+
+
+@dataclasses.dataclass
+class Scorer:
+    """The reward function: each completion through a fresh environment, within budget."""
+
+    context: StageContext
+    tasks: dict[str, Task]
+    budget: int
+    used: int = 0
+    rewards: list[float] = dataclasses.field(default_factory=list)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    __name__: str = "environment_score"  # trl logs each reward function under its name
+
+    def __call__(self, prompts: list, completions: list, task: list[str], **kwargs: Any) -> list[float]:
+        scores = []
+        for completion, name in zip(completions, task, strict=True):
+            text = completion[0]["content"] if isinstance(completion, list) else str(completion)
+            with self.lock:
+                if self.used >= self.budget:
+                    scores.append(0.0)  # never reached: the step count is planned to fit
+                    continue
+                self.used += 1
+            env = self.context.suite.new_environment()
+            env.reset(self.tasks[name])
+            result, _ = execute(env, clean_text(text)[0])
+            close = getattr(env, "close", None)
+            if close:
+                close()
+            scores.append(float(result.score))
+        self.rewards.extend(scores)
+        return scores
+
+
+def prompt_examples(context: StageContext, tasks: list[Task]) -> list[dict]:
+    """Each task's first prompt, as the policy sees it (recorded as the GRPO dataset)."""
+    examples = []
+    for task in tasks:
+        observation = context.suite.new_environment().reset(task)
+        root = {"id": None, "depth": 0, "action": None, "observation": observation, "note_id": None}
+        messages = state_prompt(context, [root])
+        examples.append(make_example(messages, kind="grpo_prompt", target_start=len(messages), task=task.name))
+    return examples
+
+
+def plan_steps(context: StageContext, budget: Budget, completions_per_step: int) -> int:
+    steps = min(context.config.baselines.grpo_steps, budget.steps // completions_per_step)
+    if steps < 1:
+        raise LeafeError(
+            f"baseline:grpo: one step scores {completions_per_step} completions, "
+            f"more than the budget of {budget.steps} environment steps; lower baselines.grpo_group_size"
+        )
+    return steps
+
+
+def make_callback(context: StageContext, curve: list[dict[str, float]], total: int):
+    from transformers import TrainerCallback
+
+    class Report(TrainerCallback):
+        """Loss and reward to the progress bar and the loss curve; stop on cancel."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            point = {"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0.0)),
+                     "loss": float(logs["loss"]), "learning_rate": float(logs.get("learning_rate", 0.0)),
+                     "reward": float(logs.get("reward", 0.0))}
+            if curve and curve[-1]["step"] == point["step"]:
+                return
+            curve.append(point)
+            context.progress.advance(1, loss=point["loss"], reward=point["reward"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if context.cancel.is_set():
+                control.should_training_stop = True
+
+    context.progress.start(KIND, total, f"baseline:grpo: {total} steps")
+    return Report()
+
+
+def train_grpo(
+    context: StageContext, examples: list[dict], scorer: Scorer, steps: int,
+    staging: Path, curve: list[dict[str, float]],
+) -> dict[str, Any]:
+    """Run GRPOTrainer with LoRA; save the adapter into `staging`; return what it measured."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOConfig, GRPOTrainer
+
+    from workbench._distill_train import load_for_training, make_accelerator
+
+    config = context.config
+    settings = config.distill
+    group = config.baselines.grpo_group_size
+    accelerator = make_accelerator(config.model)
+    model, tokenizer, _ = load_for_training(config.model, accelerator)
+    tokenizer.padding_side = "left"
+    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    # output_dir is the adapter's staging folder: TensorBoard events land in <adapter>/runs.
+    arguments = GRPOConfig(
+        output_dir=str(staging),
+        report_to=["tensorboard"] if settings.report_to == "tensorboard" else "none",
+        max_steps=steps,
+        per_device_train_batch_size=group,
+        num_generations=group,
+        gradient_accumulation_steps=1,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="linear",
+        max_completion_length=min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS),
+        temperature=max(config.explore.temperature, 0.1),  # GRPO needs diverse groups
+        top_p=config.explore.top_p,
+        logging_steps=1,
+        save_strategy="no",
+        gradient_checkpointing=False,
+        bf16=False,
+        use_cpu=accelerator.device.type == "cpu",
+        seed=settings.seed,
+        disable_dropout=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=scorer,
+        args=arguments,
+        train_dataset=Dataset.from_list([{"prompt": e["messages"], "task": e["task"]} for e in examples]),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[make_callback(context, curve, steps)],
+    )
+    started = time.monotonic()
+    output = trainer.train()
+    seconds = time.monotonic() - started
+    context.progress.finish()
+    if context.cancel.is_set():
+        raise Cancelled()
+    trainer.save_model(str(staging))
+    return {"train_seconds": seconds, "train_loss": float(output.training_loss), "steps": output.global_step}
+
+
+def run_grpo(context: StageContext) -> dict:
+    from workbench.files import atomic_directory
+
+    done = finished_adapter(context, KIND)
+    if done:
+        return done
+    config = context.config
+    if config.model.backend not in ("hf", "vllm"):
+        raise LeafeError(f"baseline:grpo: [model] backend {config.model.backend!r} has no local weights to train")
+    if config.baselines.grpo_group_size < 2:
+        raise LeafeError("baseline:grpo: grpo_group_size must be at least 2 (advantages compare a group)")
+    tasks = context.suite.load_tasks(config.env.tasks)
+    budget = step_budget(context, len(tasks))
+    steps = plan_steps(context, budget, config.baselines.grpo_group_size)
+    examples = prompt_examples(context, tasks)
+    dataset_path, dataset_id = write_dataset(context, kind=KIND, name=f"grpo-run-{context.run_id}", examples=examples)
+    name = adapter_name(KIND, context.run_id)
+    output = (store_folder(context.db) / "adapters" / name).resolve()
+    check_name_free(context.db, name, output)
+    scorer = Scorer(context, {task.name: task for task in tasks}, budget.steps)
+    curve: list[dict[str, float]] = []
+    started = time.monotonic()
+    with atomic_directory(output) as staging:
+        measured = train_grpo(context, examples, scorer, steps, staging, curve)
+        write_card(staging, name=name, kind=KIND, dataset_path=dataset_path, settings=config.distill)
+    group_rewards = scorer.rewards
+    first = group_rewards[: config.baselines.grpo_group_size]
+    last = group_rewards[-config.baselines.grpo_group_size:]
+    metrics = {
+        "final_loss": curve[-1]["loss"] if curve else measured["train_loss"],
+        "first_loss": curve[0]["loss"] if curve else measured["train_loss"],
+        "steps": measured["steps"],
+        "completions": len(group_rewards),
+        "mean_reward": sum(group_rewards) / max(1, len(group_rewards)),
+        "first_group_reward": sum(first) / max(1, len(first)),
+        "last_group_reward": sum(last) / max(1, len(last)),
+        "wall_time": time.monotonic() - started,
+        "train_seconds": measured["train_seconds"],
+        "n_examples": len(examples),
+        "env_steps_budget": budget.steps,
+        "env_steps_used": scorer.used,
+        "budget_source": budget.source,
+        "multi_turn": False,
+    }
+    adapter_id = record_adapter(
+        context.db, name=name, path=output, model=config.model, dataset_path=dataset_path,
+        dataset_id=dataset_id, kind=KIND, run_id=context.run_id, metrics=metrics, examples=examples,
+        settings=config.distill, curve=curve,
+        extra_lineage={"grpo": {"group_size": config.baselines.grpo_group_size, "steps": steps,
+                                "max_completion_length": min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS)}},
+    )
+    context.say(
+        f"baseline:grpo: {measured['steps']} steps, {scorer.used} of {budget.steps} environment steps, "
+        f"mean reward {metrics['first_group_reward']:.2f} (first group) -> {metrics['last_group_reward']:.2f} (last)"
+    )
+    return {**adapter_summary(context.db, adapter_id), "env_steps_used": scorer.used,
+            "env_steps_budget": budget.steps, "mean_reward": metrics["mean_reward"]}

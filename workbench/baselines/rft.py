@@ -1,0 +1,142 @@
+"""Baseline `rft`: rejection-sampling fine-tuning (outcome-driven SFT on successes).
+
+The base policy plays the training tasks, wave after wave, until LEAFE's environment-step
+budget is spent; only successful episodes are kept, each whole conversation a training
+example (every answer a target), and an adapter is trained on them with the same LoRA
+settings as LEAFE.
+
+A wave is planned only if it fits in the budget even when every episode uses all of
+`max_steps`; the last wave may cover only some tasks. Episodes are stored (purpose
+`baseline:rft`), so the budget spent is counted the same way as LEAFE's and a killed run
+resumes without replaying finished waves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from store import queries
+from workbench._distill_data import make_example
+from workbench.baselines._common import (
+    Budget,
+    conversation,
+    finished_adapter,
+    first_assistant,
+    step_budget,
+    steps_used,
+    train_baseline_adapter,
+    write_dataset,
+)
+from workbench.context import StageContext
+from workbench.envs.base import Task
+from workbench.errors import LeafeError
+from workbench.explore import open_episodes, play_episodes
+from workbench.models.base import Sampling
+
+KIND = "rft"
+PURPOSE = "baseline:rft"
+SEED_OFFSET = 10_007  # rollouts differ from exploration's, with the same temperature
+
+
+def episode_ids(context: StageContext, *, running: bool | None = None, from_rollout: int = 0) -> list[int]:
+    where = " and status = 'running'" if running else ""
+    return [row[0] for row in context.db.execute(
+        f"select id from episodes where run_id = ? and purpose = ? and rollout >= ?{where} order by id",
+        [context.run_id, PURPOSE, from_rollout],
+    ).fetchall()]
+
+
+def next_rollout(context: StageContext) -> int:
+    row = context.db.execute(
+        "select max(rollout) from episodes where run_id = ? and purpose = ?", [context.run_id, PURPOSE]
+    ).fetchone()
+    return 0 if row[0] is None else row[0] + 1
+
+
+def plan_waves(tasks: Sequence[Task], remaining: int, max_steps: int, waves_left: int | None) -> tuple[list[Task], int]:
+    """(tasks, how many waves) that surely fit in `remaining` steps; ([], 0) when none does."""
+    full = remaining // (len(tasks) * max_steps)
+    if waves_left is not None:
+        full = min(full, waves_left)
+    if full >= 1:
+        return list(tasks), full
+    if waves_left == 0:
+        return [], 0
+    count = remaining // max_steps
+    return list(tasks[:count]), 1 if count else 0
+
+
+def roll_out_within_budget(context: StageContext, tasks: Sequence[Task], budget: Budget) -> int:
+    """Play waves of base-policy episodes until the budget is spent; return the waves played."""
+    config = context.config
+    max_steps = config.env.max_steps
+    sampling = Sampling(
+        temperature=config.explore.temperature,
+        top_p=config.explore.top_p,
+        max_new_tokens=config.model.max_new_tokens,
+        seed=config.explore.seed + SEED_OFFSET,
+    )
+    leftover = episode_ids(context, running=True)
+    if leftover:  # a killed run's last wave
+        play_episodes(context, leftover, context.generator(), sampling, stage="baseline:rft")
+    cap = config.baselines.rollouts_per_task or None
+    while True:
+        context.check_cancelled()
+        first = next_rollout(context)
+        remaining = budget.steps - steps_used(context, PURPOSE)
+        chosen, waves = plan_waves(tasks, remaining, max_steps, None if cap is None else max(0, cap - first))
+        if not waves:
+            return first
+        open_episodes(
+            context, chosen, purpose=PURPOSE, policy="base", rollouts=first + waves,
+            seed=config.explore.seed + SEED_OFFSET,
+        )
+        new = episode_ids(context, from_rollout=first)
+        play_episodes(
+            context, new, context.generator(),
+            dataclasses.replace(sampling, seed=sampling.seed + first),
+            stage=f"baseline:rft rollouts {first + 1}-{first + waves}",
+        )
+
+
+def successful_examples(context: StageContext) -> list[dict]:
+    """One example per successful episode: its whole conversation, every answer a target."""
+    examples = []
+    for episode_id, task_name in context.db.execute(
+        """select episodes.id, tasks.name from episodes join tasks on tasks.id = episodes.task_id
+           where run_id = ? and purpose = ? and status = 'finished' and success = 1 order by episodes.id""",
+        [context.run_id, PURPOSE],
+    ).fetchall():
+        leaf = queries.leaf_of_original_path(context.db, episode_id)
+        messages = conversation(context, queries.path_to(context.db, leaf["id"]))
+        examples.append(make_example(messages, kind=KIND, target_start=first_assistant(messages), task=task_name))
+    return examples
+
+
+def run_rft(context: StageContext) -> dict:
+    done = finished_adapter(context, KIND)
+    if done:
+        return done
+    tasks = context.suite.load_tasks(context.config.env.tasks)
+    budget = step_budget(context, len(tasks))
+    waves = roll_out_within_budget(context, tasks, budget)
+    used = steps_used(context, PURPOSE)
+    episodes, successes = context.db.execute(
+        "select count(*), coalesce(sum(success), 0) from episodes where run_id = ? and purpose = ?",
+        [context.run_id, PURPOSE],
+    ).fetchone()
+    examples = successful_examples(context)
+    if not examples:
+        raise LeafeError(
+            f"baseline:rft: none of the {episodes} episodes ({used} environment steps) succeeded, "
+            "so there is nothing to fine-tune on"
+        )
+    path, dataset_id = write_dataset(context, kind=KIND, name=f"rft-run-{context.run_id}", examples=examples)
+    context.say(f"baseline:rft: {successes} of {episodes} episodes succeeded in {used} of {budget.steps} steps")
+    summary = train_baseline_adapter(
+        context, kind=KIND, dataset_path=path, dataset_id=dataset_id, budget=budget, used=used,
+        extra={"episodes": episodes, "successes": successes, "rollouts_per_task": waves},
+    )
+    return {**summary, "episodes": episodes, "successes": successes, "env_steps_used": used,
+            "env_steps_budget": budget.steps}
