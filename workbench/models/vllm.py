@@ -19,13 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import ModelConfig
-from workbench.errors import ModelNotFoundError
+from workbench.errors import LeafeError, ModelNotFoundError
 from workbench.models import resolve_model_source
 from workbench.models.base import ChatPrompt, Completion, Sampling
 
 INSTALL_HINT = "run `make vllm-setup` and use .venv-vllm/bin/leafe-tui"
 MAX_LORA_RANK = 64
 CPU_KV_CACHE_GIB = 2.0  # enough for ~90k tokens of the embedded model; see kv_cache_bytes()
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class VLLMUnavailableError(ModelNotFoundError):
@@ -150,7 +155,22 @@ class VLLMGenerator:
         self.context_length = min(config.max_model_len, own_limit) if own_limit else config.max_model_len
         local_only = not config.allow_download
         self.tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=local_only)
-        self.engine = vllm.LLM(
+        try:
+            self.engine = self.start_engine(vllm, config, model_config)
+        except (RuntimeError, ValueError, OSError) as error:
+            # The engine's own log (ERROR level and above) has already said why.
+            raise LeafeError(
+                f"backend 'vllm': the engine for {config.name!r} failed to start: {one_line(error)}"
+            ) from None
+        self.lock = threading.Lock()  # LLM.generate is not re-entrant; TUI workers may overlap
+        self.adapters: dict[AdapterKey, Any] = {}
+        self.adapter: Any = None  # the LoRARequest in use, or None for the base model
+        self.adapter_path: str | None = None
+        if config.adapter:
+            self.set_adapter(config.adapter)
+
+    def start_engine(self, vllm: Any, config: ModelConfig, model_config: dict[str, Any]) -> Any:
+        return vllm.LLM(
             model=self.source,
             tokenizer=self.source,
             dtype=config.dtype,
@@ -167,12 +187,6 @@ class VLLMGenerator:
             seed=0,
             **memory_arguments(config, model_config, self.context_length),
         )
-        self.lock = threading.Lock()  # LLM.generate is not re-entrant; TUI workers may overlap
-        self.adapters: dict[AdapterKey, Any] = {}
-        self.adapter: Any = None  # the LoRARequest in use, or None for the base model
-        self.adapter_path: str | None = None
-        if config.adapter:
-            self.set_adapter(config.adapter)
 
     # -- adapters ----------------------------------------------------------------------
 
@@ -203,7 +217,9 @@ class VLLMGenerator:
                     # Load now, so a broken adapter fails here rather than mid-exploration.
                     self.engine.llm_engine.add_lora(request)
                 except Exception as error:
-                    raise ModelNotFoundError(f"adapter {path!r}: vLLM cannot load it: {error}") from None
+                    raise ModelNotFoundError(
+                        f"adapter {path!r}: vLLM cannot load it: {one_line(error)}"
+                    ) from None
                 self.adapters[key] = request
             self.adapter, self.adapter_path = request, key.path
 
