@@ -67,12 +67,21 @@ class TrainResult:
 StepCallback = Callable[[dict[str, float]], None]
 
 
+def on_cpu(model_config: ModelConfig) -> bool:
+    """Train on the CPU when asked to, or when there is no GPU. Accelerate needs to know
+    before its first use: only then does a multi-process launch on CPUs join a gloo group
+    instead of each process training alone."""
+    import torch
+
+    return model_config.device == "cpu" or not torch.cuda.is_available()
+
+
 def make_accelerator(model_config: ModelConfig):
     """An Accelerator for this machine; `accelerate launch` settings (FSDP, DeepSpeed,
-    mixed precision, --cpu) arrive through the environment and take effect here."""
+    mixed precision, process count) arrive through the environment and take effect here."""
     from accelerate import Accelerator
 
-    return Accelerator(cpu=model_config.device == "cpu")
+    return Accelerator(cpu=on_cpu(model_config))
 
 
 def load_for_training(model_config: ModelConfig, accelerator: Any):

@@ -37,14 +37,13 @@ def default_output(db: sqlite_utils.Database, name: str) -> Path:
     return store_folder(db) / "adapters" / name
 
 
-def is_main_process() -> bool:
+def is_main_process(model: ModelConfig | None = None) -> bool:
     """True outside `accelerate launch`, and in its rank-0 process."""
-    try:
-        from accelerate import PartialState
+    from accelerate import PartialState
 
-        return PartialState().is_main_process
-    except ImportError:  # pragma: no cover - accelerate is a dependency
-        return True
+    from workbench._distill_train import on_cpu
+
+    return PartialState(cpu=on_cpu(model or ModelConfig())).is_main_process
 
 
 def check_name_free(db: sqlite_utils.Database, name: str, output: Path) -> None:
@@ -99,7 +98,7 @@ def train_adapter(
     if not examples:
         raise LeafeError(f"distill: dataset {dataset_path} has no examples")
     curve: list[dict[str, float]] = []
-    main = is_main_process()
+    main = is_main_process(model)
 
     def train(save_to: Path | None, tensorboard: Path | None):
         return train_lora(
@@ -298,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         settings = config.distill
-        db = open_store(args.db or config.store.path, migrate=is_main_process())
+        main_process = is_main_process(config.model)
+        db = open_store(args.db or config.store.path, migrate=main_process)
         wanted = args.dataset or settings.dataset
         run_id = None
         if not wanted:
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             run_id = db.execute("select run_id from datasets where id = ?", [dataset_id]).fetchone()[0]
         name = args.name or settings.name or f"distill-{Path(dataset_path).stem}-{now()[:19].replace(':', '')}"
         output = settings.output or str(default_output(db, name))
-        progress = RichProgress() if is_main_process() else None
+        progress = RichProgress() if main_process else None
         if progress:
             progress.__enter__()
         try:
