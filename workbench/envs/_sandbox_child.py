@@ -62,10 +62,13 @@ class Reporter:
 
 
 def confine(
-    limits: dict[str, Any], workdir: str, output_fd: int, close_fds: list[int], server_pid: int
+    limits: dict[str, Any], workdir: str, output_fd: int, close_fds: list[int], server_pid: int,
+    uid: int | None = None, user_namespace: bool = False,
 ) -> None:
     """Make this freshly forked process a sandbox: own process group, limits, scrubbed
-    environment, private cwd, parent-death signal."""
+    environment, private cwd, parent-death signal; then `uid` (when given) with no
+    capabilities and no way to gain any."""
+    from workbench.envs import _sandbox_user as user
     from workbench.envs._sandbox_procs import die_with_parent
 
     # Signal dispositions are the server's defaults (SIGINT ignored: Ctrl-C in the
@@ -100,6 +103,16 @@ def confine(
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    if uid is not None:
+        # Counts this uid's processes and threads: this submission's only (a uid per server).
+        budget = user.process_budget(int(limits["max_processes"]))
+        resource.setrlimit(resource.RLIMIT_NPROC, (budget, budget))
+        user.become(uid)
+    else:
+        if user_namespace:
+            user.drop_capabilities()
+        user.no_new_privileges()
+    die_with_parent(server_pid)  # again: a change of uid clears the parent-death signal
     sys.stdout.reconfigure(line_buffering=True)  # a killed program still shows what it printed
     sys.stderr.reconfigure(line_buffering=True)
     if "random" in sys.modules:

@@ -19,6 +19,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 
 _libc: ctypes.CDLL | None = None
 
@@ -31,7 +32,8 @@ def libc() -> ctypes.CDLL:
 
 
 def prctl(option: int, value: int) -> bool:
-    return libc().prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
+    zero = ctypes.c_ulong(0)  # full-width: some options insist the unused arguments are 0
+    return libc().prctl(option, ctypes.c_ulong(value), zero, zero, zero) == 0
 
 
 def die_with_parent(expected_parent: int, signal_number: int = signal.SIGKILL) -> None:
@@ -54,13 +56,41 @@ def limit_malloc_arenas(count: int) -> bool:
         return False
 
 
-def unshare_network() -> bool:
-    """Move this process into a network namespace with no interfaces up; False if not allowed."""
+def unshare_network(user_namespace: bool = True) -> bool:
+    """Move this process into a network namespace with no interface up; False if not allowed.
+
+    Root (CAP_SYS_ADMIN) makes one directly. Another user may make one inside a user
+    namespace of its own, where the kernel allows those (`user_namespace`): its uid and gid
+    map to themselves, so files and signals work as before; what the new namespace's
+    capabilities allow stays inside it (children drop them)."""
+    if unshare(CLONE_NEWNET):
+        return True
+    if not user_namespace or os.geteuid() == 0:
+        return False
+    uid, gid = os.geteuid(), os.getegid()
+    if not unshare(CLONE_NEWUSER | CLONE_NEWNET):
+        return False
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as file:
+            file.write(text)
+    return True
+
+
+def unshare(flags: int) -> bool:
     try:
         if hasattr(os, "unshare"):  # Python 3.12+
-            os.unshare(CLONE_NEWNET)
+            os.unshare(flags)
             return True
-        return libc().unshare(CLONE_NEWNET) == 0
+        return libc().unshare(flags) == 0
+    except OSError:
+        return False
+
+
+def in_user_namespace() -> bool:
+    """Whether this process runs in a user namespace other than the machine's own."""
+    try:
+        with open("/proc/self/uid_map") as file:
+            return file.read().split() != ["0", "0", "4294967295"]
     except OSError:
         return False
 

@@ -2,8 +2,10 @@
 
 Layout: <server folder>/run-*/home/sandbox/work. cwd sits a few levels down so relative
 escapes such as ../../escape.txt land inside the server's own folder, which is emptied
-after every submission. Absolute paths are as protected as the user running the
-workbench. The skeleton is emptied and reused rather than recreated: removing folders
+after every submission. When submissions run as a uid of their own (the workbench runs
+as root), the server's folder and the skeleton belong to that uid and everything above
+them to root (0700), so `../` can climb no further than the server's folder. Absolute
+paths are as protected as the user submissions run as. The skeleton is emptied and reused rather than recreated: removing folders
 costs milliseconds on some disks (ext4 with discard), a fifth of a submission.
 """
 
@@ -18,8 +20,10 @@ PARTS = ("home", "sandbox", "work")
 
 
 class Workspace:
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, owner: int | None = None) -> None:
+        """`owner`: the uid (and gid) submissions run as, when not the server's own."""
         self.base = base
+        self.owner = owner
         self.workdir: str | None = None
         self.levels: list[str] = []
 
@@ -32,6 +36,9 @@ class Workspace:
                 path = os.path.join(path, part)
                 os.mkdir(path, 0o700)
                 self.levels.append(path)
+            if self.owner is not None:
+                for level in self.levels:
+                    os.chown(level, self.owner, self.owner)
             self.workdir = path
         return self.workdir
 

@@ -9,13 +9,18 @@ address-space, file-size, core and open-file limits, a scrubbed environment, out
 capped, a wall-clock timeout, and afterwards its whole process group and every escaped
 descendant killed. The workbench is never the parent of submitted code.
 
-What it protects: the workbench's memory and state, other submissions, runaway
-processes, output floods, relative paths (cwd is a private folder a few levels deep
-inside a folder removed after each run, so `../../x` stays inside it). What it does
-not: absolute paths are as protected as the user running the workbench (root here),
-and processes that escape a killed server while the workbench itself is SIGKILLed may
-outlive it when no pids cgroup is available. Stronger isolation (mount namespaces,
-containers) belongs to a later layer.
+When the workbench runs as root, each server runs its submissions as a uid of its own
+with no capabilities (see _sandbox_user): they read only what any user may read, signal
+only their own processes, and cannot read the workbench's or the server's environment
+through /proc. The servers start with a minimal environment and are undumpable.
+
+What it protects: the workbench's memory, state and environment, other submissions,
+runaway processes, output floods, relative paths (cwd is a private folder a few levels
+deep inside a folder emptied after each run). What it does not: absolute paths are as
+protected as the user submissions run as (the workbench's own user when it is not
+root), and processes that escape a killed server while the workbench itself is
+SIGKILLed may outlive it when no pids cgroup is available. docs/threat-model.md has the
+details and how to add a container around it all.
 
 Statuses: ok, syntax_error, exception, timeout, memory, cpu, output_limit, file_size,
 process_limit, exited, killed, server_died.
@@ -94,14 +99,21 @@ class _Server:
 class Sandbox:
     """A pool of sandbox servers; `run` is thread-safe and runs `workers` submissions at once."""
 
-    def __init__(self, limits: SandboxConfig, *, process_cap: str = "auto") -> None:
+    def __init__(self, limits: SandboxConfig, *, process_cap: str = "auto", run_as: str = "auto") -> None:
         """`process_cap`: `auto` caps processes with a pids cgroup where the OS allows it
         (forks past the cap fail, even for root) and otherwise polls /proc; `proc-scan`
-        always polls (a submission is stopped once it has too many processes alive)."""
+        always polls (a submission is stopped once it has too many processes alive).
+
+        `run_as`: `auto` runs submissions as a uid of their own when the workbench runs as
+        root (see `user`); `same` keeps the workbench's user, root included, which gives a
+        submission root's reach over files and processes (only for tests of the sandbox)."""
         if process_cap not in ("auto", "proc-scan"):
             raise ValueError(f"process_cap must be auto or proc-scan, not {process_cap!r}")
+        if run_as not in ("auto", "same"):
+            raise ValueError(f"run_as must be auto or same, not {run_as!r}")
         self.limits = limits
         self.process_cap = process_cap
+        self.run_as = run_as
         self.workers = limits.workers or os.cpu_count() or 1
         remove_stale_folders()
         self._base = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
@@ -163,16 +175,27 @@ class Sandbox:
     @property
     def network_isolated(self) -> bool:
         """Whether submissions run without network (a fresh network namespace per server)."""
-        server = self._acquire()
-        self._idle.put(server)
-        return bool(server.info.get("network_isolated"))
+        return bool(self.isolation["network_isolated"])
 
     @property
     def process_counting(self) -> str:
         """`cgroup` (a pids cgroup caps forks, even for root) or `proc-scan` (polling /proc)."""
+        return "cgroup" if self.isolation["cgroup"] else "proc-scan"
+
+    @property
+    def user(self) -> int:
+        """The uid submissions run as: one of their own per server (from 2046820352 up) when
+        the workbench runs as root, else the workbench's."""
+        return int(self.isolation["uid"])
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """What one server set up: network_isolated, cgroup (path or None), uid, own_user
+        (submissions run as a uid of their own), user_namespace, note (what could not be done)."""
         server = self._acquire()
         self._idle.put(server)
-        return "cgroup" if server.info.get("cgroup") else "proc-scan"
+        return {key: server.info.get(key) for key in
+                ("network_isolated", "cgroup", "uid", "own_user", "user_namespace", "note")}
 
     def warm_up(self) -> None:
         """Start every server now rather than on demand (benchmarks, batch runs)."""
@@ -245,6 +268,7 @@ class Sandbox:
             },
             "base": os.path.join(self._base, f"server-{number}"),
             "process_cap": self.process_cap,
+            "run_as": self.run_as,
             "parent": os.getpid(),
         }
         project = str(Path(__file__).resolve().parents[2])

@@ -6,6 +6,10 @@ its process group and every descendant that escaped it, and answers on stdout. T
 server is a child subreaper, so a setsid'd grandchild whose parent exits reparents
 here instead of to init and the sweep still finds it. It dies with the workbench
 (PR_SET_PDEATHSIG) and its children die with it.
+
+Started by root, it runs every child as a uid of its own (see _sandbox_user). It makes
+itself undumpable, so its /proc files (environ, mem) belong to root and a child running
+as the same user cannot read them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.envs import _sandbox_procs as procs
+from workbench.envs import _sandbox_user as user
 from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
 from workbench.envs._sandbox_workspace import Workspace
 
@@ -74,6 +79,9 @@ class Server:
         # The cgroup's count of refused forks only moves while a submission runs, so the
         # count read after one submission is the baseline of the next.
         self.refused_seen = 0
+        self.uid: int | None = None
+        """The uid children run as; None: the server's own."""
+        self.user_namespace = False
 
     # -- one submission --------------------------------------------------------------
 
@@ -94,10 +102,11 @@ class Server:
         watch = Watch(pid, refused_before=self.refused_seen)
         try:
             self.supervise(watch, output_read, result_read, started)
-            self.refused_seen = self.refused_forks()
-            if self.refused_seen > watch.refused_before:
+            if self.refused_forks() > watch.refused_before:
                 watch.stop = watch.stop or "process_limit"
             self.sweep(watch)
+            # Read after the sweep: a fork bomb goes on being refused until it is killed.
+            self.refused_seen = self.refused_forks()
             self.drain(watch, output_read, result_read)
         finally:
             os.close(output_read)
@@ -113,7 +122,7 @@ class Server:
         status = 120
         try:
             close = [*others, *self.protocol_fds]
-            child.confine(self.limits, workdir, output_fd, close, self.pid)
+            child.confine(self.limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace)
             child.run_submission(request, child.Reporter(result_fd), code)
             status = 0
         except BaseException:
@@ -395,14 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     os.close(null)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the workbench
     subreaper = procs.become_subreaper()
-    isolated = config["limits"]["network"] == "isolated" and procs.unshare_network()
     os.makedirs(config["base"], exist_ok=True)
     server = Server(config)
     server.protocol_fds = [protocol_in, protocol_out]
     procs.remove_stale_cgroups()
     # The server joins its own pids cgroup once, so every child it forks is born inside it:
     # moving each child in (a cgroup v1 attach) would cost milliseconds per submission.
-    # The server counts as one member, hence the + 1.
+    # The server counts as one member, hence the + 1. Before any namespace: a user
+    # namespace would no longer own the cgroup files.
     if config.get("process_cap", "auto") == "auto":
         server.cgroup = procs.PidsCgroup.create(
             f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
@@ -410,6 +419,18 @@ def main(argv: list[str] | None = None) -> int:
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
         server.cgroup = None
+    isolated = config["limits"]["network"] == "isolated" and procs.unshare_network()
+    server.user_namespace = procs.in_user_namespace()
+    note = ""
+    if config.get("run_as", "auto") == "auto" and os.geteuid() == 0:
+        server.uid, note = user.prepare(os.getpid(), [os.path.dirname(config["base"])])
+    if server.uid is not None:
+        os.chown(config["base"], server.uid, server.uid)
+        os.chmod(config["base"], 0o700)
+        server.workspace.owner = server.uid
+    # A new namespace or credentials may have cleared the parent-death signal.
+    procs.die_with_parent(int(config["parent"]))
+    procs.prctl(user.PR_SET_DUMPABLE, 0)
     # glibc reserves 64 MiB of address space per thread for a malloc arena, so under the
     # address-space limit a submission could start only a few threads. Children inherit this.
     procs.limit_malloc_arenas(2)
@@ -423,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     send_frame(protocol_out, {
         "ready": True, "pid": os.getpid(), "network_isolated": isolated, "subreaper": subreaper,
         "cgroup": str(server.cgroup.path) if server.cgroup else None,
+        "uid": server.uid if server.uid is not None else os.geteuid(),
+        "own_user": server.uid is not None, "user_namespace": server.user_namespace,
+        "note": note,
     })
     try:
         while True:

@@ -1,0 +1,505 @@
+"""Submissions written to get out of the sandbox: at the network, at the workbench's
+secrets, at the user's files, at the processes around them, and at the limits while
+fifteen others run at once. Each ends as a recorded result with a message, the next
+submission runs, and the workbench goes on untouched.
+
+Where a guarantee holds only when the workbench runs as root (submissions then run as a
+uid of their own), the test says so and is skipped otherwise; docs/threat-model.md has
+what holds in each case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from workbench.config import SandboxConfig
+from workbench.envs import _sandbox_procs as procs
+from workbench.envs._sandbox_user import UID_BASE
+from workbench.envs.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
+
+LIMITS = SandboxConfig(timeout=3, cpu_seconds=2, memory_mb=256, max_processes=16, workers=2)
+AS_ROOT = os.geteuid() == 0
+
+
+def marked(body: str) -> tuple[str, str]:
+    """(marker, program): the program first renames its process to the marker."""
+    marker = "lh" + uuid.uuid4().hex[:12]
+    header = f"import ctypes\nctypes.CDLL(None).prctl(15, b{marker!r}, 0, 0, 0)\n"
+    return marker, header + textwrap.dedent(body)
+
+
+def alive_with(marker: str, wait: float = 0.0) -> list[int]:
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if comm == marker and stat[stat.rfind(")") + 2] not in "ZX":
+                found.append(int(entry))
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
+def still_works(sandbox: Sandbox) -> None:
+    result = sandbox.run("def add(a, b):\n    return a + b\n", checks=["assert candidate(1, 2) == 3"],
+                         entry_point="add")
+    assert (result.status, result.passed, result.total) == ("ok", 1, 1), result
+
+
+def printed(result) -> dict:
+    assert result.stdout.strip(), result
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(LIMITS) as box:
+        box.warm_up()
+        yield box
+
+
+@pytest.fixture
+def listener():
+    """A TCP port the test itself listens on, on the machine's loopback."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.settimeout(2.0)
+    yield server
+    server.close()
+
+
+# -- who a submission is -------------------------------------------------------------
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="submissions run as a uid of their own only when the workbench is root")
+def test_as_root_submissions_run_as_their_own_uid_without_capabilities(sandbox: Sandbox) -> None:
+    info = sandbox.isolation
+    assert info["own_user"] and info["uid"] >= UID_BASE and info["note"] == ""
+    program = textwrap.dedent("""
+        import json, os
+        status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines()
+                      if line.startswith(('Cap', 'NoNewPrivs')))
+        print(json.dumps({'ids': os.getresuid() + os.getresgid(), 'groups': os.getgroups(),
+                          'status': {k: v.strip() for k, v in status.items()}}))
+    """)
+    found = printed(sandbox.run(program))
+    uids = {server.info["uid"] for server in sandbox._servers}
+    assert len(set(found["ids"])) == 1 and found["ids"][0] in uids and found["groups"] == []
+    for name in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(found["status"][name], 16) == 0, name
+    assert found["status"]["NoNewPrivs"] == "1"
+    # Every server has its own uid, so one submission can never signal another's processes.
+    assert len(uids) == len(sandbox._servers) == LIMITS.workers
+    with Sandbox(SandboxConfig(workers=1)) as other:
+        assert other.user not in uids
+
+
+# -- network -------------------------------------------------------------------------
+
+NETWORK_PROBE = textwrap.dedent("""
+    import json, socket
+    port = PORT
+    found = {}
+    def attempt(name, action):
+        try:
+            action()
+            found[name] = 'ok'
+        except OSError as error:
+            found[name] = type(error).__name__
+    def connect(address, family=socket.AF_INET):
+        with socket.socket(family) as s:
+            s.settimeout(1.0)
+            s.connect(address)
+            s.sendall(b'hello from the sandbox')
+    def udp():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b'x', ('8.8.8.8', 53))
+    attempt('loopback', lambda: connect(('127.0.0.1', port)))
+    attempt('loopback6', lambda: connect(('::1', port), socket.AF_INET6))
+    attempt('resolve', lambda: socket.getaddrinfo('example.com', 443))
+    attempt('internet', lambda: connect(('1.1.1.1', 53)))
+    attempt('udp', udp)
+    found['interfaces'] = [name for _, name in socket.if_nameindex()]
+    print(json.dumps(found))
+""")
+
+
+def test_no_network_not_even_to_a_port_the_workbench_listens_on(sandbox: Sandbox, listener) -> None:
+    if not sandbox.network_isolated:
+        assert not AS_ROOT, "root may always make a network namespace"
+        pytest.skip("this machine allows no network namespace (Sandbox.network_isolated is False)")
+    port = listener.getsockname()[1]
+    started = time.monotonic()
+    result = sandbox.run(NETWORK_PROBE.replace("PORT", str(port)))
+    found = printed(result)
+    assert found.pop("interfaces") == ["lo"]  # its own namespace: a loopback that is down
+    assert all(outcome != "ok" for outcome in found.values()), found
+    assert time.monotonic() - started < 2.5  # refused at once, not waiting on timeouts
+    listener.settimeout(0.0)
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing ever reached the workbench's port
+    still_works(sandbox)
+
+
+def test_network_inherit_is_recorded_and_reaches_the_workbench(listener) -> None:
+    """The control for the test above: the same probe does connect without a namespace."""
+    port = listener.getsockname()[1]
+    limits = SandboxConfig(timeout=5, workers=1, network="inherit")
+    with Sandbox(limits) as box:
+        assert box.network_isolated is False
+        received: list[bytes] = []
+
+        def accept() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                received.append(connection.recv(100))
+
+        waiter = threading.Thread(target=accept)
+        waiter.start()
+        found = printed(box.run(NETWORK_PROBE.replace("PORT", str(port))))
+        waiter.join(5)
+    assert found["loopback"] == "ok" and received == [b"hello from the sandbox"]
+
+
+def test_a_server_that_may_not_make_a_network_namespace_says_so() -> None:
+    """unshare_network reports False, not an error, without the privilege (the server then
+    records network_isolated False). Run in a forked process that first gives up root."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(UID_BASE - 1, UID_BASE - 1, UID_BASE - 1)
+                os.setresuid(UID_BASE - 1, UID_BASE - 1, UID_BASE - 1)
+            os._exit(0 if procs.unshare_network(user_namespace=False) is False else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- the workbench's secrets ---------------------------------------------------------
+
+SECRET_PROBE = textwrap.dedent("""
+    import json, os
+    server = os.getppid()
+    stat = open(f'/proc/{server}/stat').read()
+    workbench = int(stat[stat.rfind(')') + 2:].split()[1])
+    found = {'environ_names': sorted(os.environ), 'server': server, 'workbench': workbench}
+    def attempt(name, action):
+        try:
+            found[name] = repr(action())
+        except OSError as error:
+            found[name] = type(error).__name__
+    for who, pid in (('server', server), ('workbench', workbench)):
+        attempt(f'{who}_environ', lambda pid=pid: open(f'/proc/{pid}/environ', 'rb').read())
+        attempt(f'{who}_mem', lambda pid=pid: open(f'/proc/{pid}/mem', 'rb').read(1))
+        attempt(f'{who}_cwd', lambda pid=pid: os.readlink(f'/proc/{pid}/cwd'))
+        attempt(f'{who}_fds', lambda pid=pid: os.listdir(f'/proc/{pid}/fd'))
+        attempt(f'{who}_cmdline', lambda pid=pid: open(f'/proc/{pid}/cmdline', 'rb').read())
+    print(json.dumps(found))
+""")
+
+WORKBENCH = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    from workbench.config import SandboxConfig
+    from workbench.envs.sandbox import Sandbox
+    # The control: the secret is in this process's own environment block, which is what
+    # /proc/<pid>/environ shows to whoever may read it.
+    visible = os.environ['LEAFE_SECRET_TOKEN'].encode() in open('/proc/self/environ', 'rb').read()
+    with Sandbox(SandboxConfig(timeout=10, workers=1)) as box:
+        result = box.run(sys.stdin.read())
+    print(json.dumps({'pid': os.getpid(), 'visible_to_itself': visible, 'result': result.to_dict()}))
+""")
+
+
+def test_the_workbench_environment_is_out_of_reach() -> None:
+    """A workbench started with a secret in its environment (an exported API key) runs a
+    submission that looks for it in os.environ, in /proc/<server>/environ and in
+    /proc/<workbench>/environ (the server's parent, read from /proc/<server>/stat)."""
+    secret = "sk-" + uuid.uuid4().hex
+    environment = {**os.environ, "LEAFE_SECRET_TOKEN": secret}
+    run = subprocess.run(
+        [sys.executable, "-c", WORKBENCH, str(ROOT)], input=SECRET_PROBE, env=environment,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    found = json.loads(answer["result"]["stdout"].strip().splitlines()[-1])
+    assert answer["visible_to_itself"]
+    assert found["workbench"] == answer["pid"]  # the probe found the right process
+    assert secret not in run.stdout
+    assert found["environ_names"] == ["HOME", "LANG", "PATH"]
+    # The server started with a minimal environment and is undumpable: unreadable to any
+    # user but root, its own included.
+    assert found["server_environ"] == "PermissionError"
+    assert found["server_mem"] == "PermissionError"
+    if AS_ROOT:
+        for key in ("workbench_environ", "workbench_mem", "workbench_cwd", "workbench_fds",
+                    "server_cwd", "server_fds"):
+            assert found[key] == "PermissionError", key
+    # Command lines are readable by every user of the machine: never put secrets in one.
+    assert found["workbench_cmdline"].startswith("b")
+
+
+def test_variables_set_in_the_workbench_process_do_not_reach_submissions(monkeypatch) -> None:
+    monkeypatch.setenv("LEAFE_TEST_API_KEY", "never-to-be-seen")
+    with Sandbox(SandboxConfig(workers=1)) as box:
+        result = box.run(
+            "import os, json\n"
+            "names = sorted(os.environ)\n"
+            "try:\n    own = open('/proc/self/environ', 'rb').read().decode()\n"
+            "except OSError as error:\n    own = str(error)\n"
+            "print(json.dumps([names, own]))\n"
+        )
+    names, own = printed(result)
+    assert names == ["HOME", "LANG", "PATH"]
+    assert "never-to-be-seen" not in result.stdout and "LEAFE_TEST_API_KEY" not in own
+
+
+# -- the user's files ----------------------------------------------------------------
+
+FILES_PROBE = textwrap.dedent("""
+    import json, os
+    targets = json.loads(TARGETS)
+    targets.update({
+        'relative ../../../etc/shadow': '../../../etc/shadow',
+        'relative ../ x15 etc/shadow': '../' * 15 + 'etc/shadow',
+        'relative ../ x15 etc/passwd': '../' * 15 + 'etc/passwd',
+        'absolute /etc/shadow': '/etc/shadow',
+        'absolute /etc/passwd': '/etc/passwd',
+    })
+    for name, path in json.loads(TARGETS).items():
+        targets['relative ' + name] = os.path.relpath(path)
+    found = {}
+    for name, path in targets.items():
+        try:
+            with open(path, 'rb') as file:
+                found[name] = 'read: ' + file.read(100).decode(errors='replace')
+        except OSError as error:
+            found[name] = type(error).__name__
+    print(json.dumps(found))
+""")
+
+
+@pytest.fixture
+def private_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Two 0600 files (one in the workbench's cwd) and a 0644 control, in folders every
+    user may enter, so only each file's own mode protects it."""
+    folder = Path(tempfile.mkdtemp(prefix="leafe-hostile-"))
+    folder.chmod(0o755)
+    cwd = folder / "cwd"
+    cwd.mkdir(mode=0o755)
+    monkeypatch.chdir(cwd)
+    files = {"test tmp file": folder / "secret.txt", "workbench cwd file": cwd / "api-key.txt",
+             "control": folder / "public.txt"}
+    for name, path in files.items():
+        path.write_text(f"PRIVATE {name} {uuid.uuid4().hex}" if name != "control" else "public")
+        path.chmod(0o644 if name == "control" else 0o600)
+    try:
+        yield {name: str(path.resolve()) for name, path in files.items()}
+    finally:
+        for path in files.values():
+            path.unlink()
+        cwd.rmdir()
+        folder.rmdir()
+
+
+def test_private_files_are_unreadable_by_relative_and_absolute_paths(sandbox: Sandbox, private_files) -> None:
+    if not sandbox.isolation["own_user"]:
+        pytest.skip("submissions run as the workbench's user: they read what it may read")
+    result = sandbox.run(FILES_PROBE.replace("TARGETS", repr(json.dumps(private_files))))
+    found = printed(result)
+    assert "PRIVATE" not in result.stdout
+    for name in ("test tmp file", "workbench cwd file"):
+        assert found[name] == "PermissionError"  # by absolute path: the file's own 0600
+        assert found[f"relative {name}"] == "PermissionError"  # cannot climb out of its folder
+    assert found["absolute /etc/shadow"] == "PermissionError"
+    assert found["relative ../../../etc/shadow"] == "FileNotFoundError"  # inside its own folders
+    assert found["relative ../ x15 etc/shadow"] == "PermissionError"
+    assert found["relative ../ x15 etc/passwd"] == "PermissionError"
+    # What every user may read stays readable by absolute path (docs/threat-model.md).
+    assert found["control"] == "read: public"
+    assert found["absolute /etc/passwd"].startswith("read: root:")
+    still_works(sandbox)
+
+
+# -- /proc and signals ---------------------------------------------------------------
+
+KILL_ALL = (
+    "import os, signal, time\nchild = os.fork()\nif child == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+    "os.kill(-1, signal.{signal})\n"
+    "_, status = os.waitpid(child, os.WUNTRACED)\nassert status & 0x7f in (9, 0x7f), status\n"
+    "print('own child got it')\n"
+)
+TRICKS = {
+    "read the server's command line": (
+        "import os\nprint(open(f'/proc/{os.getppid()}/cmdline', 'rb').read()[:20])\n", {"ok"}),
+    "read the server's environment": (
+        "import os\nprint(open(f'/proc/{os.getppid()}/environ', 'rb').read())\n", {"exception"}),
+    "raise, then lower oom_score_adj": (
+        "for value in ('1000', '-1000'):\n"
+        "    with open('/proc/self/oom_score_adj', 'w') as file:\n        file.write(value)\n",
+        {"exception"}),
+    "lower the server's oom_score_adj": (
+        "import os\nwith open(f'/proc/{os.getppid()}/oom_score_adj', 'w') as file:\n"
+        "    file.write('-1000')\n", {"exception"}),
+    "open the server's memory": (
+        "import os\nopen(f'/proc/{os.getppid()}/mem', 'rb').read(1)\n", {"exception"}),
+    "ptrace the server": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.ptrace(16, os.getppid(), 0, 0) != 0:\n    raise OSError(ctypes.get_errno(), 'ptrace')\n",
+        {"exception"}),
+    "SIGSTOP the server": ("import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\n", {"exception"}),
+    "SIGTERM the server": ("import os, signal\nos.kill(os.getppid(), signal.SIGTERM)\n", {"exception"}),
+    "SIGKILL the server": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", {"exception"}),
+    "SIGKILL the workbench": (
+        "import os, signal\nstat = open(f'/proc/{os.getppid()}/stat').read()\n"
+        "os.kill(int(stat[stat.rfind(')') + 2:].split()[1]), signal.SIGKILL)\n", {"exception"}),
+    # kill(-1) reaches every process the sender may signal but itself: with a uid of its
+    # own, only its own children (as root it would be every process of the machine).
+    "kill(-1, SIGKILL)": (KILL_ALL.format(signal="SIGKILL"), {"ok"}),
+    "kill(-1, SIGSTOP)": (KILL_ALL.format(signal="SIGSTOP"), {"ok"}),
+    "join the workbench's network namespace": (
+        "import ctypes, os\nstat = open(f'/proc/{os.getppid()}/stat').read()\n"
+        "workbench = int(stat[stat.rfind(')') + 2:].split()[1])\n"
+        "fd = os.open(f'/proc/{workbench}/ns/net', os.O_RDONLY)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.setns(fd, 0x40000000) != 0:\n    raise OSError(ctypes.get_errno(), 'setns')\n",
+        {"exception"}),
+    "leave the pids cgroup": (
+        "import os\nopen('/sys/fs/cgroup/pids/cgroup.procs', 'w').write(str(os.getpid()))\n",
+        {"exception"}),
+    "raise the CPU hard limit": (
+        "import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_CPU)\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, (hard + 60, hard + 60))\n", {"exception"}),
+    "setsid and fork twice": (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(300)\n    os._exit(0)\ntime.sleep(0.2)\n", {"ok"}),
+}
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="as a user, a submission may signal its server (it is replaced)")
+@pytest.mark.parametrize("trick", list(TRICKS))
+def test_proc_and_signal_tricks_leave_the_run_untouched(sandbox: Sandbox, trick: str) -> None:
+    body, expected = TRICKS[trick]
+    marker, program = marked(body)
+    servers = {server.pid for server in sandbox._servers}
+    oom = {pid: Path(f"/proc/{pid}/oom_score_adj").read_text() for pid in servers}
+    bystander = subprocess.Popen(["sleep", "30"])  # a process of the workbench's user
+    try:
+        result = sandbox.run(program, checks=["assert True"])
+        assert result.status in expected, result
+        assert result.message
+        if result.status == "exception":
+            assert "PermissionError" in result.message or "ValueError" in result.message, result
+        if "kill(-1" in trick:
+            assert result.stdout == "own child got it\n", result
+        assert alive_with(marker) == []
+        still_works(sandbox)
+        assert {server.pid for server in sandbox._servers} == servers  # no server was hurt
+        assert {pid: Path(f"/proc/{pid}/oom_score_adj").read_text() for pid in servers} == oom
+        assert bystander.poll() is None
+        assert Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[0] in "RS"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the per-uid process limit binds only submissions with a uid of their own")
+def test_fork_bomb_is_held_without_a_pids_cgroup() -> None:
+    """Polling /proc alone could be outrun; the uid's RLIMIT_NPROC holds the bomb meanwhile."""
+    marker, program = marked("""
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """)
+    with Sandbox(LIMITS, process_cap="proc-scan") as box:
+        result = box.run(program)
+        assert result.status == "process_limit", result
+        assert alive_with(marker, wait=1.0) == []
+        still_works(box)
+
+
+# -- every limit at once -------------------------------------------------------------
+
+LOAD = {
+    "sleep forever": ("import time\ntime.sleep(60)\n", "timeout"),
+    "sleep forever too": ("import time\nwhile True:\n    time.sleep(1)\n", "timeout"),
+    "spin on the CPU": ("while True:\n    pass\n", "cpu"),
+    "allocate 1 GiB": ("block = bytearray(1 << 30)\n", "memory"),
+    "write a 4 MiB file": ("open('big.bin', 'wb').write(b'x' * (4 << 20))\n", "file_size"),
+    "print without end": ("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "output_limit"),
+    "fork 200 sleepers": (
+        "import os, time\nfor _ in range(200):\n    try:\n        pid = os.fork()\n"
+        "    except OSError:\n        continue\n    if pid == 0:\n        time.sleep(60)\n"
+        "        os._exit(0)\ntime.sleep(60)\n", "process_limit"),
+    "kill(-1, SIGKILL)": (KILL_ALL.format(signal="SIGKILL"), "ok"),
+    "SIGKILL the server": ("import os\nos.kill(os.getppid(), 9)\n", "exception"),
+}
+NORMAL = "def f(x):\n    return sorted(x)[::-1]\n"
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="kill(-1) and killing the server are contained only with a uid per server")
+def test_every_limit_holds_with_sixteen_submissions_at_once() -> None:
+    limits = SandboxConfig(timeout=4, cpu_seconds=1, memory_mb=256, file_size_mb=1, max_processes=16,
+                           output_limit_kb=16, workers=8)
+    jobs = [(name, *marked(body), status) for name, (body, status) in LOAD.items()]
+    jobs += [(f"normal {n}", *marked(NORMAL), "ok") for n in range(16 - len(jobs))]
+    with Sandbox(limits) as box:
+        box.warm_up()
+        servers = {server.pid for server in box._servers}
+        start = threading.Barrier(len(jobs))
+        results: dict[str, object] = {}
+
+        def submit(name: str, program: str) -> None:
+            n = len(name)
+            checks = [f"assert candidate([{n}, 1, 2]) == [{n}, 2, 1]"] if name.startswith("normal") else []
+            start.wait()
+            results[name] = box.run(program, checks=checks, entry_point="f" if checks else "")
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=submit, args=(name, program)) for name, _, program, _ in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        elapsed = time.monotonic() - began
+        for name, _, _, status in jobs:
+            result = results[name]
+            assert result.status == status, (name, result)
+            assert result.message, name
+            if name.startswith("normal"):
+                assert result.passed == result.total == 1, (name, result)
+        assert all(alive_with(marker, wait=1.0) == [] for _, marker, _, _ in jobs)
+        assert {server.pid for server in box._servers} == servers
+        still_works(box)
+    assert elapsed < 15, elapsed
+

@@ -1,0 +1,205 @@
+"""Who a submission runs as: a user of its own when the workbench runs as root.
+
+A submission running as root could read every file (the workbench's /proc/<pid>/environ
+with its API keys included), signal every process (`kill(-1, SIGKILL)` ends them all),
+leave its pids cgroup, or join the host's network namespace again. So a server started
+by root runs each child as a uid of its own, `UID_BASE` + the server's pid: no
+supplementary groups, no capabilities, no way to gain any (PR_SET_NO_NEW_PRIVS, an
+empty capability bounding set). That uid owns the submission's folder and nothing
+else: the child reads only what every user may read and signals only its own
+processes. One uid per server, so a `kill(-1)` in one submission never reaches another
+submission running at the same time; pids are unique among live processes, so are
+these uids.
+
+Python itself must stay readable to that uid: an installation below a private folder
+(pyenv in /root, a virtual environment in a 0700 home) would make every import of a
+module the server has not loaded fail. The server then moves into a private mount
+namespace and covers each such private folder with an empty tmpfs (mode 0711) that holds
+only the Python folders, bound at their own paths. What the workbench runs as
+otherwise stays hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from collections.abc import Iterable
+
+from workbench.envs._sandbox_procs import libc, prctl
+
+UID_BASE = 0x7A000000
+"""2046820352: with pids below 2**22, these uids stay below the ranges systemd assigns
+(its foreign-image range starts at 0x7FFE0000) and above every account's."""
+
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+
+
+def own_uid(server_pid: int) -> int:
+    return UID_BASE + server_pid
+
+
+def process_budget(max_processes: int) -> int:
+    """RLIMIT_NPROC of a child with its own uid: a hard ceiling on its processes and threads
+    even where no pids cgroup is available. Set above the cap the server enforces, so the
+    server's own count still names the stop ("process_limit")."""
+    return 2 * max_processes + 16
+
+
+# -- the server, once --------------------------------------------------------------
+
+
+def python_paths() -> list[str]:
+    """The folders a child must be able to read to import modules: the installation(s)
+    and every existing sys.path entry, resolved."""
+    found = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable)), *sys.path]
+    paths: list[str] = []
+    for path in found:
+        if path and os.path.exists(path):
+            real = os.path.realpath(path)
+            if real not in paths:
+                paths.append(real)
+    return paths
+
+
+def private_ancestors(paths: Iterable[str]) -> dict[str, list[str]]:
+    """For the paths an unrelated user cannot reach (a folder above them lacks o+x):
+    the highest such folder -> the paths below it. A folder's own mode does not count:
+    binding it elsewhere would not change who may read it."""
+    hidden: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.strip("/").split("/")
+        for depth in range(len(parts) - 1):
+            ancestor = "/" + "/".join(parts[: depth + 1])
+            try:
+                mode = os.stat(ancestor).st_mode
+            except OSError:
+                break
+            if not mode & stat.S_IXOTH:
+                hidden.setdefault(ancestor, []).append(path)
+                break
+    for top, below in hidden.items():
+        # A path inside another one of the list comes with it.
+        hidden[top] = sorted(p for p in below if not any(p.startswith(q + "/") for q in below if q != p))
+    return hidden
+
+
+def expose(hidden: dict[str, list[str]]) -> str:
+    """In a private mount namespace, replace each private folder by a tmpfs that holds
+    only the given paths (bound at their own place). "" when done, else why not."""
+    if not hidden:
+        return ""
+    if libc().unshare(CLONE_NEWNS) != 0:
+        return f"no private mount namespace ({os.strerror(_errno())})"
+    # Nothing mounted from here on reaches the rest of the machine.
+    if _mount(None, "/", None, MS_REC | MS_PRIVATE) != 0:
+        return f"could not make mounts private ({os.strerror(_errno())})"
+    for top, paths in hidden.items():
+        handles = [os.open(path, os.O_PATH) for path in paths]  # held before the tmpfs hides them
+        try:
+            if _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=1m") != 0:
+                return f"could not cover {top} ({os.strerror(_errno())})"
+            for path, handle in zip(paths, handles, strict=True):
+                _make_mount_point(top, path, stat.S_ISDIR(os.fstat(handle).st_mode))
+                if _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC) != 0:
+                    return f"could not show {path} ({os.strerror(_errno())})"
+        finally:
+            for handle in handles:
+                os.close(handle)
+    return ""
+
+
+def _make_mount_point(top: str, path: str, is_dir: bool) -> None:
+    current = top
+    parts = os.path.relpath(path, top).split("/")
+    for index, part in enumerate(parts):
+        current = os.path.join(current, part)
+        last = index == len(parts) - 1
+        if os.path.lexists(current):
+            continue
+        if last and not is_dir:
+            os.close(os.open(current, os.O_CREAT | os.O_WRONLY, 0o644))
+        else:
+            os.mkdir(current, 0o711)
+
+
+def _mount(source: str | None, target: str, kind: str | None, flags: int, data: str | None = None) -> int:
+    encode = (lambda text: text.encode() if text is not None else None)  # noqa: E731
+    return libc().mount(encode(source), encode(target), encode(kind), flags, encode(data))
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
+def empty_bounding_set() -> None:
+    """Drop every capability from the bounding set: nothing this process or its children
+    execute can gain one (set-uid programs, file capabilities). Needs CAP_SETPCAP; a
+    process without it has none to gain anyway."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as file:
+            last = int(file.read())
+    except (OSError, ValueError):
+        last = 63
+    for number in range(last + 1):
+        prctl(PR_CAPBSET_DROP, number)
+
+
+def prepare(server_pid: int, keep_visible: list[str]) -> tuple[int | None, str]:
+    """(the uid children run as, or None to keep the server's; a note on what was not done).
+
+    Called once by a server started as root; `keep_visible`: paths the server itself needs."""
+    hidden = private_ancestors([*python_paths(), *keep_visible])
+    problem = expose(hidden)
+    if problem:
+        # Children would fail to import; they keep the server's user rather than break.
+        return None, f"submissions run as root: Python is in a private folder and {problem}"
+    empty_bounding_set()
+    return own_uid(server_pid), ""
+
+
+# -- each child --------------------------------------------------------------------
+
+
+def become(uid: int) -> None:
+    """Turn this (root) process into `uid` for good: group `uid` only, no capabilities,
+    no way to gain any."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    no_new_privileges()
+    os.setresuid(uid, uid, uid)  # a switch away from uid 0 clears every capability
+    # The uid change made the process undumpable, so /proc/self would belong to root;
+    # its own user owns it again (other users still cannot look inside).
+    prctl(PR_SET_DUMPABLE, 1)
+
+
+def no_new_privileges() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def drop_capabilities() -> None:
+    """Clear the capability sets (a server in a user namespace holds them all there)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    with contextlib.suppress(AttributeError):
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        data = (Data * 2)()
+        libc().capset(ctypes.byref(header), data)
