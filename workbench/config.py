@@ -198,7 +198,9 @@ class DistillConfig:
 
 @dataclass
 class EvaluateConfig:
-    policies: list[str] = setting(["base"], "`base`, `adapter:NAME_OR_PATH`, ... evaluated in turn.")
+    policies: list[str] = setting(
+        ["base"], "`base`, `adapter:NAME_OR_PATH`, ... evaluated in turn; `{run}` is this run's id."
+    )
     n: int = setting(4, "Independent rollouts per task and policy.")
     k: list[int] = setting([1, 2, 4], "Pass@k values to report (each at most n).")
     tasks: int | list[str | int] | None = setting(None, "Held-out tasks; default: env.tasks.")

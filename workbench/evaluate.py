@@ -27,6 +27,12 @@ from workbench.passk import mean_pass_at_k
 PURPOSE = "evaluate"
 
 
+def expand_policies(policies: Sequence[str], run_id: int) -> list[str]:
+    """`{run}` in a policy stands for this run's id, so one config can name the adapters
+    its own stages train (`adapter:leafe-run-{run}`)."""
+    return [policy.replace("{run}", str(run_id)) for policy in policies]
+
+
 def check_policy(policy: str) -> None:
     if policy == "base":
         return
@@ -132,7 +138,8 @@ def run_evaluate(context: StageContext) -> dict:
             f"evaluate: pass@{too_big[0]} needs at least {too_big[0]} rollouts per task, "
             f"but evaluate.n = {settings.n}"
         )
-    for policy in settings.policies:
+    policies = expand_policies(settings.policies, context.run_id)
+    for policy in policies:
         check_policy(policy)
     tasks = context.suite.load_tasks(settings.tasks if settings.tasks is not None else config.env.tasks)
     if not tasks:
@@ -153,7 +160,7 @@ def run_evaluate(context: StageContext) -> dict:
     table: dict[str, dict[str, dict[str, float]]] = {}
     successes: dict[str, int] = {}
     try:
-        for policy in settings.policies:
+        for policy in policies:
             if policy != "base":
                 warn_on_overlap(context, policy, tasks)
             episode_ids = open_episodes(
@@ -174,7 +181,7 @@ def run_evaluate(context: StageContext) -> dict:
     return {
         "tasks": len(tasks),
         "n": settings.n,
-        "episodes": len(tasks) * settings.n * len(settings.policies),
+        "episodes": len(tasks) * settings.n * len(policies),
         "successes": successes,
         "table": table,
     }

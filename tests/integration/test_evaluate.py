@@ -144,3 +144,10 @@ def test_adapter_policy_on_the_real_model_warns_on_overlap(tmp_path):
     assert actions["adapter:noise"] != actions["base"]
     assert db.execute("select count(*) from eval_results where run_id = ?", [result.run_id]).fetchone()[0] == 6
     db.close()
+
+
+def test_run_placeholder_names_this_runs_adapters():
+    from workbench.evaluate import expand_policies
+
+    assert expand_policies(["base", "adapter:leafe-run-{run}", "adapter:/x/y"], 7) == [
+        "base", "adapter:leafe-run-7", "adapter:/x/y"]
