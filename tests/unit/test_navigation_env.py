@@ -56,8 +56,8 @@ def test_reset_shows_the_whole_map_position_heading_goal_and_actions():
         "#...G#",
         "######",
     ]
-    assert "You (v) are at row 1, column 3, facing south." in observation
-    assert "The goal (G) is at row 4, column 4, 4 cells away." in observation
+    assert "You (v) are at row 1, column 3, facing south. In front of you: open floor." in observation
+    assert "The goal (G) is at row 4, column 4: 1 east and 3 south of you, 4 cells away." in observation
     assert all(word in observation for word in ALL_WORDS)
     assert len(observation.splitlines()) <= 11
 
@@ -81,6 +81,7 @@ def test_forward_into_a_wall_is_a_collision_and_the_distance_stays():
     assert blocked.feedback == feedback("forward", 4, 4, collided=True, steps=3, heading="north",
                                         blocked_by="a wall")
     assert blocked.observation.splitlines()[0] == "Blocked by a wall. Distance to goal: 4."
+    assert "In front of you: a wall." in blocked.observation
     assert (blocked.score, blocked.done) == (0.0, False)
 
 

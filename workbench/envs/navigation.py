@@ -25,6 +25,7 @@ from workbench.envs._grid_text import (
     Cell,
     action_outcome,
     describe_object,
+    direction_words,
     goal_cells,
     goal_distance,
     map_bounds,
@@ -218,16 +219,24 @@ class NavigationEnvironment:
         bounds = self.bounds
         reachable = walk_distances(env.grid, cell)
         lines, legend = render_map(env.grid, cell, heading, reachable, bounds)
-        where = f"You ({AGENT_SYMBOLS[heading]}) are at {place(cell, bounds)}, facing {HEADINGS[heading]}."
+        # Besides the map, the cell ahead and the goal's direction in words: a small model
+        # reads these far more easily than it counts rows and columns.
+        front = env.grid.get(int(env.front_pos[0]), int(env.front_pos[1]))
+        ahead = describe_object(front) if front is not None else "open floor"
+        where = (f"You ({AGENT_SYMBOLS[heading]}) are at {place(cell, bounds)}, facing {HEADINGS[heading]}. "
+                 f"In front of you: {ahead}.")
         if env.carrying is not None:
             where += f" You carry {describe_object(env.carrying)}."
-        goal = f"The goal (G) is at {place(self.goals[0], bounds)}"
-        if self.distance == 0:
-            goal = "You are on the goal (G)."
-        else:
-            goal += ", but no path reaches it." if self.distance is None else f", {self.distance} cells away."
         return "\n".join([f"Mission: {env.mission}", *lines, "Legend: " + ", ".join(legend),
-                          f"{where} {goal}", ACTIONS_LINE])
+                          where, self.goal_line(cell), ACTIONS_LINE])
+
+    def goal_line(self, cell: Cell) -> str:
+        if self.distance == 0:
+            return "You are on the goal (G)."
+        line = f"The goal (G) is at {place(self.goals[0], self.bounds)}"
+        if self.distance is None:
+            return line + ", but no path reaches it."
+        return f"{line}: {direction_words(cell, self.goals[0])} of you, {self.distance} cells away."
 
     def outcome_sentence(self, word: str, before: dict[str, Any], previous: int | None, reached: bool) -> str:
         if reached:
