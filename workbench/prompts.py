@@ -20,8 +20,9 @@ NAVIGATION = {
         "You move an agent through a grid world to reach the goal. Answer with exactly one "
         "action word: left, right, forward, pickup, drop, toggle or done."
     ),
-    "first_turn": "{observation}",
-    "next_turn": "{observation}\nSteps left: {steps_left}. Your action:",
+    "first_turn": "{observation}\nWhich action do you take: left, right or forward?",
+    # Ending on a question raised the share of answers that hold an action word.
+    "next_turn": "{observation}\nSteps left: {steps_left}. Which action do you take: left, right or forward?",
     "note": "{turn}\n\nA note from an earlier attempt at this point: {note}",
 }
 
