@@ -233,7 +233,9 @@ WORKBENCH = textwrap.dedent("""
     visible = os.environ['LEAFE_SECRET_TOKEN'].encode() in open('/proc/self/environ', 'rb').read()
     with Sandbox(SandboxConfig(timeout=10, workers=1)) as box:
         result = box.run(sys.stdin.read())
-    print(json.dumps({'pid': os.getpid(), 'visible_to_itself': visible, 'result': result.to_dict()}))
+        info = box.isolation
+    print(json.dumps({'pid': os.getpid(), 'visible_to_itself': visible, 'result': result.to_dict(),
+                      'info': info}))
 """)
 
 
@@ -264,6 +266,63 @@ def test_the_workbench_environment_is_out_of_reach() -> None:
             assert found[key] == "PermissionError", key
     # Command lines are readable by every user of the machine: never put secrets in one.
     assert found["workbench_cmdline"].startswith("b")
+
+
+USER_PROBE = textwrap.dedent("""
+    import ctypes, json, os
+    server = os.getppid()
+    stat = open(f'/proc/{server}/stat').read()
+    workbench = int(stat[stat.rfind(')') + 2:].split()[1])
+    found = {'uid': os.getuid(), 'workbench_uid': os.stat(f'/proc/{workbench}').st_uid}
+    def attempt(name, action):
+        try:
+            found[name] = repr(action())
+        except OSError as error:
+            found[name] = type(error).__name__
+    for who, pid in (('server', server), ('workbench', workbench)):
+        attempt(f'{who}_environ', lambda pid=pid: open(f'/proc/{pid}/environ', 'rb').read())
+        attempt(f'{who}_mem', lambda pid=pid: open(f'/proc/{pid}/mem', 'rb').read(1))
+    libc = ctypes.CDLL(None, use_errno=True)
+    def seize():  # PTRACE_SEIZE: attaches without stopping the process
+        if libc.ptrace(0x4206, workbench, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), 'ptrace')
+    attempt('workbench_ptrace', seize)
+    print(json.dumps(found))
+""")
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs root to play a user's workbench")
+def test_a_workbench_run_by_a_user_keeps_its_environment_from_submissions() -> None:
+    """Submissions of a workbench run by a user run as that same user. The server makes
+    itself undumpable and, where the kernel allows, enters a user namespace, so the
+    user's own processes outside it refuse ptrace, environ and mem to submissions."""
+    from workbench.envs import _sandbox_user as user
+
+    unprivileged = UID_BASE - 2
+
+    def become_a_user() -> None:  # in the forked child, before it runs the workbench
+        if user.expose(user.private_ancestors([*user.python_paths(), str(ROOT)])):
+            os._exit(3)
+        os.setgroups([])
+        os.setresgid(unprivileged, unprivileged, unprivileged)
+        os.setresuid(unprivileged, unprivileged, unprivileged)
+
+    secret = "sk-" + uuid.uuid4().hex
+    run = subprocess.run(
+        [sys.executable, "-c", WORKBENCH, str(ROOT)], input=USER_PROBE, capture_output=True, text=True,
+        env={**os.environ, "LEAFE_SECRET_TOKEN": secret}, preexec_fn=become_a_user, cwd="/", timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    found = json.loads(answer["result"]["stdout"].strip().splitlines()[-1])
+    assert answer["visible_to_itself"] and not answer["info"]["own_user"]
+    assert found["uid"] == found["workbench_uid"] == unprivileged  # the same user throughout
+    assert secret not in run.stdout
+    assert found["server_environ"] == found["server_mem"] == "PermissionError"  # undumpable
+    if not answer["info"]["user_namespace"]:
+        pytest.skip("no user namespace here: the workbench is open to ptrace by its submissions")
+    for key in ("workbench_environ", "workbench_mem", "workbench_ptrace"):
+        assert found[key] == "PermissionError", key
 
 
 def test_variables_set_in_the_workbench_process_do_not_reach_submissions(monkeypatch) -> None:

@@ -56,24 +56,30 @@ def limit_malloc_arenas(count: int) -> bool:
         return False
 
 
-def unshare_network(user_namespace: bool = True) -> bool:
-    """Move this process into a network namespace with no interface up; False if not allowed.
+def enter_namespaces(network: bool, user_namespace: bool = True) -> tuple[bool, bool]:
+    """(network isolated, in a user namespace of its own): move this process into a network
+    namespace with no interface up (`network`) and, when not root, into a user namespace.
 
-    Root (CAP_SYS_ADMIN) makes one directly. Another user may make one inside a user
-    namespace of its own, where the kernel allows those (`user_namespace`): its uid and gid
-    map to themselves, so files and signals work as before; what the new namespace's
-    capabilities allow stays inside it (children drop them)."""
-    if unshare(CLONE_NEWNET):
-        return True
-    if not user_namespace or os.geteuid() == 0:
-        return False
+    Root (CAP_SYS_ADMIN) makes a network namespace directly. Another user makes a user
+    namespace first, where the kernel allows it (`user_namespace`): its uid and gid map to
+    themselves, so files and signals work as before, while the kernel refuses ptrace,
+    /proc/<pid>/environ and /proc/<pid>/mem of the user's processes outside it to anything
+    inside (they live in another user namespace). The capabilities the new namespace gives
+    stay inside it; children drop them."""
+    if os.geteuid() == 0 or not user_namespace:
+        return network and unshare(CLONE_NEWNET), False
     uid, gid = os.geteuid(), os.getegid()
-    if not unshare(CLONE_NEWUSER | CLONE_NEWNET):
-        return False
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as file:
-            file.write(text)
-    return True
+    if unshare(CLONE_NEWUSER | (CLONE_NEWNET if network else 0)):
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as file:
+                file.write(text)
+        return network, True
+    return network and unshare(CLONE_NEWNET), False
+
+
+def unshare_network(user_namespace: bool = True) -> bool:
+    """Whether this process now runs in a network namespace of its own (see enter_namespaces)."""
+    return enter_namespaces(True, user_namespace)[0]
 
 
 def unshare(flags: int) -> bool:
@@ -82,15 +88,6 @@ def unshare(flags: int) -> bool:
             os.unshare(flags)
             return True
         return libc().unshare(flags) == 0
-    except OSError:
-        return False
-
-
-def in_user_namespace() -> bool:
-    """Whether this process runs in a user namespace other than the machine's own."""
-    try:
-        with open("/proc/self/uid_map") as file:
-            return file.read().split() != ["0", "0", "4294967295"]
     except OSError:
         return False
 

@@ -419,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
         server.cgroup = None
-    isolated = config["limits"]["network"] == "isolated" and procs.unshare_network()
-    server.user_namespace = procs.in_user_namespace()
+    isolated, server.user_namespace = procs.enter_namespaces(config["limits"]["network"] == "isolated")
     note = ""
     if config.get("run_as", "auto") == "auto" and os.geteuid() == 0:
         server.uid, note = user.prepare(os.getpid(), [os.path.dirname(config["base"])])
