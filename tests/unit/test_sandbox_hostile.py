@@ -26,7 +26,7 @@ import pytest
 
 from workbench.config import SandboxConfig
 from workbench.envs import _sandbox_procs as procs
-from workbench.envs._sandbox_user import UID_BASE
+from workbench.envs._sandbox_user import UID_BASE, private_ancestors
 from workbench.envs.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -366,10 +366,13 @@ FILES_PROBE = textwrap.dedent("""
 
 
 @pytest.fixture
-def private_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def private_files(monkeypatch: pytest.MonkeyPatch):
     """Two 0600 files (one in the workbench's cwd) and a 0644 control, in folders every
-    user may enter, so only each file's own mode protects it."""
-    folder = Path(tempfile.mkdtemp(prefix="leafe-hostile-"))
+    user may enter, so only each file's own mode protects it. Not in /tmp: servers started
+    by root give submissions a /tmp of their own."""
+    cache = ROOT / ".pytest_cache"
+    cache.mkdir(mode=0o755, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="leafe-hostile-", dir=cache))
     folder.chmod(0o755)
     cwd = folder / "cwd"
     cwd.mkdir(mode=0o755)
@@ -402,9 +405,27 @@ def test_private_files_are_unreadable_by_relative_and_absolute_paths(sandbox: Sa
     assert found["relative ../ x15 etc/shadow"] == "PermissionError"
     assert found["relative ../ x15 etc/passwd"] == "PermissionError"
     # What every user may read stays readable by absolute path (docs/threat-model.md).
-    assert found["control"] == "read: public"
+    if not private_ancestors([private_files["control"]]):
+        assert found["control"] == "read: public"
     assert found["absolute /etc/passwd"].startswith("read: root:")
     still_works(sandbox)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="private /tmp folders need a private mount namespace (root)")
+def test_files_left_in_shared_folders_do_not_outlive_the_submission(sandbox: Sandbox) -> None:
+    folders = sandbox.isolation["private_tmp"]
+    assert "/tmp" in folders and "/dev/shm" in folders, sandbox.isolation
+    name = f"left-behind-{uuid.uuid4().hex}"
+    program = (
+        f"import json, os\nfolders = {folders!r}\n"
+        "seen = {f: [n for n in os.listdir(f) if n.startswith('left-behind-')] for f in folders}\n"
+        f"for folder in folders:\n    open(os.path.join(folder, {name!r}), 'w').write('x')\n"
+        "print(json.dumps(seen))\n"
+    )
+    for _ in range(2 * LIMITS.workers):  # every server, twice: nothing from a run before
+        found = printed(sandbox.run(program))
+        assert all(names == [] for names in found.values()), found
+    assert not any(Path(folder, name).exists() for folder in folders)  # nor on the machine
 
 
 # -- /proc and signals ---------------------------------------------------------------

@@ -11,12 +11,13 @@ processes. One uid per server, so a `kill(-1)` in one submission never reaches a
 submission running at the same time; pids are unique among live processes, so are
 these uids.
 
-Python itself must stay readable to that uid: an installation below a private folder
-(pyenv in /root, a virtual environment in a 0700 home) would make every import of a
-module the server has not loaded fail. The server then moves into a private mount
-namespace and covers each such private folder with an empty tmpfs (mode 0711) that holds
-only the Python folders, bound at their own paths. What the workbench runs as
-otherwise stays hidden.
+The server also moves into a private mount namespace (root may). Python itself must
+stay readable to that uid: an installation below a private folder (pyenv in /root, a
+virtual environment in a 0700 home) would make every import of a module the server has
+not loaded fail, so each such private folder is covered with an empty tmpfs (mode 0711)
+that holds only the Python folders, bound at their own paths. And the folders every
+user may write to (/tmp, /var/tmp, /dev/shm, /run/lock) are covered with private tmpfs
+the server empties after every submission, so nothing a submission writes outlives it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from workbench.envs._sandbox_procs import libc, prctl
 
 UID_BASE = 0x7A000000
 """2046820352: with pids below 2**22, these uids stay below the ranges systemd assigns
 (its foreign-image range starts at 0x7FFE0000) and above every account's."""
+
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+"""Folders every user may write to: with a uid of its own, a submission could leave files
+there. The server covers them with private ones it empties after every submission."""
 
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
@@ -92,29 +98,62 @@ def private_ancestors(paths: Iterable[str]) -> dict[str, list[str]]:
     return hidden
 
 
-def expose(hidden: dict[str, list[str]]) -> str:
-    """In a private mount namespace, replace each private folder by a tmpfs that holds
-    only the given paths (bound at their own place). "" when done, else why not."""
-    if not hidden:
-        return ""
+def private_mount_namespace() -> str:
+    """Move this process into a mount namespace of its own whose mounts never reach the
+    rest of the machine. "" when done, else why not."""
     if libc().unshare(CLONE_NEWNS) != 0:
         return f"no private mount namespace ({os.strerror(_errno())})"
-    # Nothing mounted from here on reaches the rest of the machine.
     if _mount(None, "/", None, MS_REC | MS_PRIVATE) != 0:
         return f"could not make mounts private ({os.strerror(_errno())})"
-    for top, paths in hidden.items():
-        handles = [os.open(path, os.O_PATH) for path in paths]  # held before the tmpfs hides them
-        try:
-            if _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=1m") != 0:
-                return f"could not cover {top} ({os.strerror(_errno())})"
-            for path, handle in zip(paths, handles, strict=True):
-                _make_mount_point(top, path, stat.S_ISDIR(os.fstat(handle).st_mode))
-                if _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC) != 0:
-                    return f"could not show {path} ({os.strerror(_errno())})"
-        finally:
-            for handle in handles:
-                os.close(handle)
     return ""
+
+
+def cover(top: str, keep: list[str], options: str) -> str:
+    """Mount a fresh tmpfs on `top` (in this process's private mount namespace) holding
+    only `keep`, each bound at its own path. "" when done, else why not."""
+    handles = [os.open(path, os.O_PATH) for path in keep]  # held before the tmpfs hides them
+    try:
+        if _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+            return f"could not cover {top} ({os.strerror(_errno())})"
+        for path, handle in zip(keep, handles, strict=True):
+            _make_mount_point(top, path, stat.S_ISDIR(os.fstat(handle).st_mode))
+            if _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC) != 0:
+                return f"could not show {path} ({os.strerror(_errno())})"
+    finally:
+        for handle in handles:
+            os.close(handle)
+    return ""
+
+
+def expose(hidden: dict[str, list[str]]) -> str:
+    """Replace each private folder by a tmpfs (mode 0711: no listing) that holds only the
+    given paths. "" when done, else why not."""
+    for top, paths in hidden.items():
+        problem = cover(top, paths, "mode=0711,size=1m")
+        if problem:
+            return problem
+    return ""
+
+
+def scratch_folders(needed: list[str], size_mb: int) -> tuple[list[tuple[str, set[str]]], str]:
+    """Give this server private copies of the folders every user may write to (/tmp and
+    the like): tmpfs of `size_mb` MiB, holding only the `needed` paths inside them (the
+    workbench's own folder). ([(folder, names the server keeps there)], problem)."""
+    folders: list[tuple[str, set[str]]] = []
+    for folder in SCRATCH:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or not info.st_mode & stat.S_IWOTH:
+            continue
+        keep = [path for path in needed if path.startswith(folder + "/")]
+        keep = [p for p in keep if not any(p.startswith(q + "/") for q in keep if q != p)]
+        problem = cover(folder, keep, f"mode=1777,size={size_mb}m")
+        if problem:
+            return folders, problem
+        folders.append((folder, {os.path.relpath(path, folder).split("/")[0] for path in keep}))
+    return folders, ""
 
 
 def _make_mount_point(top: str, path: str, is_dir: bool) -> None:
@@ -155,17 +194,38 @@ def empty_bounding_set() -> None:
         prctl(PR_CAPBSET_DROP, number)
 
 
-def prepare(server_pid: int, keep_visible: list[str]) -> tuple[int | None, str]:
-    """(the uid children run as, or None to keep the server's; a note on what was not done).
+@dataclass
+class Preparation:
+    uid: int | None = None
+    """The uid children run as; None: the server's own."""
+    note: str = ""
+    """What could not be done, for the workbench to show."""
+    scratch: list[tuple[str, set[str]]] = field(default_factory=list)
+    """Private folders every submission may write to, emptied after each one, and the
+    names inside them that belong to the server."""
 
-    Called once by a server started as root; `keep_visible`: paths the server itself needs."""
-    hidden = private_ancestors([*python_paths(), *keep_visible])
-    problem = expose(hidden)
-    if problem:
+
+def prepare(server_pid: int, keep_visible: list[str], scratch_mb: int) -> Preparation:
+    """Called once by a server started as root; `keep_visible`: paths the server itself
+    needs (its workbench's folder)."""
+    needed = [*python_paths(), *keep_visible]
+    hidden = private_ancestors(needed)
+    problem = private_mount_namespace()
+    if not problem:
+        problem = expose(hidden)
+    if problem and hidden:
         # Children would fail to import; they keep the server's user rather than break.
-        return None, f"submissions run as root: Python is in a private folder and {problem}"
+        return Preparation(note=f"submissions run as root: Python is in a private folder and {problem}")
+    scratch: list[tuple[str, set[str]]] = []
+    if not problem:
+        covered = [path for path in SCRATCH if any(path.startswith(top + "/") for top in hidden)]
+        if covered:
+            problem = f"{', '.join(covered)} lie inside a private folder"
+        else:
+            scratch, problem = scratch_folders(needed, scratch_mb)
     empty_bounding_set()
-    return own_uid(server_pid), ""
+    note = f"files written to /tmp and the like outlive a submission: {problem}" if problem else ""
+    return Preparation(own_uid(server_pid), note, scratch)
 
 
 # -- each child --------------------------------------------------------------------

@@ -24,6 +24,9 @@ class Workspace:
         """`owner`: the uid (and gid) submissions run as, when not the server's own."""
         self.base = base
         self.owner = owner
+        self.scratch: list[tuple[str, set[str]]] = []
+        """The server's private /tmp and the like, emptied after every submission but for
+        the names the server keeps there."""
         self.workdir: str | None = None
         self.levels: list[str] = []
 
@@ -61,6 +64,14 @@ class Workspace:
             # Something resisted cleaning, or the folders were replaced: start a new skeleton;
             # the old one goes when the server exits.
             self.workdir = None
+        for folder, keep in self.scratch:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name not in keep:
+                    remove(entry)
 
 
 def remove(entry: os.DirEntry) -> None:

@@ -191,11 +191,13 @@ class Sandbox:
     @property
     def isolation(self) -> dict[str, Any]:
         """What one server set up: network_isolated, cgroup (path or None), uid, own_user
-        (submissions run as a uid of their own), user_namespace, note (what could not be done)."""
+        (submissions run as a uid of their own), user_namespace, private_tmp (shared folders
+        such as /tmp replaced by private ones emptied after each submission), note (what
+        could not be done)."""
         server = self._acquire()
         self._idle.put(server)
-        return {key: server.info.get(key) for key in
-                ("network_isolated", "cgroup", "uid", "own_user", "user_namespace", "note")}
+        return {key: server.info.get(key) for key in ("network_isolated", "cgroup", "uid", "own_user",
+                                                      "user_namespace", "private_tmp", "note")}
 
     def warm_up(self) -> None:
         """Start every server now rather than on demand (benchmarks, batch runs)."""

@@ -420,9 +420,12 @@ def main(argv: list[str] | None = None) -> int:
         server.cgroup.remove()
         server.cgroup = None
     isolated, server.user_namespace = procs.enter_namespaces(config["limits"]["network"] == "isolated")
-    note = ""
+    preparation = user.Preparation()
     if config.get("run_as", "auto") == "auto" and os.geteuid() == 0:
-        server.uid, note = user.prepare(os.getpid(), [os.path.dirname(config["base"])])
+        scratch_mb = max(64, 4 * int(config["limits"]["file_size_mb"]))
+        preparation = user.prepare(os.getpid(), [os.path.dirname(config["base"])], scratch_mb)
+    server.uid = preparation.uid
+    server.workspace.scratch = preparation.scratch
     if server.uid is not None:
         os.chown(config["base"], server.uid, server.uid)
         os.chmod(config["base"], 0o700)
@@ -445,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "cgroup": str(server.cgroup.path) if server.cgroup else None,
         "uid": server.uid if server.uid is not None else os.geteuid(),
         "own_user": server.uid is not None, "user_namespace": server.user_namespace,
-        "note": note,
+        "note": preparation.note, "private_tmp": [folder for folder, _ in preparation.scratch],
     })
     try:
         while True:
