@@ -46,7 +46,7 @@ tmux-check: $(STAMP)  ## Drive the real app in tmux and check what the screen sh
 	$(BIN)/python tests/tmux_check.py
 
 benchmarks: $(STAMP)  ## Run every benchmark (prints ratios against named baselines)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 screenshots: $(STAMP)  ## Regenerate the README's SVG screenshots in docs/screenshots/
 	$(BIN)/python tests/ui/make_screenshots.py

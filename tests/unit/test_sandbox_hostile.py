@@ -301,7 +301,7 @@ def test_a_workbench_run_by_a_user_keeps_its_environment_from_submissions() -> N
     unprivileged = UID_BASE - 2
 
     def become_a_user() -> None:  # in the forked child, before it runs the workbench
-        if user.expose(user.private_ancestors([*user.python_paths(), str(ROOT)])):
+        if user.private_mount_namespace() or user.expose(user.private_ancestors([*user.python_paths(), str(ROOT)])):
             os._exit(3)
         os.setgroups([])
         os.setresgid(unprivileged, unprivileged, unprivileged)

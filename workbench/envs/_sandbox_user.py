@@ -108,9 +108,20 @@ def private_mount_namespace() -> str:
     return ""
 
 
+def in_private_mount_namespace() -> bool:
+    """Whether this process's mounts are its own (not those of the machine's init)."""
+    try:
+        return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
+    except OSError:
+        return False
+
+
 def cover(top: str, keep: list[str], options: str) -> str:
     """Mount a fresh tmpfs on `top` (in this process's private mount namespace) holding
     only `keep`, each bound at its own path. "" when done, else why not."""
+    if not in_private_mount_namespace():
+        # Mounting here would cover the folder for the whole machine, not just the sandbox.
+        return f"refusing to cover {top} outside a private mount namespace"
     handles = [os.open(path, os.O_PATH) for path in keep]  # held before the tmpfs hides them
     try:
         if _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
