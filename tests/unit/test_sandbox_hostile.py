@@ -117,6 +117,39 @@ def test_as_root_submissions_run_as_their_own_uid_without_capabilities(sandbox: 
         assert other.user not in uids
 
 
+@pytest.mark.skipif(not AS_ROOT, reason="mount namespaces need root")
+def test_servers_mount_only_inside_a_mount_namespace_of_their_own() -> None:
+    """The tmpfs covers (Python's private folder, /tmp) must never reach the machine. A
+    forked child in a namespace it did not make through private_mount_namespace (made
+    private by hand, so even a failing guard would cover nothing outside it) is refused."""
+    from workbench.envs import _sandbox_user as user
+
+    assert not user.in_private_mount_namespace()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if user.libc().unshare(user.CLONE_NEWNS) != 0 or user._mount(None, "/", None, user.MS_REC | user.MS_PRIVATE):
+                os._exit(2)
+            refused = user.cover("/tmp", [], "size=1m").startswith("refusing")
+            os._exit(0 if refused and not os.path.ismount("/tmp") else 1)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_user_namespace_with_few_ids_gets_a_mapped_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rootless container maps 65536 ids: servers there pick distinct ids it maps."""
+    from workbench.envs import _sandbox_user as user
+
+    monkeypatch.setattr(user, "mapped_ids", lambda: [[(0, 65536)], [(0, 65536)]])
+    monkeypatch.setattr(user, "uids_in_use", lambda: {0, 65533})
+    picked = {user.own_uid(pid) for pid in range(1000, 1016)}
+    assert len(picked) == 16 and all(61438 <= uid < 65533 for uid in picked)
+    monkeypatch.setattr(user, "mapped_ids", lambda: [[(0, 1)], [(0, 1)]])  # root only
+    assert user.own_uid(1000) is None
+
+
 # -- network -------------------------------------------------------------------------
 
 NETWORK_PROBE = textwrap.dedent("""

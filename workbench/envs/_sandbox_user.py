@@ -33,7 +33,8 @@ from workbench.envs._sandbox_procs import libc, prctl
 
 UID_BASE = 0x7A000000
 """2046820352: with pids below 2**22, these uids stay below the ranges systemd assigns
-(its foreign-image range starts at 0x7FFE0000) and above every account's."""
+(its foreign-image range starts at 0x7FFE0000) and above every account's. Inside a user
+namespace that does not map them, see own_uid."""
 
 SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 """Folders every user may write to: with a uid of its own, a submission could leave files
@@ -48,8 +49,48 @@ CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 
 
-def own_uid(server_pid: int) -> int:
-    return UID_BASE + server_pid
+def own_uid(server_pid: int) -> int | None:
+    """`UID_BASE` + the server's pid where this user namespace maps it (the machine's own
+    maps every id). A namespace that maps fewer ids (a rootless container maps 65536) gets
+    one of the 4096 highest mapped ids below nobody (65534) that no process uses, picked
+    from the pid; None if there is none."""
+    wanted = UID_BASE + server_pid
+    ranges = mapped_ids()
+    if all(any(start <= wanted < start + count for start, count in mapped) for mapped in ranges):
+        return wanted
+    start, count = max(ranges[0], key=lambda pair: pair[1])
+    top = min(start + count - 1, 65533)
+    span = min(4096, top - max(start, 1) + 1)
+    used = uids_in_use()
+    # Starting from the pid keeps servers started one after the other (none of whose uids
+    # runs a process yet) apart.
+    for step in range(max(span, 0)):
+        uid = top - (server_pid + step) % span
+        if uid not in used and all(any(s <= uid < s + c for s, c in mapped) for mapped in ranges):
+            return uid
+    return None
+
+
+def mapped_ids() -> list[list[tuple[int, int]]]:
+    """[uid ranges, gid ranges] this user namespace maps, as (first id, count)."""
+    ranges = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/self/{name}") as file:
+                rows = [line.split() for line in file if line.strip()]
+            ranges.append([(int(row[0]), int(row[2])) for row in rows])
+        except (OSError, ValueError, IndexError):
+            ranges.append([(0, 4294967295)])
+    return ranges
+
+
+def uids_in_use() -> set[int]:
+    used = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                used.add(os.stat(f"/proc/{name}").st_uid)
+    return used
 
 
 def process_budget(max_processes: int) -> int:
@@ -101,17 +142,24 @@ def private_ancestors(paths: Iterable[str]) -> dict[str, list[str]]:
 def private_mount_namespace() -> str:
     """Move this process into a mount namespace of its own whose mounts never reach the
     rest of the machine. "" when done, else why not."""
+    global _private_namespace
     if libc().unshare(CLONE_NEWNS) != 0:
         return f"no private mount namespace ({os.strerror(_errno())})"
     if _mount(None, "/", None, MS_REC | MS_PRIVATE) != 0:
         return f"could not make mounts private ({os.strerror(_errno())})"
+    _private_namespace = os.readlink("/proc/self/ns/mnt")
     return ""
 
 
+_private_namespace: str | None = None
+"""The mount namespace private_mount_namespace made (forked children share it)."""
+
+
 def in_private_mount_namespace() -> bool:
-    """Whether this process's mounts are its own (not those of the machine's init)."""
+    """Whether this process runs in the mount namespace private_mount_namespace made, so
+    what it mounts reaches nothing else (not one it merely inherited from a launcher)."""
     try:
-        return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
+        return _private_namespace is not None and os.readlink("/proc/self/ns/mnt") == _private_namespace
     except OSError:
         return False
 
@@ -234,9 +282,13 @@ def prepare(server_pid: int, keep_visible: list[str], scratch_mb: int) -> Prepar
             problem = f"{', '.join(covered)} lie inside a private folder"
         else:
             scratch, problem = scratch_folders(needed, scratch_mb)
+    uid = own_uid(server_pid)
+    if uid is None:
+        return Preparation(note="submissions run as root: this user namespace maps no spare uid",
+                           scratch=scratch)
     empty_bounding_set()
     note = f"files written to /tmp and the like outlive a submission: {problem}" if problem else ""
-    return Preparation(own_uid(server_pid), note, scratch)
+    return Preparation(uid, note, scratch)
 
 
 # -- each child --------------------------------------------------------------------
