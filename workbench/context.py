@@ -7,6 +7,7 @@ curates never loads torch.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -79,6 +80,11 @@ class StageContext:
         from workbench.models import make_generator
 
         config = config or self.config.model
+        if config.adapter:
+            # `[model] adapter` may name an adapter in this store; the backends take folders.
+            from workbench.adapters import resolve_adapter
+
+            config = dataclasses.replace(config, adapter=resolve_adapter(self.db, config.adapter))
         key = model_key(config)
         if key not in self.generators:
             start_counts = (

@@ -148,7 +148,15 @@ def run_pipeline(
     progress = progress or SilentProgress()
     cancel = cancel or threading.Event()
     validate_before_run(config)
+    if config.model.adapter and not Path(db_path).exists():
+        from workbench.adapters import resolve_adapter
+
+        resolve_adapter(None, config.model.adapter)  # a folder, or a clear error before writing
     db = open_store(db_path)
+    if config.model.adapter:
+        from workbench.adapters import resolve_adapter
+
+        resolve_adapter(db, config.model.adapter)
     run_id = None
     if resume:
         run_id = queries.latest_unfinished_run(db)
