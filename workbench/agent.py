@@ -83,7 +83,8 @@ def fit_context(messages: ChatPrompt, generator: Generator, reserve: int) -> tup
     limit = generator.context_length - reserve
     head = 2 if messages and messages[0]["role"] == "system" else 1
     dropped = 0
-    while generator.count_tokens(messages) > limit and len(messages) > head + 1:
+    # Stop before the last (assistant, user) pair: the latest observation always stays.
+    while generator.count_tokens(messages) > limit and len(messages) > head + 2:
         messages = messages[:head] + messages[head + 2 :]
         dropped += 2
     return messages, dropped

@@ -1,0 +1,74 @@
+"""Prompts built from a node path: the note's place, note-free histories, and a history
+longer than the model's context."""
+
+from __future__ import annotations
+
+import json
+
+from store.db import open_store
+from tests.conftest import GUESS_ENV, write_script
+from workbench.agent import build_messages, clean_text, fit_context
+from workbench.config import PromptsConfig, config_from_dict
+from workbench.models.scripted import ScriptedGenerator
+from workbench.pipeline import run_pipeline
+
+PROMPTS = PromptsConfig(system="sys", first_turn="TASK {observation}", next_turn="OBS {observation} left {steps_left}", note="{turn} NOTE {note}")
+
+
+def path(steps: int) -> list[dict]:
+    nodes = [{"id": 1, "depth": 0, "observation": "t", "action": None}]
+    for depth in range(1, steps + 1):
+        nodes.append({"id": depth + 1, "depth": depth, "observation": f"o{depth}", "action": f"a{depth}"})
+    return nodes
+
+
+def test_messages_alternate_and_count_the_budget():
+    messages = build_messages(PROMPTS, path(2), max_steps=3)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[1]["content"] == "TASK t" and messages[-1]["content"] == "OBS o2 left 1"
+
+
+def test_the_note_joins_the_turn_before_the_action_it_guided():
+    nodes = path(2)
+    nodes[2]["note_id"] = 7
+    with_note = build_messages(PROMPTS, nodes, max_steps=3, notes={7: "try harder"})
+    assert with_note[3]["content"] == "OBS o1 left 2 NOTE try harder"
+    without = build_messages(PROMPTS, nodes, max_steps=3)
+    assert "NOTE" not in json.dumps(without)
+    pending = build_messages(PROMPTS, path(1), max_steps=3, pending_note="go left")
+    assert pending[-1]["content"] == "OBS o1 left 2 NOTE go left"
+
+
+def test_long_history_keeps_task_and_latest_turns():
+    generator = ScriptedGenerator.__new__(ScriptedGenerator)
+    generator.context_length = 40
+    messages = build_messages(PROMPTS, path(10), max_steps=12)
+    fitted, dropped = fit_context(messages, generator, reserve=10)
+    assert dropped > 0 and dropped % 2 == 0
+    assert fitted[:2] == messages[:2], "the system prompt and the task stay"
+    assert fitted[-2:] == messages[-2:], "the latest turn stays"
+    assert generator.count_tokens(fitted) <= 30
+    tiny = ScriptedGenerator.__new__(ScriptedGenerator)
+    tiny.context_length = 5
+    squeezed, _ = fit_context(messages, tiny, reserve=0)
+    assert squeezed == messages[:2] + messages[-2:], "even past the limit the task and the latest turn stay"
+
+
+def test_dropped_turns_are_recorded_on_the_node(workdir, monkeypatch):
+    monkeypatch.setattr(ScriptedGenerator, "context_length", 45)
+    script = write_script(workdir / "s.jsonl", {"guess/0": ["0", "1", "2", "4", "6", "8"]})
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(script), "max_new_tokens": 8},
+        "env": {"kind": GUESS_ENV, "tasks": 1, "max_steps": 6},
+    })
+    assert run_pipeline(config, db_path=workdir / "s.db").status == "finished"
+    rows = list(open_store(workdir / "s.db")["nodes"].rows_where("depth > 0", order_by="depth"))
+    assert rows[0]["truncated_turns"] == 0
+    assert rows[-1]["truncated_turns"] > 0
+    assert json.loads(rows[-1]["feedback"])["history_turns_dropped"] == rows[-1]["truncated_turns"]
+
+
+def test_clean_text_repairs_and_bounds():
+    text, notes = clean_text("ok\udcff\x00")
+    assert text == "ok?" and notes == {"invalid_utf8": True}
+    assert clean_text(b"\xff\xfeabc")[1]["invalid_utf8"] is True
