@@ -68,3 +68,24 @@ class Generator(Protocol):
     def close(self) -> None:
         """Release the engine, threads or server the backend holds."""
         ...
+
+
+def render_chat(tokenizer, prompt: ChatPrompt) -> list[int]:
+    """Token ids of a chat prompt through the model's chat template, ready for an answer.
+
+    transformers 5 returns a BatchEncoding where 4.x returned a list; both are accepted.
+    """
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    if hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def greedy_once(
+    generate, prompts: list[ChatPrompt], n: int, sampling: Sampling, tags: list[str] | None
+) -> list[list[Completion]] | None:
+    """Greedy decoding gives the same answer n times: decode once and copy it. None when
+    sampling is not greedy or n is 1 (the backend decodes as usual)."""
+    if sampling.temperature > 0 or n <= 1:
+        return None
+    return [samples * n for samples in generate(prompts, 1, sampling, tags=tags)]

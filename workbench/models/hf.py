@@ -14,7 +14,7 @@ from pathlib import Path
 from workbench.config import ModelConfig
 from workbench.errors import ModelNotFoundError
 from workbench.models import resolve_model_source
-from workbench.models.base import ChatPrompt, Completion, Sampling
+from workbench.models.base import ChatPrompt, Completion, Sampling, greedy_once, render_chat
 
 CPU_CONTEXT_CAP = 4096  # longer contexts are possible but slow to the point of uselessness on CPU
 
@@ -122,10 +122,7 @@ class HFGenerator:
     # -- generation --------------------------------------------------------------------
 
     def render(self, prompt: ChatPrompt) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
+        return render_chat(self.tokenizer, prompt)
 
     def count_tokens(self, prompt: ChatPrompt) -> int:
         return len(self.render(prompt))
@@ -140,10 +137,9 @@ class HFGenerator:
     ) -> list[list[Completion]]:
         import torch
 
-        if sampling.temperature <= 0 and n > 1:
-            # Greedy decoding gives the same answer n times: decode once, copy.
-            once = self.generate(prompts, 1, sampling, tags=tags)
-            return [samples * n for samples in once]
+        copies = greedy_once(self.generate, prompts, n, sampling, tags)
+        if copies is not None:
+            return copies
         encoded = [self.render(prompt) for prompt in prompts]
         results: list[list[Completion]] = [[] for _ in prompts]
         prompts_per_chunk = max(1, self.config.batch_size // max(1, n))

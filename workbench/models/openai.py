@@ -23,7 +23,7 @@ import httpx
 
 from workbench.config import ModelConfig
 from workbench.errors import LeafeError
-from workbench.models.base import ChatPrompt, Completion, Sampling
+from workbench.models.base import ChatPrompt, Completion, Sampling, greedy_once
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and code with BPE tokenizers
@@ -75,10 +75,9 @@ class OpenAIGenerator:
         *,
         tags: list[str] | None = None,
     ) -> list[list[Completion]]:
-        if sampling.temperature <= 0 and n > 1:
-            # Greedy gives one answer n times: ask once, copy.
-            once = self.generate(prompts, 1, sampling, tags=tags)
-            return [samples * n for samples in once]
+        copies = greedy_once(self.generate, prompts, n, sampling, tags)
+        if copies is not None:
+            return copies
         futures = [
             self.pool.submit(self.complete_prompt, index, prompt, n, sampling)
             for index, prompt in enumerate(prompts)

@@ -21,7 +21,7 @@ from typing import Any
 from workbench.config import ModelConfig
 from workbench.errors import LeafeError, ModelNotFoundError
 from workbench.models import resolve_model_source
-from workbench.models.base import ChatPrompt, Completion, Sampling
+from workbench.models.base import ChatPrompt, Completion, Sampling, greedy_once, render_chat
 
 INSTALL_HINT = "run `make vllm-setup` and use .venv-vllm/bin/leafe-tui"
 MAX_LORA_RANK = 64
@@ -231,10 +231,7 @@ class VLLMGenerator:
     # -- generation --------------------------------------------------------------------
 
     def render(self, prompt: ChatPrompt) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
+        return render_chat(self.tokenizer, prompt)
 
     def count_tokens(self, prompt: ChatPrompt) -> int:
         return len(self.render(prompt))
@@ -250,10 +247,9 @@ class VLLMGenerator:
         from vllm import SamplingParams
 
         greedy = sampling.temperature <= 0
-        if greedy and n > 1:
-            # Greedy gives one answer n times: decode it once, copy it.
-            once = self.generate(prompts, 1, sampling, tags=tags)
-            return [samples * n for samples in once]
+        copies = greedy_once(self.generate, prompts, n, sampling, tags)
+        if copies is not None:
+            return copies
         encoded = [self.render(prompt) for prompt in prompts]
         results: list[list[Completion]] = [
             [Completion(text="", tokens=0, finish_reason="length")] * n for _ in prompts
