@@ -214,6 +214,11 @@ class BaselinesConfig:
     rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.")
     grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.")
     grpo_steps: int = setting(20, "grpo: optimiser steps.")
+    grpo_multi_turn: bool = setting(
+        False,
+        "grpo: play whole episodes, feedback turns masked from the loss (trl rollout_func); "
+        "off: reward the first action only (cheaper on a CPU).",
+    )
     alternatives: int = setting(3, "early_experience: alternative actions per expert state.")
 
 

@@ -85,7 +85,7 @@ def test_rft_rollouts_spend_the_budget_and_keep_successes(tmp_path):
 
 
 @pytest.mark.integration
-def test_three_baselines_train_adapters_within_leafes_budget(tmp_path):
+def test_three_baselines_train_adapters_within_leafes_budget(tmp_path, capsys):
     config = config_from_dict({
         "model": {"backend": "hf", "name": "embedded", "max_new_tokens": 6, "batch_size": 8},
         "env": {"kind": EXPERT_GUESS, "tasks": 2, "max_steps": 2},
@@ -96,6 +96,7 @@ def test_three_baselines_train_adapters_within_leafes_budget(tmp_path):
     })
     result = run_pipeline(config, db_path=tmp_path / "leafe.db")
     assert result.status == "finished", result.error
+    assert capsys.readouterr().out == ""  # stdout is kept for --json: trainers must not print there
     db = open_store(tmp_path / "leafe.db")
     budget = db.execute(
         """select count(*) from nodes join episodes on episodes.id = nodes.episode_id
@@ -129,4 +130,73 @@ def test_three_baselines_train_adapters_within_leafes_budget(tmp_path):
     for row in rft_rows:
         secret = "3" if row["task"] == "guess/0" else "7"
         assert secret in row["messages"][-1]["content"]
+    db.close()
+
+
+@pytest.mark.integration
+def test_multi_turn_grpo_rollout_masks_the_environments_turns(tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
+    from workbench.baselines.grpo import prompt_examples
+    from workbench.models.hf import load_model_and_tokenizer
+
+    config = config_from_dict({
+        "model": {"backend": "hf", "name": "embedded"},
+        "env": {"kind": "tests.fixtures.guess_env:GuessEnvironment", "tasks": 2, "max_steps": 3},
+        "stages": {"run": ["baseline:grpo"]},
+    })
+    db = open_store(tmp_path / "leafe.db")
+    suite = open_suite(config.env)
+    context = StageContext(db=db, run_id=0, config=config, suite=suite)
+    tasks = suite.load_tasks(2)
+    examples = prompt_examples(context, tasks)
+    model, tokenizer, _ = load_model_and_tokenizer(config.model)
+    trainer = SimpleNamespace(processing_class=tokenizer, model=model,
+                              accelerator=SimpleNamespace(unwrap_model=lambda m: m))
+    by_prompt = EpisodeRollout.index_tasks(examples, tasks)
+    assert [len(options) for options in by_prompt.values()] == [2]  # the guess game's prompts are all alike
+    rollout = EpisodeRollout(context, by_prompt, budget=100, max_new_tokens=8, temperature=1.0, top_p=1.0)
+    prompts = [e["messages"] for e in examples for _ in range(2)]
+    output = rollout(prompts, trainer)
+    assert output["logprobs"] is None and len(output["completion_ids"]) == 4
+    for ids, mask, prompt_ids, reward in zip(output["completion_ids"], output["env_mask"], output["prompt_ids"],
+                                              output["env_reward"], strict=True):
+        assert len(ids) == len(mask) and 0.0 <= reward <= 1.0
+        model_text = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+        environment_text = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if not m])
+        assert "Guess a number" in tokenizer.decode(prompt_ids)
+        assert "<|im_start|>user" not in model_text  # feedback turns are never the policy's
+        turns = tokenizer.decode(ids).count("<|im_start|>user")
+        assert environment_text.count("<|im_start|>user") == turns
+        if turns:
+            assert "attempt(s) left" in environment_text or "Steps left" in environment_text
+    # Every turn is one environment step, at most max_steps per episode.
+    assert 4 <= rollout.used <= 4 * 3
+    assert environment_reward([], [], env_reward=output["env_reward"]) == output["env_reward"]
+    context.close()
+    suite.close()
+    db.close()
+
+
+@pytest.mark.integration
+def test_multi_turn_grpo_stage_plays_whole_episodes_within_budget(tmp_path, capsys):
+    config = config_from_dict({
+        "model": {"backend": "hf", "name": "embedded", "max_new_tokens": 6, "batch_size": 8},
+        "env": {"kind": EXPERT_GUESS, "tasks": 2, "max_steps": 2},
+        "explore": {"rollouts_per_task": 2},
+        "distill": {"lora_r": 4, "lora_alpha": 8},
+        "baselines": {"grpo_group_size": 2, "grpo_steps": 3, "grpo_multi_turn": True},
+        "stages": {"run": ["explore", "baseline:grpo"]},
+    })
+    result = run_pipeline(config, db_path=tmp_path / "leafe.db")
+    assert result.status == "finished", result.error
+    assert capsys.readouterr().out == ""
+    db = open_store(tmp_path / "leafe.db")
+    row = db.execute("select metrics, lineage from adapters where kind = 'grpo'").fetchone()
+    metrics, lineage = json.loads(row[0]), json.loads(row[1])
+    assert metrics["multi_turn"] is True and lineage["grpo"]["multi_turn"] is True
+    # Each step's group of 2 may take 2 turns each: the plan fits the budget in the worst case.
+    assert metrics["steps"] == min(3, metrics["env_steps_budget"] // 4)
+    assert metrics["steps"] * 2 <= metrics["env_steps_used"] <= metrics["env_steps_budget"]
     db.close()

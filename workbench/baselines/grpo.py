@@ -6,16 +6,20 @@ fresh environment (`env.reset(task); env.step(text).score`). Every completion sc
 one environment step, so the number of optimiser steps is capped at
 budget // completions-per-step and the reward function refuses to step past the budget.
 
-Single-turn: the reward is the score of the first action. trl 1.16 can train multi-turn
-in two experimental ways: `environment_factory`, where the environment's methods become
-tools the model calls (it needs a chat template with tool calling, which
-SmolLM2-135M-Instruct lacks), and `rollout_func`, a custom generation loop that returns
-prompt/completion ids with an `env_mask` hiding the environment's tokens from the loss.
-The second fits our environments, but re-encoding every turn's history inside the
-trainer makes a GRPO step cost several multi-turn rollouts of training-mode compute,
-more than a CPU can give in this baseline's time; the first action carries most of the
-signal in our tasks (a coding task's first submission, a navigation task's first move
-towards the goal).
+Two modes (`baselines.grpo_multi_turn`):
+
+- single-turn (the default): the reward is the score of the first action, one
+  environment step per completion. Cheap enough for a CPU, and the first action carries
+  most of the signal in our tasks (a coding task's first submission, the first moves of
+  a navigation task).
+- multi-turn: each completion is a whole episode played by the model being trained
+  (`workbench.baselines._grpo_rollout`), through trl's experimental `rollout_func`,
+  with `env_mask` hiding the environment's feedback turns from the loss; the reward is
+  the episode's last score and every turn is an environment step.
+
+trl 1.16 also offers `environment_factory`, where an environment's methods become tools
+the model calls; it needs a chat template with tool calling, which SmolLM2-135M-Instruct
+lacks, so it is not used.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from workbench.baselines._common import (
     step_budget,
     write_dataset,
 )
+from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
 from workbench.context import Cancelled, StageContext
 from workbench.distill import adapter_summary, check_name_free, record_adapter, write_card
 from workbench.envs.base import Task
@@ -89,12 +95,19 @@ def prompt_examples(context: StageContext, tasks: list[Task]) -> list[dict]:
     return examples
 
 
+def steps_per_completion(context: StageContext) -> int:
+    """Environment steps one completion may take: a whole episode when multi-turn."""
+    return context.config.env.max_steps if context.config.baselines.grpo_multi_turn else 1
+
+
 def plan_steps(context: StageContext, budget: Budget, completions_per_step: int) -> int:
-    steps = min(context.config.baselines.grpo_steps, budget.steps // completions_per_step)
+    """Optimiser steps that surely fit in the budget, each episode taken at its longest."""
+    worst = completions_per_step * steps_per_completion(context)
+    steps = min(context.config.baselines.grpo_steps, budget.steps // worst)
     if steps < 1:
         raise LeafeError(
-            f"baseline:grpo: one step scores {completions_per_step} completions, "
-            f"more than the budget of {budget.steps} environment steps; lower baselines.grpo_group_size"
+            f"baseline:grpo: one step may take {worst} environment steps, "
+            f"more than the budget of {budget.steps}; lower baselines.grpo_group_size"
         )
     return steps
 
@@ -125,12 +138,13 @@ def make_callback(context: StageContext, curve: list[dict[str, float]], total: i
 
 
 def train_grpo(
-    context: StageContext, examples: list[dict], scorer: Scorer, steps: int,
+    context: StageContext, examples: list[dict], scorer: Scorer | EpisodeRollout, steps: int,
     staging: Path, curve: list[dict[str, float]],
 ) -> dict[str, Any]:
     """Run GRPOTrainer with LoRA; save the adapter into `staging`; return what it measured."""
     from datasets import Dataset
     from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from workbench._distill_train import load_for_training, make_accelerator
@@ -153,6 +167,7 @@ def train_grpo(
         gradient_accumulation_steps=1,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="linear",
+        # Per answer; a multi-turn rollout applies it to each turn itself.
         max_completion_length=min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS),
         temperature=max(config.explore.temperature, 0.1),  # GRPO needs diverse groups
         top_p=config.explore.top_p,
@@ -166,15 +181,23 @@ def train_grpo(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=scorer,
-        args=arguments,
-        train_dataset=Dataset.from_list([{"prompt": e["messages"], "task": e["task"]} for e in examples]),
-        processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[make_callback(context, curve, steps)],
-    )
+    multi_turn = isinstance(scorer, EpisodeRollout)
+    with warnings.catch_warnings():
+        # rollout_func is marked experimental in trl 1.16; the module docstring says why we use it.
+        warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=environment_reward if multi_turn else scorer,
+            rollout_func=scorer if multi_turn else None,
+            args=arguments,
+            train_dataset=Dataset.from_list([{"prompt": e["messages"], "task": e["task"]} for e in examples]),
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[make_callback(context, curve, steps)],
+        )
+    # Trainer prints every log line to stdout when its tqdm bars are off; stdout belongs to
+    # `--json`, and the progress reporter already shows loss and reward.
+    trainer.remove_callback(PrinterCallback)
     started = time.monotonic()
     output = trainer.train()
     seconds = time.monotonic() - started
@@ -204,41 +227,49 @@ def run_grpo(context: StageContext) -> dict:
     name = adapter_name(KIND, context.run_id)
     output = (store_folder(context.db) / "adapters" / name).resolve()
     check_name_free(context.db, name, output)
-    scorer = Scorer(context, {task.name: task for task in tasks}, budget.steps)
+    completion_tokens = min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS)
+    if config.baselines.grpo_multi_turn:
+        scorer: Scorer | EpisodeRollout = EpisodeRollout(
+            context, EpisodeRollout.index_tasks(examples, tasks),
+            budget=budget.steps, max_new_tokens=completion_tokens,
+            temperature=max(config.explore.temperature, 0.1), top_p=config.explore.top_p,
+        )
+    else:
+        scorer = Scorer(context, {task.name: task for task in tasks}, budget.steps)
     curve: list[dict[str, float]] = []
     started = time.monotonic()
     with atomic_directory(output) as staging:
         measured = train_grpo(context, examples, scorer, steps, staging, curve)
         write_card(staging, name=name, kind=KIND, dataset_path=dataset_path, settings=config.distill)
-    group_rewards = scorer.rewards
-    first = group_rewards[: config.baselines.grpo_group_size]
-    last = group_rewards[-config.baselines.grpo_group_size:]
+    group_rewards = [point["reward"] for point in curve]
+    first, last = group_rewards[:1], group_rewards[-1:]
     metrics = {
         "final_loss": curve[-1]["loss"] if curve else measured["train_loss"],
         "first_loss": curve[0]["loss"] if curve else measured["train_loss"],
         "steps": measured["steps"],
-        "completions": len(group_rewards),
+        "completions": measured["steps"] * config.baselines.grpo_group_size,
         "mean_reward": sum(group_rewards) / max(1, len(group_rewards)),
-        "first_group_reward": sum(first) / max(1, len(first)),
-        "last_group_reward": sum(last) / max(1, len(last)),
+        "first_step_reward": sum(first) / max(1, len(first)),
+        "last_step_reward": sum(last) / max(1, len(last)),
         "wall_time": time.monotonic() - started,
         "train_seconds": measured["train_seconds"],
         "n_examples": len(examples),
         "env_steps_budget": budget.steps,
         "env_steps_used": scorer.used,
         "budget_source": budget.source,
-        "multi_turn": False,
+        "multi_turn": config.baselines.grpo_multi_turn,
     }
     adapter_id = record_adapter(
         context.db, name=name, path=output, model=config.model, dataset_path=dataset_path,
         dataset_id=dataset_id, kind=KIND, run_id=context.run_id, metrics=metrics, examples=examples,
         settings=config.distill, curve=curve,
         extra_lineage={"grpo": {"group_size": config.baselines.grpo_group_size, "steps": steps,
-                                "max_completion_length": min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS)}},
+                                "multi_turn": config.baselines.grpo_multi_turn,
+                                "max_completion_length": completion_tokens}},
     )
     context.say(
         f"baseline:grpo: {measured['steps']} steps, {scorer.used} of {budget.steps} environment steps, "
-        f"mean reward {metrics['first_group_reward']:.2f} (first group) -> {metrics['last_group_reward']:.2f} (last)"
+        f"mean reward {metrics['first_step_reward']:.2f} (first step) -> {metrics['last_step_reward']:.2f} (last)"
     )
     return {**adapter_summary(context.db, adapter_id), "env_steps_used": scorer.used,
             "env_steps_budget": budget.steps, "mean_reward": metrics["mean_reward"]}
