@@ -8,6 +8,7 @@ resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -107,7 +108,8 @@ def run_batch(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    with RichProgress() as progress:
+    # Libraries print to stdout (trl's trainers log dicts there); stdout belongs to --json.
+    with contextlib.redirect_stdout(sys.stderr), RichProgress() as progress:
         result = run_pipeline(
             config, db_path=config.store.path, resume=args.resume, progress=progress,
             cancel=cancel, config_path=args.batch,
