@@ -100,10 +100,14 @@ def steps_per_completion(context: StageContext) -> int:
     return context.config.env.max_steps if context.config.baselines.grpo_multi_turn else 1
 
 
-def plan_steps(context: StageContext, budget: Budget, completions_per_step: int) -> int:
-    """Optimiser steps that surely fit in the budget, each episode taken at its longest."""
+def plan_steps(context: StageContext, budget: Budget, completions_per_step: int, n_tasks: int) -> int:
+    """Optimiser steps that surely fit in the budget, each episode taken at its longest
+    (and, with baselines.rollouts_per_task, no more completions per task than that)."""
+    settings = context.config.baselines
     worst = completions_per_step * steps_per_completion(context)
-    steps = min(context.config.baselines.grpo_steps, budget.steps // worst)
+    steps = min(settings.grpo_steps, budget.steps // worst)
+    if settings.rollouts_per_task:
+        steps = min(steps, max(1, settings.rollouts_per_task * n_tasks // completions_per_step))
     if steps < 1:
         raise LeafeError(
             f"baseline:grpo: one step may take {worst} environment steps, "
@@ -221,7 +225,7 @@ def run_grpo(context: StageContext) -> dict:
         raise LeafeError("baseline:grpo: grpo_group_size must be at least 2 (advantages compare a group)")
     tasks = context.suite.load_tasks(config.env.tasks)
     budget = step_budget(context, len(tasks))
-    steps = plan_steps(context, budget, config.baselines.grpo_group_size)
+    steps = plan_steps(context, budget, config.baselines.grpo_group_size, len(tasks))
     examples = prompt_examples(context, tasks)
     dataset_path, dataset_id = write_dataset(context, kind=KIND, name=f"grpo-run-{context.run_id}", examples=examples)
     name = adapter_name(KIND, context.run_id)
