@@ -27,7 +27,7 @@ from store.db import now, transaction
 from workbench.adapters import dataset_row, find_dataset, store_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
-from workbench.errors import LeafeError
+from workbench.errors import LeafeError, NothingToTrain
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
 TRAINABLE_BACKENDS = ("hf", "vllm")  # both name transformers weights a peft adapter can train on
@@ -85,6 +85,9 @@ def train_adapter(
     from workbench._distill_train import train_lora
     from workbench.files import atomic_directory
 
+    examples = read_examples(dataset_path)
+    if not examples:
+        raise NothingToTrain(f"distill: dataset {dataset_path} has no examples", adapter=name)
     if model.backend not in TRAINABLE_BACKENDS:
         raise LeafeError(
             f"distill: [model] backend {model.backend!r} has no local weights to train; "
@@ -94,9 +97,6 @@ def train_adapter(
         raise LeafeError("distill: the adapter needs a name")
     output_path = Path(output).expanduser().resolve()
     check_name_free(db, name, output_path)
-    examples = read_examples(dataset_path)
-    if not examples:
-        raise LeafeError(f"distill: dataset {dataset_path} has no examples")
     curve: list[dict[str, float]] = []
     main = is_main_process(model)
 

@@ -23,3 +23,15 @@ class EnvironmentSetupError(LeafeError):
 
 class ActionParseError(LeafeError):
     """A model's text could not be read as an action; the step is recorded as failed."""
+
+
+class NothingToTrain(LeafeError):
+    """A training stage found no examples (no approved correction, no successful episode).
+
+    The pipeline records the stage as skipped with this message instead of failing the
+    run, and evaluation leaves out the adapter that was never trained.
+    """
+
+    def __init__(self, message: str, adapter: str = "") -> None:
+        super().__init__(message)
+        self.adapter = adapter

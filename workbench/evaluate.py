@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from store import queries
 from store.db import transaction
 from workbench.adapters import ADAPTER_PREFIX, resolve_adapter, training_task_names
 from workbench.context import StageContext
@@ -128,6 +129,18 @@ def record_policy(
     return row
 
 
+def skipped_adapters(context: StageContext) -> set[str]:
+    """Adapters this run's training stages skipped for want of examples."""
+    names = set()
+    for (summary,) in context.db.execute(
+        "select summary from run_stages where run_id = ? and status = 'finished'", [context.run_id]
+    ).fetchall():
+        adapter = (queries.loads(summary, {}) or {}).get("skipped_adapter")
+        if adapter:
+            names.add(adapter)
+    return names
+
+
 def run_evaluate(context: StageContext) -> dict:
     config = context.config
     settings = config.evaluate
@@ -159,8 +172,12 @@ def run_evaluate(context: StageContext) -> dict:
     generators = PolicyGenerators(context)
     table: dict[str, dict[str, dict[str, float]]] = {}
     successes: dict[str, int] = {}
+    untrained = skipped_adapters(context)
     try:
         for policy in policies:
+            if policy.startswith(ADAPTER_PREFIX) and policy[len(ADAPTER_PREFIX):] in untrained:
+                context.say(f"warning: evaluate: {policy} left out: its training stage had nothing to train on")
+                continue
             if policy != "base":
                 warn_on_overlap(context, policy, tasks)
             episode_ids = open_episodes(
@@ -181,7 +198,7 @@ def run_evaluate(context: StageContext) -> dict:
     return {
         "tasks": len(tasks),
         "n": settings.n,
-        "episodes": len(tasks) * settings.n * len(policies),
+        "episodes": len(tasks) * settings.n * len(table),
         "successes": successes,
         "table": table,
     }

@@ -22,7 +22,7 @@ from store import queries
 from store.db import open_store, transaction
 from workbench.config import Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
-from workbench.errors import LeafeError
+from workbench.errors import LeafeError, NothingToTrain
 
 # stage name -> "module:function"; imported only when the stage runs.
 STAGE_FUNCTIONS = {
@@ -194,7 +194,11 @@ def run_pipeline(
             context.check_cancelled()
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "running")
-            summary = stage_function(row["stage"])(context)
+            try:
+                summary = stage_function(row["stage"])(context)
+            except NothingToTrain as error:
+                context.say(f"warning: {row['stage']} skipped: {error}")
+                summary = {"skipped": str(error), "skipped_adapter": error.adapter}
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
             result.summaries[row["stage"]] = summary

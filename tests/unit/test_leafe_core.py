@@ -155,3 +155,16 @@ def test_model_reflector_parses_and_falls_back(workdir):
     )
     (note,) = db["notes"].rows
     assert note["author"] == "template" and "no NOTE" in note["fallback_reason"]
+
+
+def test_nothing_to_train_skips_distill_and_its_evaluation(workdir):
+    result, db = guess_run(
+        workdir, {"guess/0": ["0"]},
+        backtrack={"branches": 1, "max_depth": 1},
+        evaluate={"policies": ["base", "adapter:leafe-run-{run}"], "n": 1, "k": [1]},
+        stages={"run": [*LEAFE, "distill", "evaluate"]},
+    )
+    assert result.summaries["distill"]["skipped"].startswith("distill: dataset")
+    assert result.summaries["distill"]["skipped_adapter"] == "leafe-run-1"
+    assert list(result.summaries["evaluate"]["table"]) == ["base"]
+    assert any("left out" in line for line in result.messages)

@@ -20,6 +20,7 @@ from store import queries
 from workbench._distill_data import make_example
 from workbench.baselines._common import (
     Budget,
+    adapter_name,
     conversation,
     finished_adapter,
     first_assistant,
@@ -30,7 +31,7 @@ from workbench.baselines._common import (
 )
 from workbench.context import StageContext
 from workbench.envs.base import Task
-from workbench.errors import LeafeError
+from workbench.errors import NothingToTrain
 from workbench.explore import open_episodes, play_episodes
 from workbench.models.base import Sampling
 
@@ -128,9 +129,10 @@ def run_rft(context: StageContext) -> dict:
     ).fetchone()
     examples = successful_examples(context)
     if not examples:
-        raise LeafeError(
+        raise NothingToTrain(
             f"baseline:rft: none of the {episodes} episodes ({used} environment steps) succeeded, "
-            "so there is nothing to fine-tune on"
+            "so there is nothing to fine-tune on",
+            adapter=adapter_name(KIND, context.run_id),
         )
     path, dataset_id = write_dataset(context, kind=KIND, name=f"rft-run-{context.run_id}", examples=examples)
     context.say(f"baseline:rft: {successes} of {episodes} episodes succeeded in {used} of {budget.steps} steps")

@@ -1,0 +1,47 @@
+"""Every stage end to end on navigation with the embedded model: 2 seeds of a small grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from store.db import open_store
+from workbench.config import config_from_dict
+from workbench.pipeline import STAGE_FUNCTIONS, run_pipeline
+
+pytestmark = pytest.mark.integration
+
+ENV_ID = "MiniGrid-Empty-Random-5x5-v0"
+
+
+def test_all_stages_on_two_seeds(workdir):
+    config = config_from_dict({
+        "model": {"name": "embedded", "max_new_tokens": 16, "context_length": 768},
+        "env": {"kind": "navigation", "suite": ENV_ID, "tasks": [0, 1], "max_steps": 4},
+        "explore": {"rollouts_per_task": 2, "temperature": 0.9},
+        "backtrack": {"branches": 2, "max_depth": 1},
+        "curate": {"policy": "auto"},
+        "export": {"rehearsal": True},
+        "distill": {"epochs": 1, "max_length": 512, "batch_size": 4},
+        "baselines": {"grpo_steps": 1, "grpo_group_size": 2, "alternatives": 1},
+        "evaluate": {
+            "policies": ["base", "adapter:leafe-run-{run}", "adapter:rft-run-{run}",
+                         "adapter:grpo-run-{run}", "adapter:early-experience-run-{run}"],
+            "tasks": [34, 35], "n": 2, "k": [1, 2],
+        },
+        "stages": {"run": list(STAGE_FUNCTIONS)},
+    })
+    result = run_pipeline(config, db_path=workdir / "nav.db")
+    assert result.status == "finished", result.error
+    db = open_store(workdir / "nav.db")
+    names = {row["name"] for row in db["tasks"].rows}
+    assert {f"{ENV_ID}/0", f"{ENV_ID}/1", f"{ENV_ID}/34", f"{ENV_ID}/35"} <= names
+    for step in db["nodes"].rows_where("depth > 0"):
+        feedback = json.loads(step["feedback"])
+        assert {"distance", "collided", "reached"} <= set(feedback) or "error" in feedback
+    adapters = {row["kind"] for row in db["adapters"].rows}
+    assert adapters == {"leafe", "rft", "grpo", "early_experience"} or "leafe" not in adapters
+    table = result.summaries["evaluate"]["table"]
+    assert "base" in table and all(set(row) == {"1", "2"} for row in table.values())
+    assert db["evals"].count == 2 * len(table)
