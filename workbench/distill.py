@@ -241,6 +241,18 @@ def leafe_env_steps(db: sqlite_utils.Database, run_id: int) -> int:
     ).fetchone()[0]
 
 
+def warn_without_corrections(context: StageContext, dataset_path: str) -> None:
+    """A dataset with rehearsal only teaches the model what it already does: say so."""
+    from workbench._distill_data import read_examples
+
+    kinds = [example["kind"] for example in read_examples(dataset_path)]
+    if kinds and "correction" not in kinds and set(kinds) <= {"rehearsal"}:
+        context.say(
+            f"warning: {dataset_path} holds no corrections, only {len(kinds)} rehearsal examples; "
+            "the adapter will imitate the policy's own successes (backtracking found no successful branch)"
+        )
+
+
 def run_distill(context: StageContext) -> dict:
     settings = context.config.distill
     name = settings.name or f"leafe-run-{context.run_id}"
@@ -251,6 +263,7 @@ def run_distill(context: StageContext) -> dict:
         context.db, settings.dataset, run_id=context.run_id, exclude_kinds=BASELINE_DATASET_KINDS
     )
     output = settings.output or str(default_output(context.db, name))
+    warn_without_corrections(context, dataset_path)
     adapter_id = train_adapter(
         context.db,
         dataset_path=dataset_path,
