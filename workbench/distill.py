@@ -30,7 +30,9 @@ from workbench.context import Progress, StageContext
 from workbench.errors import LeafeError, NothingToTrain
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
-TRAINABLE_BACKENDS = ("hf", "vllm")  # both name transformers weights a peft adapter can train on
+# hf and vllm name transformers weights a peft adapter can train on; a scripted policy
+# replays recorded actions, and its `model.name` names the weights they stand for.
+TRAINABLE_BACKENDS = ("hf", "vllm", "scripted")
 
 
 def default_output(db: sqlite_utils.Database, name: str) -> Path:

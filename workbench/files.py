@@ -1,11 +1,16 @@
 """Atomic file writes: every file the project writes goes to a temporary name in the same
-folder and is renamed into place, so a crash leaves the old file or the new one, never half."""
+folder and is renamed into place, so a crash leaves the old file or the new one, never half.
+
+The temporary names carry the writer's pid (`.NAME.PID-RANDOM.tmp`); what a killed writer
+left behind is removed by the next write of the same file, once that pid is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -32,7 +37,8 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def atomic_open(path: str | Path) -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_leftovers(path)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yield out
@@ -49,11 +55,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a staging folder beside `path`; on success it replaces `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_leftovers(path)
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield staging
         if path.exists():
-            retired = path.with_name(f".{path.name}.old-{os.getpid()}")
+            retired = staging.with_suffix(".old")
             os.replace(path, retired)
             os.replace(staging, path)
             shutil.rmtree(retired, ignore_errors=True)
@@ -61,3 +68,39 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             os.replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# `.NAME.` then the pid, a dash, tempfile's random letters, and .tmp (.old: a folder being replaced).
+LEFTOVER = re.compile(r"(\d+)-[a-z0-9_]+\.(?:tmp|old)")
+
+
+def temporary_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove temporary files and folders that a killed writer of `path` left beside it."""
+    prefix = f".{path.name}."
+    try:
+        siblings = [entry.name for entry in os.scandir(path.parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in siblings:
+        match = LEFTOVER.fullmatch(name[len(prefix):])
+        if match is None or int(match.group(1)) == os.getpid() or not process_gone(int(match.group(1))):
+            continue
+        leftover = path.parent / name
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)

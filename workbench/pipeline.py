@@ -20,7 +20,7 @@ from typing import Any
 
 from store import queries
 from store.db import open_store, transaction
-from workbench.config import Config, config_from_dict, resolved
+from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
 from workbench.errors import LeafeError, NothingToTrain
 
@@ -117,6 +117,9 @@ def validate_before_run(config: Config) -> None:
 
     if config.model.backend == "scripted":
         load_script(config.model.script)
+        if any(stage in TRAINING_STAGES for stage in config.stages.run):
+            # A training stage trains the weights the script stands for: `model.name`.
+            resolve_model_source(config.model.name, config.model.allow_download)
     elif config.model.backend in ("hf", "vllm"):
         resolve_model_source(config.model.name, config.model.allow_download)
     if config.reflect.model is not None and config.reflect.model.backend in ("hf", "vllm"):

@@ -18,6 +18,7 @@ from store.db import open_store
 from tests.conftest import GUESS_ENV, ROOT, write_config, write_script
 from workbench.cli import main
 from workbench.config import config_from_dict
+from workbench.errors import LeafeError
 from workbench.models.scripted import ScriptedGenerator
 from workbench.pipeline import run_pipeline
 
@@ -122,6 +123,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(workdir, config_text, 
     lines = process.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], process.stderr
     assert not (ROOT / "out.db").exists()
+
+
+def test_a_scripted_run_that_trains_needs_the_weights_model_name_names(workdir):
+    # Replayed actions need no weights; a training stage trains `model.name`, so a name
+    # that is not there is refused before anything is written, not after exploring.
+    script = write_script(workdir / "s.jsonl", {"guess/0": ["3"], "guess/1": ["7"]})
+    data = guess_config(script, model={"name": str(workdir / "no-model")})
+    with pytest.raises(LeafeError, match="no-model"):
+        run_pipeline(config_from_dict(data | {"stages": {"run": ["explore", "distill"]}}), db_path=workdir / "s.db")
+    assert not (workdir / "s.db").exists()
+    assert run_pipeline(config_from_dict(data), db_path=workdir / "s.db").status == "finished"
 
 
 def test_missing_config_file(workdir, capsys):
