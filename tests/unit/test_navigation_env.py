@@ -62,10 +62,24 @@ def test_reset_shows_the_whole_map_position_heading_goal_and_actions():
     assert len(observation.splitlines()) <= 11
 
 
+def test_words_view_speaks_from_the_agents_point_of_view():
+    # Seed 0: at column 3, row 1 facing south; the goal 1 east and 3 south, and facing
+    # south, east is on the agent's left.
+    env = NavigationEnvironment(20, view="words")
+    observation = env.reset(Task(f"{EMPTY}/0", {"env_id": EMPTY, "seed": 0}))
+    assert "#" not in observation  # no drawn map
+    assert "The goal is 3 forward and 1 to your left, 4 cells away." in observation
+    # An empty room needs no object words: the model is shown only the three it can use.
+    assert "pickup" not in observation and "Actions: left, right" in observation
+    observation = env.step("left")[0]  # now facing east: the goal is ahead and to the right
+    assert "The goal is 1 forward and 3 to your right, 4 cells away." in observation
+
+
 @pytest.mark.parametrize(
     ("text", "word"),
     [("left", "left"), ("I will turn RIGHT now.", "right"), ("Forwards!", "forward"),
      ("Pick up the key", "pickup"), ("go forward, then left", "forward"), ("toggle", "toggle"),
+     ("I move one cell towards the goal", "forward"), ("Go straight ahead.", "forward"),
      ("jump", None), ("rightward", None), ("", None)],
 )
 def test_parse_action_takes_the_first_action_word(text, word):

@@ -157,6 +157,28 @@ def direction_words(source: Cell, target: Cell) -> str:
     return " and ".join(parts)
 
 
+HEADING_VECTORS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+"""minigrid's agent_dir 0..3: east, south, west, north, as (dx, dy) on the grid."""
+
+
+def relative_words(source: Cell, heading: int, target: Cell) -> str:
+    """Where `target` lies as the agent sees it: `2 forward and 1 to your right`.
+
+    The part that names the useful action comes first (forward when the target is ahead,
+    else the side to turn to), so the sentence reads as advice a small model can follow.
+    """
+    dx, dy = target[0] - source[0], target[1] - source[1]
+    ahead_x, ahead_y = HEADING_VECTORS[heading]
+    ahead = dx * ahead_x + dy * ahead_y
+    right = dx * -ahead_y + dy * ahead_x  # the heading turned clockwise
+    side = f"{abs(right)} to your {'right' if right > 0 else 'left'}" if right else ""
+    if ahead > 0:
+        parts = [f"{ahead} forward", side]
+    else:
+        parts = [side, f"{-ahead} behind you" if ahead else ""]
+    return " and ".join(part for part in parts if part)
+
+
 def action_outcome(word: str, before: dict[str, Any], after: dict[str, Any], cell: Cell) -> str:
     """One sentence on what the action did, from the front cell before and after it."""
     if word in ("left", "right"):

@@ -30,6 +30,7 @@ from workbench.envs._grid_text import (
     goal_distance,
     map_bounds,
     place,
+    relative_words,
     render_map,
     walk_distances,
 )
@@ -47,8 +48,12 @@ SUGGESTED_SUITES = (
     "MiniGrid-DoorKey-5x5-v0",
     "MiniGrid-MultiRoom-N2-S4-v0",
 )
-# `pick up` and `forwards` are how models often spell two of the words.
-ACTION_PATTERN = re.compile(r"\b(left|right|forwards?|pick[\s_-]?up|drop|toggle|done)\b", re.IGNORECASE)
+# `pick up` and `forwards` are how models often spell two of the words; small models say
+# "move one cell" or "go ahead" for forward (the actions line explains forward that way).
+ACTION_PATTERN = re.compile(
+    r"\b(left|right|forwards?|move|moves|moving|ahead|straight|pick[\s_-]?up|drop|toggle|done)\b", re.IGNORECASE
+)
+FORWARD_SYNONYMS = ("forward", "move", "ahead", "straight")
 
 # Attributes of the minigrid env that a snapshot leaves out: spaces and the render
 # window never change during an episode and the window cannot be copied.
@@ -63,7 +68,7 @@ def parse_action(text: str | None) -> str | None:
     word = match.group(1).lower()
     if word.startswith("pick"):
         return "pickup"
-    return "forward" if word.startswith("forward") else word
+    return "forward" if word.startswith(FORWARD_SYNONYMS) else word
 
 
 def make_minigrid(env_id: str) -> Any:
@@ -252,6 +257,9 @@ class NavigationEnvironment:
         line = f"The goal (G) is at {place(self.goals[0], self.bounds)}"
         if self.distance is None:
             return line + ", but no path reaches it."
+        if self.view == "words":
+            heading = int(self.minigrid.agent_dir)
+            return f"The goal is {relative_words(cell, heading, self.goals[0])}, {self.distance} cells away."
         return f"{line}: {direction_words(cell, self.goals[0])} of you, {self.distance} cells away."
 
     def outcome_sentence(self, word: str, before: dict[str, Any], previous: int | None, reached: bool) -> str:
