@@ -40,6 +40,8 @@ def atomic_open(path: str | Path) -> Iterator[Any]:
     remove_leftovers(path)
     handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~current_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yield out
             out.flush()
@@ -57,6 +59,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
     staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700, made what mkdir would give
     try:
         yield staging
         if path.exists():
@@ -72,6 +75,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 # `.NAME.` then the pid, a dash, tempfile's random letters, and .tmp (.old: a folder being replaced).
 LEFTOVER = re.compile(r"(\d+)-[a-z0-9_]+\.(?:tmp|old)")
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def temporary_prefix(path: Path) -> str:

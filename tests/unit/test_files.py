@@ -4,6 +4,7 @@ write of it, and nothing a live writer or the user owns is touched."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 
 from workbench.files import atomic_directory, atomic_write_text
@@ -35,3 +36,17 @@ def test_next_write_removes_what_a_killed_writer_left(tmp_path):
         (staging / "adapter_config.json").write_text('{"r": 4}')
     assert (tmp_path / "adapter" / "adapter_config.json").read_text() == '{"r": 4}'
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".adapter")]
+
+
+def test_written_files_and_folders_get_the_mode_a_plain_write_would(tmp_path):
+    # Other users of a shared machine read exported datasets and adapters as they would
+    # any file the user writes: the umask decides, not the temporary name's 0600.
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "data.jsonl", "{}\n")
+        with atomic_directory(tmp_path / "adapter") as staging:
+            (staging / "adapter_config.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "data.jsonl").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "adapter").stat().st_mode) == 0o755
