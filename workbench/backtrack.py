@@ -26,6 +26,7 @@ from workbench.agent import (
     clean_text,
     environment_at,
     execute,
+    fit_context,
     note_texts,
     roll_out,
     store_step,
@@ -87,23 +88,24 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
     for count in sorted({count for _, count in planned}):
         group = [note for note, c in planned if c == count]
         context.check_cancelled()
-        prompts, parents, tasks = [], [], []
+        prompts, parents, tasks, dropped = [], [], [], []
+        generator = context.generator()
+        sampling = branch_sampling(context, level)
         for note in group:
             tau = queries.node(context.db, note["rollback_node_id"])
             parent_path = queries.path_to(context.db, tau["parent_id"])
             probe = Walker(note["episode_id"], task_of(context, note["episode_id"]), None, parent_path)  # type: ignore[arg-type]
             texts = note_texts(context, [probe])
-            prompts.append(
-                build_messages(config.prompts, parent_path, config.env.max_steps, texts, note["text"])
-            )
+            messages = build_messages(config.prompts, parent_path, config.env.max_steps, texts, note["text"])
+            # Like every other step, the branch's first one keeps room for its answer.
+            messages, gone = fit_context(messages, generator, sampling.max_new_tokens)
+            prompts.append(messages)
+            dropped.append(gone)
             parents.append(parent_path)
             tasks.append(probe.task)
-        generator = context.generator()
-        completions = generator.generate(
-            prompts, count, branch_sampling(context, level), tags=[task.name for task in tasks]
-        )
+        completions = generator.generate(prompts, count, sampling, tags=[task.name for task in tasks])
         with transaction(context.db):
-            for note, parent_path, task, samples in zip(group, parents, tasks, completions, strict=True):
+            for note, parent_path, task, samples, gone in zip(group, parents, tasks, completions, dropped, strict=True):
                 for sample in samples:
                     env = environment_at(context, task, parent_path)
                     walker = Walker(
@@ -112,9 +114,12 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
                     )
                     text, cleaning = clean_text(sample.text)
                     result, success = execute(env, text)
+                    feedback = dict(result.feedback) | cleaning
+                    if gone:
+                        feedback["history_turns_dropped"] = gone
                     store_step(
-                        context, walker, text, result, dict(result.feedback) | cleaning, success,
-                        tokens=sample.tokens, truncated=0, max_steps=config.env.max_steps,
+                        context, walker, text, result, feedback, success,
+                        tokens=sample.tokens, truncated=gone, max_steps=config.env.max_steps,
                     )
                     stopwatch.add_tokens(sample.tokens)
                     walkers.append(walker)

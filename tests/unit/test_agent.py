@@ -72,3 +72,19 @@ def test_clean_text_repairs_and_bounds():
     text, notes = clean_text("ok\udcff\x00")
     assert text == "ok?" and notes == {"invalid_utf8": True}
     assert clean_text(b"\xff\xfeabc")[1]["invalid_utf8"] is True
+
+
+def test_a_branch_first_step_also_drops_old_turns_to_leave_room_for_its_answer(workdir, monkeypatch):
+    monkeypatch.setattr(ScriptedGenerator, "context_length", 45)
+    script = write_script(workdir / "s.jsonl", {"guess/0": ["0", "1", "2", "4", "6", "8", "9"]})
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(script), "max_new_tokens": 8},
+        "env": {"kind": GUESS_ENV, "tasks": 1, "max_steps": 6},
+        "backtrack": {"rollback": "last", "branches": 1, "max_depth": 1},
+        "stages": {"run": ["explore", "reflect", "backtrack"]},
+    })
+    assert run_pipeline(config, db_path=workdir / "s.db").status == "finished"
+    branch = next(open_store(workdir / "s.db")["nodes"].rows_where("branch_depth = 1", order_by="depth"))
+    assert branch["depth"] == 6  # it replaces the last step, after a long history
+    assert branch["truncated_turns"] > 0
+    assert json.loads(branch["feedback"])["history_turns_dropped"] == branch["truncated_turns"]

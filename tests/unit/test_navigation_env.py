@@ -207,16 +207,23 @@ def test_reflection_rolls_back_to_where_the_distance_last_got_worse_and_counts_c
     assert len(note.split()) < 50
 
 
-def test_reflection_without_a_worse_step_rolls_back_to_the_first_collision_else_the_last_step():
+def test_reflection_without_a_worse_step_rolls_back_to_the_first_collision_else_where_progress_stopped():
     suite = suite_for()
     note, rollback = suite.reflect_template(episode(["right", "right", "forward", "forward"]))
     assert rollback == 3
     assert "hit a wall 2 times, at steps 3 and 4" in note
     assert "Turn before moving forward" in note
+    # Never closer: redo the whole episode, with the whole budget.
     note, rollback = suite.reflect_template(episode(["left", "jump"]))
-    assert rollback == 2
+    assert rollback == 1
+    assert "It never got closer to the goal." in note
     assert "One answer was not an action word." in note
-    assert "the goal was 4 cells away (1 east and 3 south of you)" in note
+    assert "Before step 1 the goal was 4 cells away" in note
+    # Closer at step 1 (4 to 3 cells), then turning in place: redo step 2.
+    note, rollback = suite.reflect_template(episode(["forward", "left", "left"]))
+    assert rollback == 2
+    assert "After step 1 it got no closer." in note
+    assert "the goal was 3 cells away" in note
 
 
 # -- suite -----------------------------------------------------------------------------

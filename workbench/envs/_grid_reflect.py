@@ -21,17 +21,21 @@ def reflect_template(steps: list[dict[str, Any]]) -> tuple[str, int]:
     """(note, rollback depth) for one episode path; steps[0] is the reset node.
 
     The rollback step is the one where the distance last got worse, else the first
-    collision, else the last step: the step a branch should redo."""
+    collision, else the first step after the agent last got closer (step 1 when it never
+    did): the step a branch should redo, with as much of the budget left as possible."""
     actions = steps[1:]
     if not actions:
         return "No action was taken. Turn toward the goal, then move forward.", depth_of(steps[-1]) if steps else 0
     feedbacks = [feedback_of(step) for step in actions]
     worse = [i for i, fb in enumerate(feedbacks) if got_worse(fb)]
     collisions = [i for i, fb in enumerate(feedbacks) if fb.get("collided")]
-    rollback = worse[-1] if worse else collisions[0] if collisions else len(actions) - 1
+    closer = [i for i, fb in enumerate(feedbacks) if got_closer(fb)]
+    stalled = min(closer[-1] + 1, len(actions) - 1) if closer else 0
+    rollback = worse[-1] if worse else collisions[0] if collisions else stalled
     facts = [collision_sentence(actions, feedbacks, collisions), away_sentence(actions, feedbacks, worse),
+             stalled_sentence(actions, closer) if not worse and not collisions else "",
              unreadable_sentence(feedbacks)]
-    advice = advice_sentence(steps, rollback + 1, reason="worse" if worse else "collided" if collisions else "last")
+    advice = advice_sentence(steps, rollback + 1, reason="worse" if worse else "collided" if collisions else "stalled")
     note = fit_words([fact for fact in facts if fact] + [advice], MAX_NOTE_WORDS)
     return note, depth_of(actions[rollback])
 
@@ -54,6 +58,19 @@ def depth_of(step: dict[str, Any]) -> int:
 def got_worse(feedback: dict[str, Any]) -> bool:
     distance, previous = feedback.get("distance"), feedback.get("previous_distance")
     return distance is not None and previous is not None and distance > previous
+
+
+def got_closer(feedback: dict[str, Any]) -> bool:
+    distance, previous = feedback.get("distance"), feedback.get("previous_distance")
+    return distance is not None and previous is not None and distance < previous
+
+
+def stalled_sentence(actions: list[dict[str, Any]], closer: list[int]) -> str:
+    if not closer:
+        return "It never got closer to the goal."
+    if closer[-1] == len(actions) - 1:
+        return ""
+    return f"After step {depth_of(actions[closer[-1]])} it got no closer."
 
 
 def step_list(actions: list[dict[str, Any]], indexes: list[int]) -> str:
