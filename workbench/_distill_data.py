@@ -127,10 +127,12 @@ def target_spans(tokenizer: Any, messages: list[dict], target_start: int) -> tup
 def tokenize_example(
     tokenizer: Any, example: dict[str, Any], *, max_length: int, beta: float
 ) -> TokenizedExample | None:
-    """Ids and labels for one example; None when its targets cannot fit in `max_length`.
+    """Ids and labels for one example; None when its first target cannot fit in `max_length`.
 
-    Over-long examples lose context from the left (the oldest turns) first; a target is
-    never cut, so an example whose targets alone exceed `max_length` is left out.
+    Over-long examples lose context from the left (the oldest turns) first, up to the first
+    target; if the targets still do not fit, the latest target turns are dropped whole from
+    the right (a long correction keeps its corrected action and as much of its continuation
+    as fits). A target is never cut in the middle, so the model always learns to stop.
     """
     messages = example["messages"]
     text, spans = target_spans(tokenizer, messages, example["target_start"])
@@ -145,14 +147,17 @@ def tokenize_example(
             span_index += 1
         inside = span_index < len(spans) and start < spans[span_index][1] and end > spans[span_index][0]
         labels.append(token if inside else IGNORE_INDEX)
-    if len(ids) > max_length:
-        first_target = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
-        cut = len(ids) - max_length
-        if cut > first_target:
-            return None
-        ids, labels = ids[cut:], labels[cut:]
     if all(label == IGNORE_INDEX for label in labels):
         return None
+    if len(ids) > max_length:
+        first_target = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
+        cut = min(len(ids) - max_length, first_target)
+        ids, labels = ids[cut:], labels[cut:]
+        if len(ids) > max_length:
+            ends = [end for end in target_run_ends(labels) if end <= max_length]
+            if not ends:
+                return None
+            ids, labels = ids[: ends[-1]], labels[: ends[-1]]
     return TokenizedExample(
         input_ids=ids,
         labels=labels,
@@ -162,10 +167,19 @@ def tokenize_example(
     )
 
 
+def target_run_ends(labels: list[int]) -> list[int]:
+    """The index just past each run of target tokens (one run per target answer)."""
+    return [
+        index + 1
+        for index, label in enumerate(labels)
+        if label != IGNORE_INDEX and (index + 1 == len(labels) or labels[index + 1] == IGNORE_INDEX)
+    ]
+
+
 def tokenize_examples(
     tokenizer: Any, examples: Sequence[dict[str, Any]], *, max_length: int, beta: float
 ) -> tuple[list[TokenizedExample], int]:
-    """Tokenized examples and how many were left out (targets longer than max_length)."""
+    """Tokenized examples and how many were left out (a first target longer than max_length)."""
     kept, skipped = [], 0
     for example in examples:
         tokenized = tokenize_example(tokenizer, example, max_length=max_length, beta=beta)

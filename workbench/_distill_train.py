@@ -184,6 +184,12 @@ def train_lora(
             f"max_length = {settings.max_length} tokens"
         )
     result.n_examples = len(tokenized)
+    if result.skipped and main:
+        progress.event(
+            "message",
+            text=f"warning: distill: {result.skipped} of {len(examples)} examples left out: their first "
+            f"answer does not fit in distill.max_length = {settings.max_length} tokens",
+        )
     model = add_lora(model, settings)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]

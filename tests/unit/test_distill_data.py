@@ -118,9 +118,22 @@ def test_truncation_cuts_the_oldest_context_never_the_target(tokenizer):
     assert len(cut.input_ids) == target + 20
     assert cut.input_ids == whole.input_ids[-(target + 20):]
     assert target_runs(tokenizer, cut) == ["def f(): right<|im_end|>"]
-    # Targets that cannot fit whole leave the example out rather than being cut.
+    # A target is never cut in the middle: one that cannot fit leaves the example out.
     assert tokenize_example(tokenizer, example(4), max_length=target - 1, beta=1.0) is None
-    assert tokenize_example(tokenizer, example(0), max_length=target + 20, beta=1.0) is None
+
+
+def test_targets_that_do_not_fit_drop_the_latest_whole_turns(tokenizer):
+    # Both answers are targets (a correction and its continuation); only the first fits.
+    whole = tokenize_example(tokenizer, example(2), max_length=4096, beta=1.0)
+    assert target_runs(tokenizer, whole) == ["def f(): wrong<|im_end|>", "def f(): right<|im_end|>"]
+    first = len(tokenizer("def f(): wrong<|im_end|>", add_special_tokens=False)["input_ids"])
+    kept = tokenize_example(tokenizer, example(2), max_length=first + 20, beta=1.0)
+    assert target_runs(tokenizer, kept) == ["def f(): wrong<|im_end|>"]
+    assert len(kept.input_ids) <= first + 20
+    assert kept.labels[-1] != IGNORE_INDEX  # it ends where the kept answer ends
+    text = tokenizer.decode(kept.input_ids)
+    assert text in tokenizer.decode(whole.input_ids)  # one piece of the conversation
+    assert text.endswith("def f(): wrong<|im_end|>") and "right" not in text
 
 
 def test_an_example_with_no_answer_after_target_start_is_left_out(tokenizer):
