@@ -9,7 +9,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks screenshots clean
+.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks benchmarks-vllm screenshots clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,8 +45,14 @@ tmux-check: $(STAMP)  ## Drive the real app in tmux and check what the screen sh
 	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null)
 	$(BIN)/python tests/tmux_check.py
 
-benchmarks: $(STAMP)  ## Run every benchmark (prints ratios against named baselines)
-	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+HF_BENCHMARKS = rollout backtrack sandbox tui_tree distill
+VLLM_BENCHMARKS = backends agreement
+
+benchmarks: $(STAMP)  ## Run the benchmarks that need only .venv (each prints a ratio against a named baseline)
+	for b in $(HF_BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+benchmarks-vllm: $(VLLM_STAMP)  ## Run the vLLM benchmarks (hf against vllm, greedy agreement) in .venv-vllm
+	for b in $(VLLM_BENCHMARKS); do echo "== benchmarks/$$b.py"; $(VLLM_VENV)/bin/python benchmarks/$$b.py || exit 1; done
 
 screenshots: $(STAMP)  ## Regenerate the README's SVG screenshots in docs/screenshots/
 	$(BIN)/python tests/ui/make_screenshots.py
