@@ -132,6 +132,11 @@ class PromptsConfig:
     note: str = setting(
         "", "How an experience note joins the user turn at the rollback point ({turn}, {note})."
     )
+    history_turns: int = setting(
+        -1,
+        "Earlier (action, observation) turns the policy sees; -1 keeps them all (cut only to fit "
+        "the context), 0 shows the latest observation alone (for views that hold the whole state).",
+    )
 
 
 @dataclass
@@ -401,6 +406,10 @@ def validate(config: Config) -> None:
             raise ConfigError(f"config: {key} must be 0 or more, got {value}")
     if config.backtrack.max_depth < 0 or config.backtrack.max_attempts < 0:
         raise ConfigError("config: backtrack.max_depth and backtrack.max_attempts must be 0 or more")
+    if config.prompts.history_turns < -1:
+        raise ConfigError(
+            f"config: prompts.history_turns must be -1 (all) or more, got {config.prompts.history_turns}"
+        )
     if config.reflect.every < 0:
         raise ConfigError(f"config: reflect.every must be 0 or more, got {config.reflect.every}")
     if config.model.backend == "scripted" and not config.model.script:

@@ -3,6 +3,7 @@ longer than the model's context."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from store.db import open_store
@@ -37,6 +38,21 @@ def test_the_note_joins_the_turn_before_the_action_it_guided():
     assert "NOTE" not in json.dumps(without)
     pending = build_messages(PROMPTS, path(1), max_steps=3, pending_note="go left")
     assert pending[-1]["content"] == "OBS o1 left 2 NOTE go left"
+
+
+def test_a_history_window_shows_only_the_latest_turns():
+    nodes = path(3)
+    nodes[3]["note_id"] = 7
+    latest_only = build_messages(dataclasses.replace(PROMPTS, history_turns=0), nodes, max_steps=5, notes={7: "n"})
+    assert latest_only == [{"role": "system", "content": "sys"}, {"role": "user", "content": "OBS o3 left 2"}]
+    one_back = build_messages(dataclasses.replace(PROMPTS, history_turns=1), nodes, max_steps=5, notes={7: "n"})
+    assert [m["content"] for m in one_back] == ["sys", "OBS o2 left 3 NOTE n", "a3", "OBS o3 left 2"]
+    # A branch's pending note joins the one turn a windowed policy sees.
+    pending = build_messages(dataclasses.replace(PROMPTS, history_turns=0), path(2), max_steps=5, pending_note="go")
+    assert pending[-1]["content"] == "OBS o2 left 3 NOTE go" and len(pending) == 2
+    assert build_messages(PROMPTS, nodes, max_steps=5) == build_messages(
+        dataclasses.replace(PROMPTS, history_turns=3), nodes, max_steps=5
+    ), "a window wider than the history changes nothing"
 
 
 def test_long_history_keeps_task_and_latest_turns():
