@@ -67,6 +67,11 @@ def build_messages(
         turns.append(safe_format(prompts.next_turn, observation=step["observation"], steps_left=steps_left))
     if pending_note:
         turns[-1] = safe_format(prompts.note, turn=turns[-1], note=pending_note)
+    if 0 <= prompts.history_turns < len(turns) - 1:
+        # A window over the latest turns, the same for acting and for training examples, so
+        # a policy whose observation holds the whole state is not led astray by its past.
+        earliest = len(turns) - 1 - prompts.history_turns
+        turns, actions = turns[earliest:], actions[earliest:]
     messages: ChatPrompt = []
     if prompts.system:
         messages.append({"role": "system", "content": prompts.system})
@@ -133,18 +138,29 @@ class Walker:
         return self.path[-1]["depth"]
 
 
+def can_snapshot(env: Environment) -> bool:
+    """Whether an environment offers snapshot()/restore(); a user's may not, and is then
+    rewound by replaying its actions (which must be deterministic given the task)."""
+    return callable(getattr(env, "snapshot", None)) and callable(getattr(env, "restore", None))
+
+
+def remember_state(context: StageContext, node_id: int, env: Environment) -> None:
+    if can_snapshot(env):
+        context.remember_snapshot(node_id, env.snapshot())
+
+
 def environment_at(context: StageContext, task: Task, path: Sequence[dict]) -> Environment:
     """A fresh environment in the state after `path[-1]`: restored from a remembered
-    snapshot, else rebuilt by deterministic replay of the stored actions."""
+    snapshot, else rebuilt by deterministic replay of the stored actions from the root."""
     env = context.suite.new_environment()
     env.reset(task)
     last = path[-1]["id"]
-    if last in context.snapshots:
+    if last in context.snapshots and can_snapshot(env):
         env.restore(context.snapshots[last])
         return env
     for step in path[1:]:
         env.step(step["action"] or "")
-    context.remember_snapshot(last, env.snapshot())
+    remember_state(context, last, env)
     return env
 
 
@@ -306,5 +322,5 @@ def store_step(
     walker.path = [*walker.path, record]
     walker.pending_note = None
     walker.done = done
-    context.remember_snapshot(node_id, walker.env.snapshot())
+    remember_state(context, node_id, walker.env)
     return record

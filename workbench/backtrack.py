@@ -14,8 +14,8 @@ unfinished branches and expands only notes that have none.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from store import queries
 from store.curation import add_human_note
@@ -29,6 +29,7 @@ from workbench.agent import (
     fit_context,
     note_texts,
     roll_out,
+    step_workers,
     store_step,
     task_of,
 )
@@ -71,18 +72,31 @@ def attempts_used(context: StageContext, episode_id: int) -> int:
     ).fetchone()[0]
 
 
-def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch: Stopwatch) -> list[Walker]:
-    """Sample the first step of every branch at each note's rollback point and store it."""
-    config = context.config
-    budget = defaultdict(int)
+def plan_branches(context: StageContext, notes: Sequence[dict]) -> list[tuple[dict, int]]:
+    """(note, branch count) for each note, within each episode's `max_attempts`."""
+    config = context.config.backtrack
+    budget: dict[int, int] = {}
     planned: list[tuple[dict, int]] = []
     for note in notes:
         episode_id = note["episode_id"]
-        budget.setdefault(episode_id, config.backtrack.max_attempts - attempts_used(context, episode_id))
-        count = min(config.backtrack.branches, budget[episode_id])
+        budget.setdefault(episode_id, config.max_attempts - attempts_used(context, episode_id))
+        count = min(config.branches, budget[episode_id])
         if count > 0:
             budget[episode_id] -= count
             planned.append((note, count))
+    return planned
+
+
+def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch: Stopwatch) -> list[Walker]:
+    """Sample the first step of every branch at each note's rollback point and store it.
+
+    The environment steps run before the write transaction, in the step workers, and the
+    new nodes land in one short transaction afterwards: the store's write lock is never
+    held while a sandbox runs, so the TUI (or another process) can write meanwhile. A run
+    killed before that commit stored none of these first steps and redoes them on resume.
+    """
+    config = context.config
+    planned = plan_branches(context, notes)
     walkers: list[Walker] = []
     # One generate call per distinct branch count (usually one call for all notes).
     for count in sorted({count for _, count in planned}):
@@ -104,27 +118,31 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
             parents.append(parent_path)
             tasks.append(probe.task)
         completions = generator.generate(prompts, count, sampling, tags=[task.name for task in tasks])
+        started = []  # (walker, text, cleaning, sample, truncated turns)
+        for note, parent_path, task, samples, gone in zip(group, parents, tasks, completions, dropped, strict=True):
+            for sample in samples:
+                walker = Walker(
+                    note["episode_id"], task, environment_at(context, task, parent_path), parent_path,
+                    branch_depth=level, pending_note=(note["id"], note["text"]),
+                )
+                text, cleaning = clean_text(sample.text)
+                started.append((walker, text, cleaning, sample, gone))
+        context.check_cancelled()
+        with ThreadPoolExecutor(max_workers=step_workers(context)) as pool:
+            results = list(pool.map(lambda item: execute(item[0].env, item[1]), started))
         with transaction(context.db):
-            for note, parent_path, task, samples, gone in zip(group, parents, tasks, completions, dropped, strict=True):
-                for sample in samples:
-                    env = environment_at(context, task, parent_path)
-                    walker = Walker(
-                        note["episode_id"], task, env, parent_path,
-                        branch_depth=level, pending_note=(note["id"], note["text"]),
-                    )
-                    text, cleaning = clean_text(sample.text)
-                    result, success = execute(env, text)
-                    feedback = dict(result.feedback) | cleaning
-                    if gone:
-                        feedback["history_turns_dropped"] = gone
-                    store_step(
-                        context, walker, text, result, feedback, success,
-                        tokens=sample.tokens, truncated=gone, max_steps=config.env.max_steps,
-                    )
-                    stopwatch.add_tokens(sample.tokens)
-                    walkers.append(walker)
-        for walker in walkers[-sum(len(s) for s in completions):]:
+            for (walker, text, cleaning, sample, gone), (result, success) in zip(started, results, strict=True):
+                feedback = dict(result.feedback) | cleaning
+                if gone:
+                    feedback["history_turns_dropped"] = gone
+                store_step(
+                    context, walker, text, result, feedback, success,
+                    tokens=sample.tokens, truncated=gone, max_steps=config.env.max_steps,
+                )
+                stopwatch.add_tokens(sample.tokens)
+        for walker, *_ in started:
             context.progress.event("node", node_id=walker.node_id, episode_id=walker.episode_id)
+            walkers.append(walker)
     return walkers
 
 

@@ -177,29 +177,34 @@ def reflect_on(context: StageContext, paths: Sequence[Sequence[dict]]) -> list[i
     return note_ids
 
 
-def reflection_points(path: Sequence[dict], every: int) -> list[int]:
-    """Depths to reflect at on a failed path: its end, and every `every` steps before it."""
+def reflection_points(path: Sequence[dict], every: int, *, failed: bool = True) -> list[int]:
+    """Depths to reflect at: the end of a failed path and, with `every` = N, each N-th step
+    before the end whose feedback was a failure (there is nothing to learn from a step
+    that went well). A path that succeeded in the end still has such steps to recover
+    from, so periodic reflection covers successful episodes too."""
     last = path[-1]["depth"]
-    points = {last}
+    points = {last} if failed else set()
     if every > 0:
         points |= {depth for depth in range(every, last, every) if is_failure(path[depth])}
     return sorted(points)
 
 
 def run_reflect(context: StageContext) -> dict:
-    """Reflect on every failed exploration episode of the run that has no note yet."""
+    """Reflect on every failed exploration episode of the run (and, with `reflect.every`,
+    on every N-th failed step of any episode) where no note exists yet."""
+    every = context.config.reflect.every
     rows = context.db.execute(
-        """select id from episodes where run_id = ? and purpose = 'explore' and status = 'finished'
-           and success = 0 order by id""",
-        [context.run_id],
+        """select id, success from episodes where run_id = ? and purpose = 'explore' and status = 'finished'
+           and (success = 0 or ? > 0) order by id""",
+        [context.run_id, every],
     ).fetchall()
     paths = []
-    for (episode_id,) in rows:
+    for episode_id, success in rows:
         leaf = queries.leaf_of_original_path(context.db, episode_id)
         full = queries.path_to(context.db, leaf["id"])
         if len(full) < 2:
             continue
-        for depth in reflection_points(full, context.config.reflect.every):
+        for depth in reflection_points(full, every, failed=not success):
             if context.db.execute("select 1 from notes where node_id = ?", [full[depth]["id"]]).fetchone():
                 continue  # reflected on already (a resumed run)
             paths.append(full[: depth + 1])

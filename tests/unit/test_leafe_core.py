@@ -168,3 +168,128 @@ def test_nothing_to_train_skips_distill_and_its_evaluation(workdir):
     assert result.summaries["distill"]["skipped_adapter"] == "leafe-run-1"
     assert list(result.summaries["evaluate"]["table"]) == ["base"]
     assert any("left out" in line for line in result.messages)
+
+
+def note_depths(db) -> list[tuple[str, int]]:
+    """(task, depth of the step reflected on) for every note, in order."""
+    return [tuple(row) for row in db.execute(
+        """select tasks.name, nodes.depth from notes join nodes on nodes.id = notes.node_id
+           join episodes on episodes.id = nodes.episode_id join tasks on tasks.id = episodes.task_id
+           order by tasks.name, nodes.depth""")]
+
+
+@pytest.mark.parametrize(("every", "expected"), [
+    (0, [("guess/0", 4)]),
+    # every 2 steps: guess/0 at step 2 and at its failed end; guess/1 succeeded at step 3
+    # but its step 2 failed, so it is reflected on there.
+    (2, [("guess/0", 2), ("guess/0", 4), ("guess/1", 2)]),
+    (3, [("guess/0", 3), ("guess/0", 4)]),
+])
+def test_reflect_every_n_steps_adds_notes_at_failed_steps(workdir, every, expected):
+    # guess/0 (secret 3) fails all 4 steps; guess/1 (secret 7) succeeds at step 3.
+    result, db = guess_run(
+        workdir, {"guess/0": ["0", "1", "2", "4"], "guess/1": ["0", "1", "7"]},
+        env={"tasks": 2, "max_steps": 4}, reflect={"every": every}, stages={"run": ["explore", "reflect"]},
+    )
+    assert note_depths(db) == expected
+    for note in db["notes"].rows:
+        assert db["nodes"].get(note["rollback_node_id"])["depth"] <= db["nodes"].get(note["node_id"])["depth"]
+
+
+def test_a_periodic_note_is_backtracked_from_like_any_other(workdir):
+    # guess/1 succeeds at step 3; its failed step 2 gets a note, and a branch at step 1
+    # that says 7 at once beats it to a correction.
+    result, db = guess_run(
+        workdir, {"guess/1": ["0", "1", "7", "7"]},
+        env={"tasks": ["guess/1"], "max_steps": 4}, reflect={"every": 2},
+        backtrack={"branches": 1, "max_depth": 1},
+    )
+    (note,) = db["notes"].rows
+    (branch,) = db["nodes"].rows_where("note_id = ?", [note["id"]])
+    assert branch["parent_id"] == db["nodes"].get(note["rollback_node_id"])["parent_id"]
+    assert branch["success"] == 1 and result.counts["corrections"] == 1
+
+
+def test_model_reflector_rollback_step_is_the_node_rewound_to(workdir):
+    # The model names step 2: not the first error (1) nor the last step (3).
+    reflector_script = write_script(workdir / "r.jsonl", {"guess/0": ["NOTE: go higher than 2.\nROLLBACK: 2"]})
+    result, db = guess_run(
+        workdir, {"guess/0": ["0", "1", "2", "3"]},
+        reflect={"reflector": "model", "model": {"backend": "scripted", "script": str(reflector_script)}},
+        backtrack={"branches": 1, "max_depth": 1, "rollback": "reflector"},
+    )
+    (note,) = db["notes"].rows
+    assert note["author"] == "model" and note["text"] == "go higher than 2."
+    tau = db["nodes"].get(note["rollback_node_id"])
+    assert (tau["depth"], tau["action"], tau["branch_depth"], tau["backtrack_point"]) == (2, "1", 0, 1)
+    (branch,) = db["nodes"].rows_where("note_id = ?", [note["id"]])
+    assert branch["parent_id"] == tau["parent_id"] and branch["depth"] == 2 and branch["action"] == "3"
+    (correction,) = corrections_of_run(db, result.run_id)
+    assert correction["tau_node_id"] == tau["id"]
+
+
+class PromptRecorder:
+    """Records every prompt the scripted policy receives, with the stage that asked."""
+
+    def __init__(self, monkeypatch) -> None:
+        import workbench.pipeline
+        from workbench.models.scripted import ScriptedGenerator
+
+        self.stage = ""
+        self.calls: list[tuple[str, list, int]] = []  # (stage, prompts, n)
+        original_generate, original_stage = ScriptedGenerator.generate, workbench.pipeline.stage_function
+
+        def generate(generator, prompts, n, sampling, *, tags=None):
+            self.calls.append((self.stage, [list(p) for p in prompts], n))
+            return original_generate(generator, prompts, n, sampling, tags=tags)
+
+        def stage_function(stage):
+            function = original_stage(stage)
+
+            def run(context):
+                self.stage = stage
+                return function(context)
+
+            return run
+
+        monkeypatch.setattr(ScriptedGenerator, "generate", generate)
+        monkeypatch.setattr(workbench.pipeline, "stage_function", stage_function)
+
+    def prompts(self, stage: str) -> list[list[dict]]:
+        return [prompt for s, prompts, _ in self.calls if s == stage for prompt in prompts]
+
+    def sizes(self, stage: str) -> list[tuple[int, int]]:
+        """(prompts, samples per prompt) of each generate call a stage made."""
+        return [(len(prompts), n) for s, prompts, n in self.calls if s == stage]
+
+
+def holds(prompt: list[dict], text: str) -> bool:
+    return any(text in message["content"] for message in prompt)
+
+
+def test_the_note_reaches_the_branch_prompt_and_nothing_else(workdir, monkeypatch):
+    recorder = PromptRecorder(monkeypatch)
+    result, db = guess_run(workdir, {"guess/0": ["0", "1", "2", "9", "3"]}, backtrack={"branches": 1, "max_depth": 1})
+    (note,) = db["notes"].rows
+    tau = db["nodes"].get(note["rollback_node_id"])
+    explore, branch = recorder.prompts("explore"), recorder.prompts("backtrack")
+    assert len(explore) == 3 and not any(holds(prompt, note["text"]) for prompt in explore)
+    # The branch's first action is asked for at tau: the history before tau, then the note.
+    first = branch[0]
+    assert first[-1]["role"] == "user" and note["text"] in first[-1]["content"]
+    assert sum(m["role"] == "assistant" for m in first) == tau["depth"] - 1
+    # Every later step of the branch still has the note in the turn before its first action.
+    assert len(branch) == 2 and all(holds(prompt, note["text"]) for prompt in branch)
+    (example,) = dataset_rows(db)
+    assert example["messages"][example["target_start"]]["content"] == "9"
+    assert not holds(example["messages"], note["text"])
+
+
+def test_backtracking_batches_branches_of_every_episode_in_one_call_per_step(workdir, monkeypatch):
+    recorder = PromptRecorder(monkeypatch)
+    # Three episodes fail at every step; each gets 2 branches at step 1, which fail too.
+    guess_run(workdir, {f"guess/{i}": ["0"] for i in range(3)}, env={"tasks": 3}, backtrack={"max_depth": 1})
+    # One call samples both first steps of all 3 episodes' branches; then the 6 branches
+    # advance together, one call per remaining step of the budget.
+    assert recorder.sizes("explore") == [(3, 1), (3, 1), (3, 1)]
+    assert recorder.sizes("backtrack") == [(3, 2), (6, 1), (6, 1)]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench._distill_data import make_example
-from workbench.agent import clean_text, execute, step_workers
+from workbench.agent import can_snapshot, clean_text, execute, step_workers
 from workbench.baselines._common import (
     Budget,
     finished_adapter,
@@ -107,7 +107,11 @@ def expert_action(context: StageContext, line: Line) -> str | None:
 def environment_copy(context: StageContext, line: Line) -> Environment:
     env = context.suite.new_environment()
     env.reset(line.task)
-    env.restore(line.env.snapshot())
+    if can_snapshot(line.env):
+        env.restore(line.env.snapshot())
+    else:  # no snapshot: the same state by replaying the expert's actions so far
+        for step in line.path[1:]:
+            env.step(step["action"] or "")
     return env
 
 

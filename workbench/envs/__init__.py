@@ -68,9 +68,18 @@ def load_user_class(spec: str) -> type:
     cls = getattr(module, class_name, None)
     if cls is None:
         raise EnvironmentSetupError(f"env.kind {spec!r}: {module_name} has no {class_name}")
-    for method in ("reset", "step", "snapshot", "restore"):
+    for method in ("reset", "step"):
         if not callable(getattr(cls, method, None)):
             raise EnvironmentSetupError(f"env.kind {spec!r}: {class_name} has no {method}() method")
+    # snapshot()/restore() are optional (backtracking replays the actions without them),
+    # but one without the other means a state that can be taken and never given back.
+    has_snapshot, has_restore = (callable(getattr(cls, method, None)) for method in ("snapshot", "restore"))
+    if has_snapshot != has_restore:
+        missing = "restore" if has_snapshot else "snapshot"
+        raise EnvironmentSetupError(
+            f"env.kind {spec!r}: {class_name} has {'snapshot' if has_snapshot else 'restore'}() but no "
+            f"{missing}() method; define both, or neither to rewind by replaying actions"
+        )
     if not callable(getattr(cls, "load_tasks", None)):
         raise EnvironmentSetupError(
             f"env.kind {spec!r}: {class_name} needs a load_tasks(suite, selection) class method"

@@ -2,8 +2,9 @@
 
 An environment instance runs one episode at a time: `reset(task)` gives the first
 observation, `step(action_text)` executes one action and answers with rich feedback.
-`snapshot()`/`restore()` let backtracking rewind; environments without them are
-rewound by deterministic replay of the stored actions.
+`snapshot()`/`restore()` let backtracking rewind; they are optional for a user's own
+environment, which is then rewound by `reset(task)` and a replay of the stored actions
+from the root (so its steps must be deterministic given the task and the actions).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Environment(Protocol):
         ...
 
     def snapshot(self) -> Any:
-        """The state needed to come back to this exact point."""
+        """The state needed to come back to this exact point (optional: see the module)."""
         ...
 
     def restore(self, state: Any) -> None:
