@@ -27,6 +27,14 @@ EXPECTED_COLUMNS = {
                     "decided_by", "decided_at", "created_at"],
     "datasets": ["id", "run_id", "name", "path", "n_examples", "kind", "correction_ids", "task_names", "created_at"],
     "eval_results": ["id", "run_id", "policy", "task_id", "n", "c"],
+    "evals": ["id", "run_id", "policy", "k", "pass_at_k", "ci_low", "ci_high", "n_tasks"],
+    "adapters": ["id", "run_id", "name", "path", "base_model", "dataset_id", "kind", "metrics",
+                 "lineage", "created_at"],
+    "train_log": ["adapter_id", "step", "epoch", "loss", "learning_rate"],
+    "run_stages": ["run_id", "stage", "position", "status", "started_at", "finished_at", "summary"],
+    "decisions": ["id", "correction_id", "previous_status", "previous_edited_action", "status",
+                  "edited_action", "reviewer", "decided_at"],
+    "_migrations": ["id", "name", "applied_at"],
 }
 
 
@@ -36,6 +44,8 @@ def digest(path: Path) -> str:
 
 def test_blank_store_migrates_to_the_documented_columns(tmp_path):
     db = open_store(tmp_path / "s.db")
+    # Every table is documented (DESIGN.md, README "The store"): none missing, none extra.
+    assert sorted(db.table_names()) == sorted(EXPECTED_COLUMNS)
     for table, columns in EXPECTED_COLUMNS.items():
         assert [c.name for c in db[table].columns] == columns, table
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
