@@ -6,6 +6,7 @@ by the screens' workers when a run, a branch or a training starts.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,6 +40,8 @@ class LeafeApp(App[None]):
         self.db_path = Path(db_path)
         self.reviewer = reviewer
         self._db: sqlite_utils.Database | None = None
+        self._writer: sqlite_utils.Database | None = None
+        self._writer_lock = threading.Lock()
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -46,6 +49,14 @@ class LeafeApp(App[None]):
         if self._db is None:
             self._db = open_store(self.db_path)
         return self._db
+
+    def writer_db(self) -> sqlite_utils.Database:
+        """The connection that screens' write workers share (one write at a time per screen),
+        so waiting for another program's lock never holds up the interface's reads."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = open_store(self.db_path)
+            return self._writer
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()
@@ -65,6 +76,9 @@ class LeafeApp(App[None]):
     def on_unmount(self) -> None:
         if self._db is not None:
             self._db.close()
+        writing = any(worker.group == "store-write" and worker.is_running for worker in self.workers)
+        if self._writer is not None and not writing:  # a write still waiting closes with the process
+            self._writer.close()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # On a dialog, only its own keys (and quit) apply.

@@ -1,17 +1,42 @@
-"""What every screen of the workbench shares: the store, the run it is about, going back."""
+"""What every screen of the workbench shares: the store, the run it is about, going back,
+and writing to the store without ever blocking the interface."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlite_utils
+from textual import work
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 
 from store import views
+from workbench.errors import LeafeError
 
 if TYPE_CHECKING:
     from screens.app import LeafeApp
+
+
+STORE_WAIT_NOTICE_S = 1.0  # a write still waiting after this long says why
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class StoreWriteFinished(Message):
+    """A queued change reached the store (`error` empty) or was refused (`error` says why)."""
+
+    def __init__(self, what: str, result: Any, error: str, then: Callable[[Any], None] | None) -> None:
+        super().__init__()
+        self.what = what
+        self.result = result
+        self.error = error
+        self.then = then
 
 
 class WorkbenchScreen(Screen):
@@ -26,6 +51,9 @@ class WorkbenchScreen(Screen):
     def __init__(self, run_id: int | None = None) -> None:
         super().__init__()
         self.run_id = run_id
+        self.queued_writes: deque[tuple[str, Callable[[sqlite_utils.Database], Any], Any]] = deque()
+        self.writing = False
+        self.wait_notice: Timer | None = None
 
     @property
     def workbench(self) -> LeafeApp:
@@ -58,3 +86,58 @@ class WorkbenchScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+    # -- writing to the store ---------------------------------------------------------
+
+    def write_store(
+        self,
+        what: str,
+        change: Callable[[sqlite_utils.Database], Any],
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Apply `change` to the store in a worker, in the order asked; `then(result)` runs
+        here once it landed. Another program holding the store's lock makes a write wait,
+        never the interface; a refused write (locked, or refused by the core) is one line
+        in a notification."""
+        self.queued_writes.append((what, change, then))
+        if not self.writing:
+            self.next_write()
+
+    def next_write(self) -> None:
+        if not self.queued_writes:
+            self.writing = False
+            return
+        self.writing = True
+        what, change, then = self.queued_writes.popleft()
+        self.wait_notice = self.set_timer(STORE_WAIT_NOTICE_S, self.say_store_is_busy)
+        self.apply_write(what, change, then)
+
+    def say_store_is_busy(self) -> None:
+        if self.writing:
+            self.notify("Waiting for the store: another program is writing to it…", timeout=3)
+
+    @work(thread=True, exit_on_error=False, group="store-write")
+    def apply_write(self, what: str, change: Callable[[sqlite_utils.Database], Any],
+                    then: Callable[[Any], None] | None) -> None:
+        try:
+            result = change(self.workbench.writer_db())
+        except LeafeError as error:
+            self.post_message(StoreWriteFinished(what, None, one_line(str(error)) or type(error).__name__, then))
+        except Exception as error:  # a bug still reaches the reviewer, and the queue goes on
+            self.post_message(StoreWriteFinished(what, None, one_line(f"{type(error).__name__}: {error}"), then))
+        else:
+            self.post_message(StoreWriteFinished(what, result, "", then))
+
+    def on_store_write_finished(self, message: StoreWriteFinished) -> None:
+        message.stop()
+        if self.wait_notice is not None:
+            self.wait_notice.stop()
+            self.wait_notice = None
+        if message.error:
+            dropped = len(self.queued_writes)
+            self.queued_writes.clear()
+            later = f" ({dropped} later change{'s' if dropped != 1 else ''} not saved either)" if dropped else ""
+            self.notify(f"{message.what} not saved: {message.error}{later}", severity="error", timeout=8)
+        elif message.then is not None:
+            message.then(message.result)
+        self.next_write()

@@ -1,7 +1,9 @@
 """Review corrections: the original action at tau, the note and the corrected action side
 by side with a diff; approve, edit, reject, rewrite the note, undo, or decide many at once.
 
-Every decision is written at once through `store.curation`, with the reviewer's name.
+Every decision is written at once through `store.curation`, with the reviewer's name, in a
+worker: a store locked by another program makes the decision wait (or fail with a one-line
+notification), never the interface.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from screens.modals import EditResult, EditTextScreen
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
 from store import curation, views
-from workbench.errors import LeafeError
 
 STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
 
@@ -185,20 +186,28 @@ class CurationScreen(WorkbenchScreen):
         correction_id = self.selected_id()
         if correction_id is None:
             return
-        curation.decide(self.db, correction_id, status, reviewer=self.reviewer)
-        self.after_decision(correction_id, f"Correction {correction_id} {status}.")
+        reviewer = self.reviewer
+        self.write_store(
+            f"Correction {correction_id} {status}",
+            lambda db: curation.decide(db, correction_id, status, reviewer=reviewer),
+            lambda _: self.after_decision(correction_id, f"Correction {correction_id} {status}."),
+        )
 
     def action_edit(self) -> None:
         correction_id = self.selected_id()
         row = self.rows.get(correction_id or -1)
         if row is None:
             return
+        reviewer = self.reviewer
 
         def saved(result: EditResult | None) -> None:
             if result is None:
                 return
-            curation.decide(self.db, row["id"], "edited", reviewer=self.reviewer, edited_action=result.text)
-            self.after_decision(row["id"], f"Correction {row['id']} edited.")
+            self.write_store(
+                f"The edit of correction {row['id']}",
+                lambda db: curation.decide(db, row["id"], "edited", reviewer=reviewer, edited_action=result.text),
+                lambda _: self.after_decision(row["id"], f"Correction {row['id']} edited."),
+            )
 
         self.app.push_screen(
             EditTextScreen(f"Edit the corrected action of correction {row['id']}", row["corrected_action"] or "",
@@ -211,17 +220,20 @@ class CurationScreen(WorkbenchScreen):
         row = self.rows.get(correction_id or -1)
         if row is None:
             return
+        reviewer = self.reviewer
+
+        def stored(_: object) -> None:
+            self.reload()
+            self.notify(f"Note of correction {row['id']} rewritten.", timeout=2)
 
         def saved(result: EditResult | None) -> None:
             if result is None:
                 return
-            try:
-                curation.set_correction_note(self.db, row["id"], result.text, reviewer=self.reviewer)
-            except LeafeError as error:
-                self.notify(str(error), severity="error")
-                return
-            self.reload()
-            self.notify(f"Note of correction {row['id']} rewritten.", timeout=2)
+            self.write_store(
+                f"The note of correction {row['id']}",
+                lambda db: curation.set_correction_note(db, row["id"], result.text, reviewer=reviewer),
+                stored,
+            )
 
         self.app.push_screen(
             EditTextScreen(f"The note of correction {row['id']}", row["note"] or "", code=False,
@@ -230,13 +242,16 @@ class CurationScreen(WorkbenchScreen):
         )
 
     def action_undo(self) -> None:
-        correction_id = curation.undo_last(self.db, reviewer=self.reviewer)
-        if correction_id is None:
-            self.notify("Nothing to undo.", severity="warning", timeout=2)
-            return
-        self.reload()
-        self.select(correction_id)
-        self.notify(f"Undid the last decision on correction {correction_id}.", timeout=2)
+        def undone(correction_id: int | None) -> None:
+            if correction_id is None:
+                self.notify("Nothing to undo.", severity="warning", timeout=2)
+                return
+            self.reload()
+            self.select(correction_id)
+            self.notify(f"Undid the last decision on correction {correction_id}.", timeout=2)
+
+        reviewer = self.reviewer
+        self.write_store("The undo", lambda db: curation.undo_last(db, reviewer=reviewer), undone)
 
     def action_mark(self) -> None:
         correction_id = self.selected_id()
@@ -255,6 +270,14 @@ class CurationScreen(WorkbenchScreen):
             self.notify("Mark corrections with space first.", severity="warning", timeout=2)
             return
         ids = sorted(self.marked)
-        count = curation.decide_many(self.db, ids, status, reviewer=self.reviewer)
-        self.marked.clear()
-        self.after_decision(ids[-1], f"{count} corrections {status}.")
+        reviewer = self.reviewer
+
+        def decided(count: int) -> None:
+            self.marked.difference_update(ids)
+            self.after_decision(ids[-1], f"{count} corrections {status}.")
+
+        self.write_store(
+            f"{len(ids)} corrections {status}",
+            lambda db: curation.decide_many(db, ids, status, reviewer=reviewer),
+            decided,
+        )

@@ -175,10 +175,12 @@ class RunsScreen(WorkbenchScreen):
             "evaluation rows. Adapters and datasets stay. It cannot be undone."
         )
 
+        def deleted(removed: dict) -> None:
+            self.notify(f"Deleted run {run_id} ({removed.get('nodes', 0)} steps).")
+            self.reload()
+
         def answered(yes: bool | None) -> None:
             if yes:
-                removed = admin.delete_run(self.db, run_id)
-                self.notify(f"Deleted run {run_id} ({removed.get('nodes', 0)} steps).")
-                self.reload()
+                self.write_store(f"Deleting run {run_id}", lambda db: admin.delete_run(db, run_id), deleted)
 
         self.app.push_screen(ConfirmScreen(question), answered)

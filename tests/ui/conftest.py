@@ -25,6 +25,18 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+async def saved(pilot) -> None:
+    """Wait until every change the screens queued has reached the store (or was refused):
+    the screens write in workers, one change after another."""
+    app = pilot.app
+    for _ in range(100):
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "store-write"])
+        await pilot.pause()
+        if not any(getattr(screen, "writing", False) for screen in app.screen_stack):
+            return
+    raise AssertionError("the screens' writes did not finish")
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> FixtureIds:
     """The deterministic two-run store (see fixture_store.py)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 
 from screens.app import LeafeApp
 from screens.curation import CurationScreen
 from screens.episode import EpisodeScreen
 from screens.modals import EditTextScreen
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, saved
 
 
 def correction(path, correction_id: int) -> dict:
@@ -56,10 +58,12 @@ async def test_approve_writes_at_once_and_moves_to_the_next(store):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_curation(app, pilot, store.leafe_run)
         await pilot.press("a")
+        await saved(pilot)
         row = correction(store.path, store.corrections["sorted"])
         assert (row["status"], row["decided_by"]) == ("approved", "ana")
         assert screen.selected_id() == store.corrections["all_pairs"]
         await pilot.press("r")
+        await saved(pilot)
         assert correction(store.path, store.corrections["all_pairs"])["status"] == "rejected"
         assert screen.selected_id() == store.corrections["mad_mean"]
 
@@ -80,13 +84,14 @@ async def test_edit_stores_the_edited_action_and_undo_restores(store):
         assert isinstance(app.screen, EditTextScreen)
         app.screen.query_one("#edit-text").text = "def has_close_elements(numbers, threshold):\n    return True"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await saved(pilot)
         row = correction(store.path, store.corrections["sorted"])
         assert row["status"] == "edited"
         assert row["edited_action"].endswith("return True")
         screen.select(store.corrections["sorted"])
         assert "return True" in shown(screen, "corrected")
         await pilot.press("u")
+        await saved(pilot)
         row = correction(store.path, store.corrections["sorted"])
         assert (row["status"], row["edited_action"]) == ("proposed", None)
         assert screen.selected_id() == store.corrections["sorted"]
@@ -110,7 +115,7 @@ async def test_a_note_by_hand_has_author_human(store):
         assert isinstance(app.screen, EditTextScreen)
         app.screen.query_one("#edit-text").text = "Compare each pair once."
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await saved(pilot)
         db = sqlite_utils.Database(store.path)
         note = db.execute(
             "select notes.author, notes.text from corrections join notes on notes.id = corrections.note_id "
@@ -128,12 +133,69 @@ async def test_mark_several_and_approve_or_reject_them(store):
         await pilot.press("space", "space")  # marks 1 and 2, the cursor moving down
         assert screen.marked == {store.corrections["sorted"], store.corrections["all_pairs"]}
         await pilot.press("A")
+        await saved(pilot)
         assert correction(store.path, store.corrections["sorted"])["status"] == "approved"
         assert correction(store.path, store.corrections["all_pairs"])["status"] == "approved"
         assert correction(store.path, store.corrections["mad_mean"])["status"] == "proposed"
         assert screen.marked == set()
         screen.select(store.corrections["mad_mean"])
         await pilot.press("space", "R")
+        await saved(pilot)
         assert correction(store.path, store.corrections["mad_mean"])["status"] == "rejected"
         await pilot.press("u")
+        await saved(pilot)
         assert correction(store.path, store.corrections["mad_mean"])["status"] == "proposed"
+
+
+def notifications(app: LeafeApp) -> list[str]:
+    return [notification.message for notification in app._notifications]
+
+
+async def test_a_locked_store_gives_one_line_and_the_next_press_lands(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_curation(app, pilot, store.leafe_run)
+        other_program = sqlite3.connect(store.path, isolation_level=None)
+        other_program.execute("BEGIN IMMEDIATE")  # another writer holds the store's lock
+        try:
+            await pilot.press("a")
+            assert screen.writing  # the decision waits in a worker...
+            await pilot.press("down")  # ...while the interface answers keys
+            assert screen.selected_id() == store.corrections["all_pairs"]
+            await saved(pilot)
+        finally:
+            other_program.rollback()
+            other_program.close()
+        refused = [message for message in notifications(app) if "not saved" in message]
+        assert len(refused) == 1
+        assert "\n" not in refused[0] and "locked" in refused[0]
+        assert refused[0].startswith(f"Correction {store.corrections['sorted']} approved not saved: store ")
+        assert isinstance(app.screen, CurationScreen)
+        assert correction(store.path, store.corrections["sorted"])["status"] == "proposed"
+
+        screen.select(store.corrections["sorted"])
+        await pilot.press("a")  # the lock is free again: this one lands
+        await saved(pilot)
+        assert correction(store.path, store.corrections["sorted"])["status"] == "approved"
+        assert screen.rows[store.corrections["sorted"]]["status"] == "approved"
+
+
+async def test_a_refusal_from_the_core_is_a_notification(store, monkeypatch):
+    from store import curation
+    from workbench.errors import LeafeError
+
+    def refuse(*args, **kwargs):
+        raise LeafeError("the edited action quotes the note")
+
+    monkeypatch.setattr(curation, "decide", refuse)
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_curation(app, pilot, store.leafe_run)
+        await pilot.press("e")
+        app.screen.query_one("#edit-text").text = "Sort the numbers first."
+        await pilot.press("ctrl+s")
+        await saved(pilot)
+        assert isinstance(app.screen, CurationScreen)
+        assert f"The edit of correction {store.corrections['sorted']} not saved: the edited action quotes the note" \
+            in notifications(app)
+    assert correction(store.path, store.corrections["sorted"])["status"] == "proposed"

@@ -13,7 +13,7 @@ from screens.app import LeafeApp
 from screens.help import HelpScreen
 from screens.live import LiveScreen
 from screens.runs import RunsScreen
-from tests.ui.conftest import REPO, SIZE
+from tests.ui.conftest import REPO, SIZE, saved
 
 
 async def test_live_run_from_a_config_file_grows_the_tree(tmp_path, guess_config):
@@ -126,7 +126,7 @@ async def test_command_palette_offers_the_screen_actions(store):
         await pilot.press(*"approve")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await saved(pilot)
     db = sqlite_utils.Database(store.path)
     assert db["corrections"].get(store.corrections["sorted"])["status"] == "approved"
     db.close()

@@ -9,7 +9,7 @@ from screens.episode import EpisodeScreen
 from screens.modals import ConfirmScreen
 from screens.runs import RunsScreen
 from store import views
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, saved
 
 
 def counts(path, run_id: int) -> dict[str, int]:
@@ -61,7 +61,7 @@ async def test_delete_run_asks_then_removes_all_its_rows(store):
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await pilot.pause()
+        await saved(pilot)
         assert isinstance(app.screen, RunsScreen)
         assert app.screen.query_one("#runs-table").row_count == 1
     after = counts(store.path, store.leafe_run)
