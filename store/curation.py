@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import sqlite_utils
 
 from store.db import now, transaction
-from workbench.errors import LeafeError
+from workbench.errors import LeafeError, LeakageError
+from workbench.leakage import leakage_reason, leakage_words_of_run, trained_actions
 
 STATUSES = ("proposed", "approved", "edited", "rejected")
 TRAINABLE = ("approved", "edited")
@@ -25,14 +26,56 @@ def decide(
     reviewer: str,
     edited_action: str | None = None,
     reason: str = "",
-) -> None:
-    """Set a correction's status (and edited action), remembering the previous one."""
+) -> str:
+    """Set a correction's status (and edited action), remembering the previous one; return
+    the status recorded.
+
+    Approving, or saving an edited action, passes the leakage check first: a correction
+    whose trained action copies `curate.leakage_words` consecutive words of its note is
+    recorded as `rejected` with the reason (an edited text is kept for a later edit).
+    """
     if status not in STATUSES:
         raise LeafeError(f"unknown correction status {status!r} (one of {', '.join(STATUSES)})")
     if status == "edited" and not (edited_action or "").strip():
         raise LeafeError("an edited correction needs the edited action")
     with transaction(db):
+        if status in TRAINABLE:
+            leak = leakage_of(db, correction_id, status, edited_action=edited_action)
+            if leak:
+                status, reason = "rejected", leak
         record_decision(db, correction_id, status, reviewer=reviewer, edited_action=edited_action, reason=reason)
+    return status
+
+
+def correction_with_note(db: sqlite_utils.Database, correction_id: int) -> dict:
+    """A correction's row with its note's text and its run."""
+    rows = list(db.query(
+        """select corrections.*, notes.text as note, episodes.run_id as run_id from corrections
+           join notes on notes.id = corrections.note_id join nodes on nodes.id = corrections.tau_node_id
+           join episodes on episodes.id = nodes.episode_id where corrections.id = ?""",
+        [correction_id],
+    ))
+    if not rows:
+        raise LeafeError(f"no correction {correction_id}")
+    return rows[0]
+
+
+def leakage_of(
+    db: sqlite_utils.Database,
+    correction_id: int,
+    status: str,
+    *,
+    edited_action: str | None = None,
+    note: str | None = None,
+) -> str | None:
+    """Why `correction_id` with `status` (and a new edited action or note) would leak its
+    note into training, or None."""
+    correction = correction_with_note(db, correction_id)
+    if edited_action is not None and status == "edited":
+        correction["edited_action"] = edited_action
+    actions = trained_actions(db, correction, status)
+    return leakage_reason(note if note is not None else correction["note"], actions,
+                          leakage_words_of_run(db, correction["run_id"]))
 
 
 def record_decision(
@@ -51,7 +94,9 @@ def record_decision(
     if row is None:
         raise LeafeError(f"no correction {correction_id}")
     stamp = now()
-    new_edited = edited_action if status == "edited" else row[1]
+    # An edit the leakage check turned into a rejection keeps its text for a later edit.
+    keeps_text = status == "edited" or (status == "rejected" and edited_action is not None)
+    new_edited = edited_action if keeps_text else row[1]
     db["decisions"].insert(
         {
             "correction_id": correction_id,
@@ -76,7 +121,9 @@ def decide_many(db: sqlite_utils.Database, correction_ids: Iterable[int], status
         raise LeafeError("a selection can only be approved or rejected at once")
     with transaction(db):
         for correction_id in ids:
-            record_decision(db, correction_id, status, reviewer=reviewer)
+            # As in `decide`: an approval that would leak the note is recorded as a rejection.
+            leak = leakage_of(db, correction_id, status) if status == "approved" else None
+            record_decision(db, correction_id, "rejected" if leak else status, reviewer=reviewer, reason=leak or "")
     return len(ids)
 
 
@@ -119,7 +166,10 @@ def add_human_note(
 
 
 def set_correction_note(db: sqlite_utils.Database, correction_id: int, text: str, *, reviewer: str) -> int:
-    """Replace a correction's note by one a person wrote (author `human`); returns its id."""
+    """Replace a correction's note by one a person wrote (author `human`); returns its id.
+
+    Raises `LeakageError` (a `LeafeError`), saving nothing, when the correction's trained
+    action copies `curate.leakage_words` consecutive words of the new note."""
     row = db.execute(
         """select notes.node_id, notes.rollback_node_id from corrections
            join notes on notes.id = corrections.note_id where corrections.id = ?""",
@@ -127,6 +177,12 @@ def set_correction_note(db: sqlite_utils.Database, correction_id: int, text: str
     ).fetchone()
     if row is None:
         raise LeafeError(f"no correction {correction_id}")
+    status = db.execute("select status from corrections where id = ?", [correction_id]).fetchone()[0]
+    if status != "rejected":
+        # A note the correction's own action quotes would make it leak: refused, nothing saved.
+        leak = leakage_of(db, correction_id, status, note=text)
+        if leak:
+            raise LeakageError(f"correction {correction_id}: {leak}; write the note in your own words")
     note_id = add_human_note(db, row[0], row[1], text, author="human")
     with transaction(db):
         db["corrections"].update(correction_id, {"note_id": note_id, "decided_by": reviewer, "decided_at": now()})

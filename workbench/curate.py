@@ -8,49 +8,19 @@ reason recorded: a model trained on it would learn to expect the note.
 
 from __future__ import annotations
 
-import re
-
-from store import queries
 from store.curation import record_decision
 from store.db import transaction
 from workbench.context import StageContext
+from workbench.leakage import copied_run, leakage_reason, trained_actions
 
-WORD = re.compile(r"\w+")
-
-
-def words(text: str) -> list[str]:
-    return [word.lower() for word in WORD.findall(text or "")]
-
-
-def copied_run(note: str, action: str, length: int) -> str | None:
-    """The first run of `length` consecutive note words that also appears in the action."""
-    note_words, action_words = words(note), words(action)
-    if len(note_words) < length or len(action_words) < length:
-        return None
-    action_runs = {tuple(action_words[i : i + length]) for i in range(len(action_words) - length + 1)}
-    for i in range(len(note_words) - length + 1):
-        run = tuple(note_words[i : i + length])
-        if run in action_runs:
-            return " ".join(run)
-    return None
-
-
-def correction_actions(db, correction: dict) -> list[str]:
-    """The corrected action and its continuation: the branch's steps from tau's depth on."""
-    tau_depth = db.execute("select depth from nodes where id = ?", [correction["tau_node_id"]]).fetchone()[0]
-    path = queries.path_to(db, correction["leaf_node_id"])
-    actions = [step["action"] or "" for step in path[tau_depth:]]
-    if correction.get("edited_action"):
-        actions = [correction["edited_action"]]
-    return actions
+__all__ = ["copied_run", "leakage", "run_curate"]
 
 
 def leakage(db, correction: dict, note: str, length: int) -> str | None:
-    for action in correction_actions(db, correction):
-        run = copied_run(note, action, length)
-        if run:
-            return f"leakage: the action copies {length}+ words of the note ('{run}')"
-    return None
+    """Why a proposed correction leaks its note: the branch's actions (what approving it
+    trains on) and any edited action a person left are all checked."""
+    actions = trained_actions(db, correction, "approved") + trained_actions(db, correction, "edited")
+    return leakage_reason(note, actions, length)
 
 
 def run_curate(context: StageContext) -> dict:

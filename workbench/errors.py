@@ -25,6 +25,11 @@ class ActionParseError(LeafeError):
     """A model's text could not be read as an action; the step is recorded as failed."""
 
 
+class LeakageError(LeafeError):
+    """A correction's trained action would copy a run of words from its experience note
+    (the leakage check); the change that caused it was refused and nothing was saved."""
+
+
 class NothingToTrain(LeafeError):
     """A training stage found no examples (no approved correction, no successful episode).
 

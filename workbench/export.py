@@ -22,6 +22,7 @@ from workbench.agent import build_messages
 from workbench.config import Config
 from workbench.context import StageContext
 from workbench.files import atomic_write_jsonl
+from workbench.leakage import leakage_reason, trained_actions
 
 
 def store_folder(db: sqlite_utils.Database) -> Path:
@@ -84,7 +85,8 @@ def trainable_corrections(db: sqlite_utils.Database, run_id: int) -> list[dict]:
     marks = ",".join("?" * len(TRAINABLE))
     return list(
         db.query(
-            f"""select corrections.*, tasks.name as task from corrections
+            f"""select corrections.*, tasks.name as task, notes.text as note from corrections
+                join notes on notes.id = corrections.note_id
                 join nodes leaf on leaf.id = corrections.leaf_node_id
                 join episodes on episodes.id = leaf.episode_id
                 join tasks on tasks.id = episodes.task_id
@@ -105,11 +107,18 @@ def export_dataset(
     correction_ids: list[int] | None = None,
 ) -> dict:
     """Write the run's trainable corrections (or just `correction_ids`) as JSONL and record
-    the dataset; returns its row. The TUI's distill screen calls this too."""
+    the dataset; returns its row, plus `leaking_left_out`: the ids of trainable corrections
+    left out because they fail the leakage check. The TUI's distill screen calls this too."""
     corrections = trainable_corrections(db, run_id)
     if correction_ids is not None:
         wanted = set(correction_ids)
         corrections = [c for c in corrections if c["id"] in wanted]
+    # The last guard of the leakage check: whatever approved a correction (a store from an
+    # older version, a decision written by hand), one that copies its note is never written.
+    words = config.curate.leakage_words
+    leaking = [c["id"] for c in corrections
+               if leakage_reason(c["note"], trained_actions(db, c, c["status"]), words)]
+    corrections = [c for c in corrections if c["id"] not in leaking]
     examples = [correction_example(db, config, c) for c in corrections]
     if config.export.rehearsal if rehearsal is None else rehearsal:
         examples += list(rehearsal_examples(db, config, run_id))
@@ -133,10 +142,17 @@ def export_dataset(
             row["id"] = existing[0]
         else:
             row["id"] = db["datasets"].insert(row).last_pk
-    return row
+    return {**row, "leaking_left_out": leaking}
 
 
 def run_export(context: StageContext) -> dict:
     row = export_dataset(context.db, context.config, context.run_id)
     corrections = len(json.loads(row["correction_ids"]))
-    return {"dataset": row["name"], "path": row["path"], "examples": row["n_examples"], "corrections": corrections}
+    summary = {"dataset": row["name"], "path": row["path"], "examples": row["n_examples"], "corrections": corrections}
+    if row["leaking_left_out"]:
+        context.say(
+            f"warning: export left out corrections {row['leaking_left_out']}: their actions copy "
+            f"{context.config.curate.leakage_words}+ words of their notes"
+        )
+        summary["leaking_left_out"] = row["leaking_left_out"]
+    return summary
