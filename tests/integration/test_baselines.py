@@ -29,6 +29,12 @@ class ExpertGuess(GuessEnvironment):
     def expert_action(self) -> str:
         return str(self.secret)
 
+    def step(self, action: str):
+        result = super().step(action)
+        # The reply quotes the answer, so an alternative worded unlike the expert's bare
+        # number has an outcome of its own and Early Experience has something to reflect on.
+        return result._replace(observation=f"{result.observation} You said: {action.strip()[:40]}")
+
 
 EXPERT_GUESS = f"{__name__}:ExpertGuess"
 
@@ -118,10 +124,13 @@ def test_three_baselines_train_adapters_within_leafes_budget(tmp_path, capsys):
     assert set(datasets) == {"rft", "early_experience", "grpo"}
     early = read_examples(datasets["early_experience"]["path"])
     kinds = {row["kind"] for row in early}
-    assert {"early_experience_world", "expert"} <= kinds
-    assert kinds <= {"early_experience_world", "early_experience_reflection", "expert"}
+    assert kinds == {"early_experience_world", "early_experience_reflection", "expert"}
     expert = next(row for row in early if row["kind"] == "expert")
     assert expert["messages"][-1]["content"] in {"3", "7"}
+    # Self-reflection: the expert action first, then why it beats the alternative tried.
+    reflection = next(row for row in early if row["kind"] == "early_experience_reflection")
+    target = reflection["messages"][reflection["target_start"]]["content"]
+    assert target.split("\n\n")[0] in {"3", "7"} and len(target.split("\n\n", 1)[1].split()) >= 4
     world = next(row for row in early if row["kind"] == "early_experience_world")
     assert "what will the environment reply" in world["messages"][-2]["content"]
     rft_rows = read_examples(datasets["rft"]["path"])
