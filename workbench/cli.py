@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.config_help:
             return print_config_help()
         if args.batch:
-            return run_batch(args)
+            from workbench.launch import launched_batch
+
+            return launched_batch(args, run_batch)  # run_batch itself outside a multi-process launch
         if args.resume or args.json or args.dry_run:
             return fail("--resume, --json and --dry-run need --batch CONFIG.toml")
         return run_tui(args)

@@ -28,6 +28,7 @@ from workbench.adapters import dataset_row, find_dataset, store_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
 from workbench.errors import LeafeError, NothingToTrain
+from workbench.launch import send_distill_plan
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
 # hf and vllm name transformers weights a peft adapter can train on; a scripted policy
@@ -266,20 +267,20 @@ def run_distill(context: StageContext) -> dict:
     )
     output = settings.output or str(default_output(context.db, name))
     warn_without_corrections(context, dataset_path)
-    adapter_id = train_adapter(
-        context.db,
-        dataset_path=dataset_path,
-        dataset_id=dataset_id,
-        settings=settings,
-        model=context.config.model,
-        name=name,
-        output=output,
-        run_id=context.run_id,
-        kind="leafe",
-        progress=context.progress,
-        cancel=context.cancel,
-        env_steps=leafe_env_steps(context.db, context.run_id),
-    )
+    plan = {
+        "dataset_path": dataset_path,
+        "dataset_id": dataset_id,
+        "settings": settings,
+        "model": context.config.model,
+        "name": name,
+        "output": output,
+        "run_id": context.run_id,
+        "kind": "leafe",
+        "env_steps": leafe_env_steps(context.db, context.run_id),
+    }
+    # Under a launch of several processes, the others train on the same plan (launch.py).
+    send_distill_plan(plan)
+    adapter_id = train_adapter(context.db, **plan, progress=context.progress, cancel=context.cancel)
     if not adapter_id:  # a non-main process of a launch: the main one records
         return {}
     summary = adapter_summary(context.db, adapter_id)

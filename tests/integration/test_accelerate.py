@@ -104,3 +104,27 @@ def test_two_processes_train_one_adapter_and_only_rank_zero_writes(tmp_path):
     assert (tmp_path / "adapters" / "two-ranks" / "adapter_config.json").is_file()
     assert not [p for p in (tmp_path / "adapters").iterdir() if p.name.startswith(".")]
     db.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo process groups are tested on Linux")
+def test_a_distill_only_batch_under_two_processes_is_one_run_with_one_adapter(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU process group; GPUs take the nccl path")
+    config = write_inputs(tmp_path)
+    db_path = tmp_path / "leafe.db"
+    done = launch(["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                   "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+                   "-m", "workbench.cli", "--batch", str(config), "--db", str(db_path), "--json"], threads=1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # one object: the other process prints nothing
+    assert summary["status"] == "finished"
+    db = open_store(db_path)
+    assert db["runs"].count == 1
+    (adapter,) = db.query("select * from adapters")
+    assert adapter["name"] == f"leafe-run-{summary['run_id']}" and adapter["run_id"] == summary["run_id"]
+    metrics = json.loads(adapter["metrics"])
+    assert metrics["processes"] == 2 and metrics["steps"] == 2  # 4 examples, 1 per process per step
+    assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
+    db.close()
