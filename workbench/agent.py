@@ -82,6 +82,39 @@ def build_messages(
     return messages
 
 
+def assistant_index(messages: Sequence[dict], ordinal: int) -> int:
+    """Index of the `ordinal`-th assistant message (1-based)."""
+    seen = 0
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            seen += 1
+            if seen == ordinal:
+                return index
+    raise ValueError(f"no assistant message number {ordinal}")
+
+
+def action_chats(
+    prompts: PromptsConfig, path: Sequence[dict], max_steps: int, first_depth: int = 1
+) -> list[tuple[ChatPrompt, int]]:
+    """Note-free chats that teach the actions of `path` from `first_depth` on, each as
+    (messages, index of the first assistant message trained on).
+
+    With the whole history in the prompt, one chat holds them all: every action is a target
+    after its own history. With a window (`prompts.history_turns`), each action gets its own
+    chat: the windowed prompt the policy saw before it, then the action, so that training
+    and acting see the same context."""
+    if prompts.history_turns < 0:
+        messages = build_messages(prompts, path, max_steps)
+        if messages and messages[-1]["role"] == "user" and len(path) > 1:
+            messages = messages[:-1]
+        return [(messages, assistant_index(messages, first_depth))]
+    chats = []
+    for depth in range(first_depth, len(path)):
+        prompt = build_messages(prompts, path[:depth], max_steps)
+        chats.append(([*prompt, {"role": "assistant", "content": path[depth]["action"] or ""}], len(prompt)))
+    return chats
+
+
 def fit_context(messages: ChatPrompt, generator: Generator, reserve: int) -> tuple[ChatPrompt, int]:
     """Drop the oldest (assistant, user) turn pairs until the prompt fits; keep the system
     prompt, the task and the latest turns. Returns the prompt and how many turns went."""

@@ -18,7 +18,7 @@ import sqlite_utils
 from store import queries
 from store.curation import TRAINABLE
 from store.db import now, transaction
-from workbench.agent import build_messages
+from workbench.agent import action_chats
 from workbench.config import Config
 from workbench.context import StageContext
 from workbench.files import atomic_write_jsonl
@@ -30,37 +30,20 @@ def store_folder(db: sqlite_utils.Database) -> Path:
     return Path(path).parent if path else Path.cwd()
 
 
-def assistant_index(messages: list[dict], ordinal: int) -> int:
-    """Index of the `ordinal`-th assistant message (1-based)."""
-    seen = 0
-    for index, message in enumerate(messages):
-        if message["role"] == "assistant":
-            seen += 1
-            if seen == ordinal:
-                return index
-    raise ValueError(f"no assistant message number {ordinal}")
-
-
-def conversation(config: Config, path: list[dict]) -> list[dict]:
-    """The note-free chat of a path, ending with its last action."""
-    messages = build_messages(config.prompts, path, config.env.max_steps, notes=None, pending_note=None)
-    return messages[:-1] if messages and messages[-1]["role"] == "user" else messages
-
-
-def correction_example(db: sqlite_utils.Database, config: Config, correction: dict) -> dict:
+def correction_examples(db: sqlite_utils.Database, config: Config, correction: dict) -> list[dict]:
+    """The corrected action and its continuation, after the note-free history up to tau."""
     tau_depth = db.execute("select depth from nodes where id = ?", [correction["tau_node_id"]]).fetchone()[0]
-    messages = conversation(config, queries.path_to(db, correction["leaf_node_id"]))
-    start = assistant_index(messages, tau_depth)
+    path = queries.path_to(db, correction["leaf_node_id"])
+    chats = action_chats(config.prompts, path, config.env.max_steps, first_depth=tau_depth)
     if correction["status"] == "edited" and correction["edited_action"]:
         # The continuation answered the original branch action, not the edited one.
-        messages = [*messages[:start], {"role": "assistant", "content": correction["edited_action"]}]
-    return {
-        "messages": messages,
-        "kind": "correction",
-        "target_start": start,
-        "task": correction["task"],
-        "correction_id": correction["id"],
-    }
+        messages, start = chats[0]
+        chats = [([*messages[:start], {"role": "assistant", "content": correction["edited_action"]}], start)]
+    return [
+        {"messages": messages, "kind": "correction", "target_start": start,
+         "task": correction["task"], "correction_id": correction["id"]}
+        for messages, start in chats
+    ]
 
 
 def rehearsal_examples(db: sqlite_utils.Database, config: Config, run_id: int) -> Iterator[dict]:
@@ -71,14 +54,9 @@ def rehearsal_examples(db: sqlite_utils.Database, config: Config, run_id: int) -
     ).fetchall()
     for episode_id, task in rows:
         leaf = queries.leaf_of_original_path(db, episode_id)
-        messages = conversation(config, queries.path_to(db, leaf["id"]))
-        yield {
-            "messages": messages,
-            "kind": "rehearsal",
-            "target_start": assistant_index(messages, 1),
-            "task": task,
-            "correction_id": None,
-        }
+        for messages, start in action_chats(config.prompts, queries.path_to(db, leaf["id"]), config.env.max_steps):
+            yield {"messages": messages, "kind": "rehearsal", "target_start": start,
+                   "task": task, "correction_id": None}
 
 
 def trainable_corrections(db: sqlite_utils.Database, run_id: int) -> list[dict]:
@@ -119,7 +97,7 @@ def export_dataset(
     leaking = [c["id"] for c in corrections
                if leakage_reason(c["note"], trained_actions(db, c, c["status"]), words)]
     corrections = [c for c in corrections if c["id"] not in leaking]
-    examples = [correction_example(db, config, c) for c in corrections]
+    examples = [example for c in corrections for example in correction_examples(db, config, c)]
     if config.export.rehearsal if rehearsal is None else rehearsal:
         examples += list(rehearsal_examples(db, config, run_id))
     name = name or config.export.name or f"leafe-run-{run_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ def test_all_stages_on_two_seeds(workdir):
         "model": {"name": "embedded", "max_new_tokens": 16, "context_length": 768},
         "env": {"kind": "navigation", "suite": ENV_ID, "tasks": [0, 1], "max_steps": 4},
         "explore": {"rollouts_per_task": 2, "temperature": 0.9},
+        "prompts": {"history_turns": 0},  # as examples/navigation.toml
         "backtrack": {"branches": 2, "max_depth": 1},
         "curate": {"policy": "auto"},
         "export": {"rehearsal": True},
@@ -46,6 +48,12 @@ def test_all_stages_on_two_seeds(workdir):
     assert {"grpo", "early_experience"} <= set(trained) <= {"leafe", "rft", "grpo", "early_experience"}
     for stage, kind in (("distill", "leafe"), ("baseline:rft", "rft")):
         assert (kind in trained) != ("skipped" in result.summaries[stage])
+    for dataset in db["datasets"].rows_where("kind in ('leafe', 'rft')"):
+        for line in Path(dataset["path"]).read_text().splitlines():
+            example = json.loads(line)
+            # A windowed policy saw one observation before each action: so does training.
+            assert example["target_start"] == len(example["messages"]) - 1
+            assert [m["role"] for m in example["messages"]][-3:] == ["system", "user", "assistant"]
     table = result.summaries["evaluate"]["table"]
     assert set(table) == {"base"} | {f"adapter:{name}" for name in trained.values()}
     assert all(set(row) == {"1", "2"} for row in table.values())

@@ -8,7 +8,7 @@ import json
 
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_script
-from workbench.agent import build_messages, clean_text, fit_context
+from workbench.agent import action_chats, build_messages, clean_text, fit_context
 from workbench.config import PromptsConfig, config_from_dict
 from workbench.models.scripted import ScriptedGenerator
 from workbench.pipeline import run_pipeline
@@ -53,6 +53,24 @@ def test_a_history_window_shows_only_the_latest_turns():
     assert build_messages(PROMPTS, nodes, max_steps=5) == build_messages(
         dataclasses.replace(PROMPTS, history_turns=3), nodes, max_steps=5
     ), "a window wider than the history changes nothing"
+
+
+def test_training_chats_show_each_action_the_prompt_the_policy_saw():
+    nodes = path(3)
+    whole = action_chats(PROMPTS, nodes, max_steps=5, first_depth=2)
+    assert len(whole) == 1, "with the whole history one chat holds every target"
+    messages, start = whole[0]
+    assert [m["content"] for m in messages[start:]] == ["a2", "OBS o2 left 3", "a3"]
+    windowed = action_chats(dataclasses.replace(PROMPTS, history_turns=0), nodes, max_steps=5, first_depth=2)
+    assert [[m["content"] for m in chat] for chat, _ in windowed] == [
+        ["sys", "OBS o1 left 4", "a2"],
+        ["sys", "OBS o2 left 3", "a3"],
+    ]
+    assert all(start == 2 for _, start in windowed)
+    for chat, _ in windowed:  # exactly what the policy was shown before acting
+        prompt = chat[:-1]
+        depth = int(chat[-1]["content"][1:])
+        assert prompt == build_messages(dataclasses.replace(PROMPTS, history_turns=0), nodes[:depth], max_steps=5)
 
 
 def test_long_history_keeps_task_and_latest_turns():

@@ -52,19 +52,9 @@ def steps_used(context: StageContext, purpose: str) -> int:
     ).fetchone()[0]
 
 
-def conversation(context: StageContext, path: Sequence[dict]) -> list[dict[str, str]]:
-    """The note-free chat of a stored path, ending with its last action."""
-    messages = build_messages(context.config.prompts, path, context.config.env.max_steps)
-    return messages[:-1] if messages and messages[-1]["role"] == "user" and len(path) > 1 else messages
-
-
 def state_prompt(context: StageContext, path: Sequence[dict]) -> list[dict[str, str]]:
     """The chat the policy sees before acting after `path[-1]`."""
     return build_messages(context.config.prompts, path, context.config.env.max_steps)
-
-
-def first_assistant(messages: Sequence[dict[str, str]]) -> int:
-    return next(i for i, message in enumerate(messages) if message["role"] == "assistant")
 
 
 def dataset_file(context: StageContext, kind: str) -> Path:

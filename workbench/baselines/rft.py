@@ -18,12 +18,11 @@ from collections.abc import Sequence
 
 from store import queries
 from workbench._distill_data import make_example
+from workbench.agent import action_chats
 from workbench.baselines._common import (
     Budget,
     adapter_name,
-    conversation,
     finished_adapter,
-    first_assistant,
     step_budget,
     steps_used,
     train_baseline_adapter,
@@ -102,7 +101,8 @@ def roll_out_within_budget(context: StageContext, tasks: Sequence[Task], budget:
 
 
 def successful_examples(context: StageContext) -> list[dict]:
-    """One example per successful episode: its whole conversation, every answer a target."""
+    """Every answer of every successful episode a target (one chat per episode, or one per
+    answer when the policy sees a window of its history)."""
     examples = []
     for episode_id, task_name in context.db.execute(
         """select episodes.id, tasks.name from episodes join tasks on tasks.id = episodes.task_id
@@ -110,8 +110,9 @@ def successful_examples(context: StageContext) -> list[dict]:
         [context.run_id, PURPOSE],
     ).fetchall():
         leaf = queries.leaf_of_original_path(context.db, episode_id)
-        messages = conversation(context, queries.path_to(context.db, leaf["id"]))
-        examples.append(make_example(messages, kind=KIND, target_start=first_assistant(messages), task=task_name))
+        path = queries.path_to(context.db, leaf["id"])
+        for messages, start in action_chats(context.config.prompts, path, context.config.env.max_steps):
+            examples.append(make_example(messages, kind=KIND, target_start=start, task=task_name))
     return examples
 
 
