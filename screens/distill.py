@@ -253,12 +253,15 @@ class DistillScreen(WorkbenchScreen):
                 dataset = db["datasets"].get(dataset_id)
             if not dataset["n_examples"]:
                 raise ValueError("the dataset has no examples: approve some corrections first")
-            from workbench.distill import train_adapter
+            from workbench.distill import default_output, train_adapter
 
+            # Like the distill stage: adapters/<name> beside the store unless the run's
+            # config names a folder (never the folder the app was started from).
+            output = config.distill.output or str(default_output(db, name))
             adapter_id = train_adapter(
                 db, dataset_path=dataset["path"], dataset_id=dataset["id"],
                 settings=dataclasses.replace(config.distill, **settings), model=config.model,
-                name=name, output=config.distill.output, run_id=self.run_id, kind="leafe",
+                name=name, output=output, run_id=self.run_id, kind="leafe",
                 progress=progress, cancel=self.cancel,
             )
         finally:

@@ -61,6 +61,26 @@ def check_name_free(db: sqlite_utils.Database, name: str, output: Path) -> None:
         raise LeafeError(f"distill: folder {output} already holds adapter {row[0]!r}; choose another output")
 
 
+def check_output_folder(output: str) -> Path:
+    """The adapter's folder, refused when writing there would destroy something.
+
+    Saving replaces the folder whole (atomically), which is right for an adapter being
+    retrained and disastrous for a folder of the user's: an empty `output` used to resolve
+    to the working directory. So only a missing or empty folder, or one that already
+    holds a PEFT adapter, may be written."""
+    if not output.strip():
+        raise LeafeError("distill: the adapter needs an output folder ([distill] output)")
+    path = Path(output).expanduser().resolve()
+    if path.is_dir() and any(path.iterdir()) and not (path / "adapter_config.json").is_file():
+        raise LeafeError(
+            f"distill: output folder {path} holds files that are not an adapter; "
+            "choose a new or empty folder for [distill] output"
+        )
+    if path.exists() and not path.is_dir():
+        raise LeafeError(f"distill: output {path} is a file, not a folder")
+    return path
+
+
 def train_adapter(
     db: sqlite_utils.Database,
     *,
@@ -98,7 +118,7 @@ def train_adapter(
         )
     if not name:
         raise LeafeError("distill: the adapter needs a name")
-    output_path = Path(output).expanduser().resolve()
+    output_path = check_output_folder(output)
     check_name_free(db, name, output_path)
     curve: list[dict[str, float]] = []
     main = is_main_process(model)
