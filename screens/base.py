@@ -74,7 +74,10 @@ class WorkbenchScreen(Screen):
         self.title = self.screen_title
         header = views.run_header(self.db, self.run_id) if self.run_id is not None else None
         if header:
-            self.sub_title = f"run {header['id']} {header['name']} · {header['status']}"
+            run = f"run {header['id']}"
+            # An unnamed run's name is already "run N".
+            named = run if header["name"] == run else f"{run} {header['name']}"
+            self.sub_title = f"{named} · {header['status']}"
         else:
             self.sub_title = self.workbench.db_path.name
 

@@ -136,7 +136,7 @@ class RunsScreen(WorkbenchScreen):
         header = views.run_header(self.db, run_id) or {}
         counts = views.correction_counts(self.db, run_id)
         text = Text.assemble(
-            (f"run {run_id} {row['name'] or ''}", "bold"),
+            (f"run {run_id} {row['name']}" if row["name"] else f"run {run_id}", "bold"),
             f"  {header.get('env', '')} {header.get('suite', '')}  model {header.get('model', '')} ({header.get('backend', '')})\n",
             "stages  ", stages_text(row["stages"], short=False), "\n",
             "corrections  ",

@@ -25,6 +25,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+@pytest.fixture(autouse=True)
+def working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every UI test runs in its own temporary folder: whatever a screen, a run or a
+    training writes relative to the working directory lands there, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 async def saved(pilot) -> None:
     """Wait until every change the screens queued has reached the store (or was refused):
     the screens write in workers, one change after another."""
@@ -35,6 +43,28 @@ async def saved(pilot) -> None:
         if not any(getattr(screen, "writing", False) for screen in app.screen_stack):
             return
     raise AssertionError("the screens' writes did not finish")
+
+
+async def until(pilot, condition, what: str, *, polls: int = 600) -> None:
+    """Let the app run until `condition()` holds (a worker's result reached the screen).
+    Only the outcome is asserted: the bound is there so a broken screen fails, not hangs."""
+    for _ in range(polls):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture
+def gated():
+    """A fresh gate for tests.ui.envs:GatedGuessEnvironment; every step is let through
+    at the end, so no run's worker is left waiting."""
+    from tests.ui.envs import GatedGuessEnvironment, StepGate
+
+    gate = StepGate()
+    GatedGuessEnvironment.gate = gate
+    yield gate
+    gate.open()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from screens.app import LeafeApp
 from screens.help import HelpScreen
 from screens.live import LiveScreen
 from screens.runs import RunsScreen
-from tests.ui.conftest import REPO, SIZE, saved
+from tests.ui.conftest import REPO, SIZE, saved, until
 
 
 async def test_live_run_from_a_config_file_grows_the_tree(tmp_path, guess_config):
@@ -32,8 +32,8 @@ async def test_live_run_from_a_config_file_grows_the_tree(tmp_path, guess_config
         screen.query_one("#stage-backtrack").value = False
         await pilot.press("ctrl+s")
         await screen.workers.wait_for_complete()
-        await pilot.pause(0.3)
         tree = screen.query_one("#live-tree")
+        await until(pilot, lambda: not screen.running and tree.step_nodes, "the run's steps in the tree")
         assert screen.run_id == 1
         assert len(tree.episode_nodes) == 2
         assert tree.step_nodes, "the tree shows the steps as they were stored"
