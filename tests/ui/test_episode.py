@@ -3,13 +3,14 @@ pane, filter and search, and branch by hand."""
 
 from __future__ import annotations
 
+import pytest
 import sqlite_utils
 
 from screens.app import LeafeApp
 from screens.episode import EpisodeScreen
 from screens.modals import EditTextScreen
 from screens.widgets.trajectory_tree import TrajectoryTree
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, until
 
 
 def labels(node) -> list[str]:
@@ -182,3 +183,68 @@ async def test_a_wide_fan_out_loads_a_page_at_a_time(tmp_path):
         await pilot.pause()
         assert len(tree.step_nodes) == views.CHILD_PAGE + 50
         assert all(child.data.kind == "step" for child in episode.children)
+
+
+def five_step_store(folder, env_class: str):
+    """One explore run of the guessing game whose answers list the guesses so far: guess/0
+    (secret 3) guesses 9, 8, 7, 6, 5 and runs out of its 5-step budget."""
+    from tests.conftest import write_config, write_script
+    from workbench.config import load_config
+    from workbench.pipeline import run_pipeline
+
+    # Never 3: whatever the policy is asked after the stored steps, it guesses wrong.
+    script = write_script(folder / "guess.jsonl", {"guess/0": ["9", "8", "7", "6", "5", "0", "1", "2", "4", "6"]})
+    config = write_config(folder / "five.toml", (
+        f'[model]\nbackend = "scripted"\nscript = "{script}"\n'
+        f'[env]\nkind = "tests.fixtures.guess_env:{env_class}"\ntasks = ["guess/0"]\nmax_steps = 5\n'
+    ))
+    db_path = folder / "five.db"
+    result = run_pipeline(load_config(config), db_path=db_path, config_path=str(config))
+    assert result.status == "finished", result.error
+    return db_path
+
+
+@pytest.mark.parametrize("env_class", ["GuessHistorySnapshots", "GuessHistoryGame"])
+async def test_branch_by_hand_deep_in_an_episode_runs_to_the_end_of_the_budget(tmp_path, env_class):
+    # GuessHistorySnapshots is rewound by restore(), GuessHistoryGame by replaying step 1.
+    db_path = five_step_store(tmp_path, env_class)
+    db = sqlite_utils.Database(db_path)
+    original = {row["depth"]: row for row in db.query("select * from nodes where depth > 0 order by depth")}
+    db.close()
+    assert [original[depth]["action"] for depth in range(1, 6)] == ["9", "8", "7", "6", "5"]
+    step_2 = original[2]
+
+    app = LeafeApp(db_path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run(app, pilot, 1)
+        tree = screen.query_one(TrajectoryTree)
+        tree.reveal(step_2["id"])
+        await pilot.pause()
+        await pilot.press("b")
+        assert isinstance(app.screen, EditTextScreen)
+        app.screen.query_one("#edit-text").text = "1"  # wrong too: the policy must carry on
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: tree.cursor_node.data.id not in (step_2["id"], None)
+                    and tree.cursor_node.data.kind == "step", "the new branch selected in the tree")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+
+        db = sqlite_utils.Database(db_path)
+        new = list(db.query("select * from nodes where branch_depth > 0 order by id"))
+        db.close()
+        first = new[0]
+        assert first["parent_id"] == step_2["parent_id"] and first["depth"] == 2  # a sibling of step 2
+        assert first["action"] == "1"
+        for earlier, later in zip(new, new[1:], strict=False):
+            assert later["parent_id"] == earlier["id"] and later["depth"] == earlier["depth"] + 1
+        assert len(new) == 5 - 1  # the steps left in the budget from step 2
+        assert [row["depth"] for row in new] == [2, 3, 4, 5] and new[-1]["done"] == 1
+        assert all(row["action"] != "3" and row["success"] == 0 for row in new)
+        # The environment was at step 1 when the edited guess ran: only 9 came before it.
+        assert first["observation"] == "Wrong, go higher. Guesses so far: 9, 1."
+        assert new[1]["observation"].endswith(f"Guesses so far: 9, 1, {new[1]['action']}.")
+
+        # On screen: the branch beside step 2, and its step in the detail pane.
+        assert tree.cursor_node.data.id == first["id"]
+        assert tree.cursor_node.parent is tree.step_nodes[step_2["id"]].parent
+        assert "Guesses so far: 9, 1." in detail_text(app)
