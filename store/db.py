@@ -20,7 +20,7 @@ from typing import TypeVar
 import sqlite_utils
 
 from store.migrations import MIGRATIONS
-from workbench.errors import StoreError
+from workbench.errors import StoreError, StoreLocked
 
 QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 BUSY_TIMEOUT_MS = 1000  # per try; with the retries below a writer waits about 8 s in all
@@ -120,19 +120,18 @@ def is_locked_error(error: BaseException) -> bool:
     )
 
 
-def with_lock_retry(action: Callable[[], T], path: str | Path = "store") -> T:
-    """Run `action`, retrying with exponential backoff while another writer holds the lock."""
+def with_lock_retry(action: Callable[[], T], path: str | Path = "store", *, retries: int = LOCK_RETRIES) -> T:
+    """Run `action`, retrying with exponential backoff while another writer holds the lock;
+    `StoreLocked` once `retries` more tries have failed too."""
     delay = 0.05
-    for attempt in range(LOCK_RETRIES + 1):
+    for attempt in range(retries + 1):
         try:
             return action()
         except sqlite3.OperationalError as error:
-            if not is_locked_error(error) or attempt == LOCK_RETRIES:
-                if is_locked_error(error):
-                    raise StoreError(
-                        f"store {path} is locked by another writer; gave up after {attempt + 1} tries"
-                    ) from None
+            if not is_locked_error(error):
                 raise
+            if attempt == retries:
+                raise StoreLocked(str(path), attempt + 1) from None
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
@@ -142,21 +141,24 @@ _write_lock = threading.RLock()
 
 
 @contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def transaction(db: sqlite_utils.Database, *, retries: int = LOCK_RETRIES) -> Iterator[sqlite_utils.Database]:
     """One write transaction: all of it lands, or none of it (a killed run loses only this).
 
     BEGIN IMMEDIATE takes the write lock up front, retried with backoff, so two writers
-    never interleave half-written steps.
+    never interleave half-written steps. `retries=0` tries once (recording how a run
+    ended, when the store may be the reason it ended).
     """
     with _write_lock:
-        with_lock_retry(lambda: db.execute("BEGIN IMMEDIATE"), _db_path(db))
+        with_lock_retry(lambda: db.execute("BEGIN IMMEDIATE"), _db_path(db), retries=retries)
         try:
             yield db
+            with_lock_retry(db.conn.commit, _db_path(db), retries=retries)
         except BaseException:
-            db.conn.rollback()
+            # Also when the commit itself gave up: a transaction left open would make every
+            # later BEGIN fail with a different error.
+            if db.conn.in_transaction:
+                db.conn.rollback()
             raise
-        else:
-            with_lock_retry(db.conn.commit, _db_path(db))
 
 
 def _db_path(db: sqlite_utils.Database) -> str:

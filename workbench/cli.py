@@ -1,6 +1,7 @@
 """`leafe-tui`: the TUI on a store, or `--batch CONFIG.toml` to run stages headless.
 
-Exit codes: 0 success; 2 bad input (one line on stderr); 1 a stage failed; 130/143 when
+Exit codes: 0 success; 2 bad input or a store another writer kept locked (one line on
+stderr; a run stopped by the lock resumes with --resume); 1 a stage failed; 130/143 when
 Ctrl-C or SIGTERM stopped a run (finished steps are committed; the message says how to
 resume).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -121,8 +123,11 @@ def run_batch(args: argparse.Namespace) -> int:
             print(f"leafe-tui: {line}", file=sys.stderr)
     if args.json:
         print(summary_json(result))
-    else:
+    elif not result.locked:
         print_summary(result)
+    if result.locked:
+        resume = shlex.join(["leafe-tui", "--batch", args.batch, "--db", str(config.store.path), "--resume"])
+        return fail(f"run {result.run_id} stopped: {result.error}; resume with: {resume}")
     if result.status == "interrupted":
         print(
             f"leafe-tui: stopped; finished steps are saved in {config.store.path}. Resume with:\n"

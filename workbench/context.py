@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlite_utils
 
 from store import queries
+from store.db import transaction
 from workbench.config import Config, ModelConfig
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class Stopwatch:
 
     def flush(self) -> None:
         elapsed = time.monotonic() - self.started
-        queries.add_run_usage(self.context.db, self.context.run_id, tokens=self.tokens, seconds=elapsed)
+        with transaction(self.context.db):  # waits for the lock like every other write
+            queries.add_run_usage(self.context.db, self.context.run_id, tokens=self.tokens, seconds=elapsed)
         self.tokens = 0
         self.started = time.monotonic()

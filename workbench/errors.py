@@ -17,6 +17,16 @@ class StoreError(LeafeError):
     """A store is not SQLite, is corrupt, is from a newer schema, or stays locked."""
 
 
+class StoreLocked(StoreError):
+    """Another writer held the store's lock through every retry; nothing was half-written,
+    so a run stopped by it resumes with `--resume` once the other writer is done."""
+
+    def __init__(self, path: str, tries: int) -> None:
+        super().__init__(f"store {path} is locked by another writer; gave up after {tries} tries")
+        self.path = path
+        self.tries = tries
+
+
 class EnvironmentSetupError(LeafeError):
     """An environment or its task list cannot be loaded."""
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from store import queries
-from store.db import open_store, transaction
+from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
-from workbench.errors import LeafeError, NothingToTrain
+from workbench.errors import LeafeError, NothingToTrain, StoreLocked
 
 # stage name -> "module:function"; imported only when the stage runs.
 STAGE_FUNCTIONS = {
@@ -49,6 +49,8 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     error: str = ""
+    locked: bool = False
+    """Interrupted because another writer held the store through every retry; `--resume` goes on."""
 
     def as_json(self) -> dict[str, Any]:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
@@ -211,6 +213,10 @@ def run_pipeline(
     except (Cancelled, KeyboardInterrupt):
         result.status = "interrupted"
         mark_run(db, run_id, "interrupted")
+    except StoreLocked as error:
+        # Every step stored so far is whole; the step in flight was never written.
+        result.status, result.error, result.locked = "interrupted", str(error), True
+        mark_run(db, run_id, "interrupted", str(error), retries=0)
     except LeafeError as error:
         result.status, result.error = "failed", str(error)
         mark_run(db, run_id, "failed", str(error))
@@ -226,10 +232,10 @@ def run_pipeline(
     return result
 
 
-def mark_run(db, run_id: int, status: str, error: str = "") -> None:
+def mark_run(db, run_id: int, status: str, error: str = "", *, retries: int = LOCK_RETRIES) -> None:
     """Record how a run ended; if the store itself is the problem (locked), leave it be."""
     try:
-        with transaction(db):
+        with transaction(db, retries=retries):
             queries.set_run_status(db, run_id, status, error)
     except LeafeError:
         pass

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -91,6 +94,162 @@ def test_a_locked_store_is_retried_then_reported_in_one_line(workdir):
     assert waited > 2, "it retried before giving up"
     db = open_store(db_path)
     assert db.execute("pragma integrity_check").fetchone()[0] == "ok" and db["runs"].count == 0
+
+
+HOLDER = textwrap.dedent("""
+    import sqlite3, sys, time
+    path = sys.argv[1]
+    while True:  # until the run has stored its first step
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)
+            if connection.execute("select count(*) from nodes where depth > 0").fetchone()[0]:
+                break
+            connection.close()
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    connection.execute("BEGIN IMMEDIATE")
+    print("held", flush=True)
+    sys.stdin.read()  # held until the test lets go
+    connection.rollback()
+""")
+LOCKED_RUN = """
+[model]
+backend = "scripted"
+script = "s.jsonl"
+[env]
+kind = "tests.fixtures.guess_env:SlowGuessEnvironment"
+tasks = 4
+max_steps = 4
+[backtrack]
+branches = 1
+max_depth = 1
+[stages]
+run = ["explore", "reflect", "backtrack"]
+"""
+
+
+def stored_tree(db_path) -> dict:
+    """Every step by its task, rollout and the actions leading to it; notes and corrections
+    by the steps they name. Ids and times are left out: they differ between stores."""
+    connection = sqlite3.connect(db_path)
+    rows = connection.execute(
+        """select nodes.id, nodes.parent_id, tasks.name, episodes.rollout, nodes.action, nodes.observation,
+                  nodes.score, nodes.done, nodes.success, nodes.branch_depth, nodes.note_id is null
+           from nodes join episodes on episodes.id = nodes.episode_id join tasks on tasks.id = episodes.task_id"""
+    ).fetchall()
+    parents = {row[0]: row[1] for row in rows}
+    actions = {row[0]: row[4] for row in rows}
+
+    def path(node_id):
+        steps = []
+        while node_id is not None:
+            steps.append(actions[node_id])
+            node_id = parents[node_id]
+        return tuple(reversed(steps))
+
+    nodes = sorted((row[2], row[3], path(row[0]), *row[5:]) for row in rows)
+    notes = sorted(
+        (path(node), path(rollback), text)
+        for node, rollback, text in connection.execute("select node_id, rollback_node_id, text from notes")
+    )
+    corrections = sorted(
+        (path(tau), path(leaf), status)
+        for tau, leaf, status in connection.execute("select tau_node_id, leaf_node_id, status from corrections")
+    )
+    connection.close()
+    return {"nodes": nodes, "notes": notes, "corrections": corrections}
+
+
+def test_a_store_locked_in_the_middle_of_a_run_stops_it_in_one_line_and_resume_finishes(tmp_path):
+    """Another writer takes the store's lock after the run's first step and keeps it: the
+    run retries, then stops with one line naming the store and the resume command, exit 2,
+    no traceback; the store is whole and no step is stored twice. Resumed, the run ends with
+    the tree a run never locked has."""
+    # Four wrong guesses explored, then each task's secret: the branches succeed.
+    write_script(tmp_path / "s.jsonl", {f"guess/{i}": ["0", "4", "2", "6", secret] for i, secret in enumerate("3759")})
+    write_config(tmp_path / "c.toml", LOCKED_RUN)
+    environment = os.environ | {"PYTHONPATH": str(ROOT)}
+    batch = [sys.executable, "-m", "workbench.cli", "--batch", "c.toml"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "s.db"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        locked = subprocess.run([*batch, "--db", "s.db"], capture_output=True, text=True, cwd=tmp_path,
+                                env=environment, timeout=300)
+    finally:
+        held, _ = holder.communicate(input="", timeout=60)  # lets go only now
+    assert held == "held\n"
+    assert locked.returncode == 2, locked.stderr
+    assert "Traceback" not in locked.stderr
+    lines = locked.stderr.strip().splitlines()
+    assert [line for line in lines if "locked" in line] == [lines[-1]], locked.stderr
+    assert re.fullmatch(
+        r"leafe-tui: run 1 stopped: store \S*s\.db is locked by another writer; gave up after \d+ tries; "
+        r"resume with: leafe-tui --batch c\.toml --db s\.db --resume",
+        lines[-1],
+    ), lines[-1]
+
+    store = sqlite3.connect(tmp_path / "s.db")
+    assert store.execute("pragma integrity_check").fetchone()[0] == "ok"
+    stored = store.execute("select count(*) from nodes where depth > 0").fetchone()[0]
+    twice = store.execute(
+        "select parent_id from nodes where branch_depth = 0 and parent_id is not null group by parent_id having count(*) > 1"
+    ).fetchall()
+    status = store.execute("select status from runs where id = 1").fetchone()[0]
+    store.close()
+    assert 4 <= stored < 4 * 4 and twice == []
+    assert status != "finished"  # as the lock left it: "running" (the lock kept even that out)
+
+    resumed = subprocess.run([*batch, "--db", "s.db", "--resume", "--json"], capture_output=True, text=True,
+                             cwd=tmp_path, env=environment, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert (summary["run_id"], summary["status"]) == (1, "finished")
+    never_locked = subprocess.run([*batch, "--db", "never-locked.db"], capture_output=True, text=True,
+                                  cwd=tmp_path, env=environment, timeout=300)
+    assert never_locked.returncode == 0, never_locked.stderr
+    tree = stored_tree(tmp_path / "s.db")
+    assert tree == stored_tree(tmp_path / "never-locked.db")
+    assert tree["notes"] and tree["corrections"]
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def test_every_write_of_a_run_takes_the_lock_first_so_it_is_retried(workdir, monkeypatch):
+    """A write outside `store.db.transaction` would meet another writer's lock with a raw
+    "database is locked" after one busy wait; inside it, BEGIN IMMEDIATE takes the lock
+    first, with retries. The statements of a whole run, as SQLite saw them, say which."""
+    import workbench.pipeline
+
+    statements: list[str] = []
+
+    def traced(path, **options):
+        db = open_store(path, **options)
+        db.conn.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(workbench.pipeline, "open_store", traced)
+    script = write_script(workdir / "s.jsonl", {f"guess/{i}": ["0", "4", "2", "6", s] for i, s in enumerate("3759")})
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(script)},
+        "env": {"kind": GUESS_ENV, "tasks": 4, "max_steps": 4},
+        "backtrack": {"branches": 1, "max_depth": 1},
+        "stages": {"run": ["explore", "reflect", "backtrack", "curate", "export"]},
+    })
+    result = run_pipeline(config, db_path=workdir / "s.db")
+    assert result.status == "finished" and result.counts["corrections"], result.error
+    locked, unguarded = False, []
+    for statement in statements:
+        keyword = statement.split(None, 1)[0].upper()
+        if statement.strip().upper() == "BEGIN IMMEDIATE":
+            locked = True
+        elif keyword in ("COMMIT", "ROLLBACK", "END"):
+            locked = False
+        elif keyword in WRITES and not locked:
+            unguarded.append(statement)
+    assert unguarded == []
+    assert any(s.startswith("update runs set tokens_generated") for s in statements)
 
 
 def test_reading_while_a_batch_run_writes(workdir):
