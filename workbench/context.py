@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlite_utils
 
 from store import queries
-from store.db import transaction
+from store.db import LOCK_RETRIES, transaction
 from workbench.config import Config, ModelConfig
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ class Progress(Protocol):
     def finish(self) -> None: ...
 
     def event(self, kind: str, **data: Any) -> None:
-        """Something a viewer may show at once: `node` (a new step), `message` (a line) ..."""
+        """Something a viewer may show at once: `node` (a new step), `message` (a line),
+        `episode` (an episode of `stage` ended) ... A viewer ignores kinds it does not know."""
         ...
 
 
@@ -75,6 +76,8 @@ class StageContext:
     snapshots: OrderedDict[int, Any] = field(default_factory=OrderedDict)
     messages: list[str] = field(default_factory=list)
     snapshot_capacity: int = 4096
+    usage_since: float = field(default_factory=time.monotonic)
+    """When the wall time stored for the run was last brought up to date."""
 
     def generator(self, config: ModelConfig | None = None) -> Generator:
         """The model for `config` (default: the policy), created once per run."""
@@ -113,6 +116,18 @@ class StageContext:
         while len(self.snapshots) > self.snapshot_capacity:
             self.snapshots.popitem(last=False)
 
+    def record_usage(self, tokens: int = 0, *, retries: int = LOCK_RETRIES) -> None:
+        """Add `tokens` and the wall time since the last call to the run's provenance.
+
+        Every stage's time counts (training, curation, export, not only rollouts), and a
+        resumed run adds to what it had. The clock moves on only once the store has it, so
+        a write that gives up (a locked store) loses nothing a later call could add.
+        """
+        moment = time.monotonic()
+        with transaction(self.db, retries=retries):
+            queries.add_run_usage(self.db, self.run_id, tokens=tokens, seconds=moment - self.usage_since)
+        self.usage_since = moment
+
     def close(self) -> None:
         for generator in self.generators.values():
             generator.close()
@@ -120,19 +135,16 @@ class StageContext:
 
 
 class Stopwatch:
-    """Adds a stage's wall time and tokens to the run's provenance when it ends."""
+    """Counts the tokens a stage generates and stores them (with the time so far) when
+    its rollouts end; each token is counted once, by the stopwatch of the call that made it."""
 
     def __init__(self, context: StageContext) -> None:
         self.context = context
         self.tokens = 0
-        self.started = time.monotonic()
 
     def add_tokens(self, count: int) -> None:
         self.tokens += count
 
     def flush(self) -> None:
-        elapsed = time.monotonic() - self.started
-        with transaction(self.context.db):  # waits for the lock like every other write
-            queries.add_run_usage(self.context.db, self.context.run_id, tokens=self.tokens, seconds=elapsed)
+        self.context.record_usage(tokens=self.tokens)
         self.tokens = 0
-        self.started = time.monotonic()

@@ -7,11 +7,13 @@ skips the work it already stored, so nothing is redone and nothing duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import json
 import platform
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +152,7 @@ def run_pipeline(
     """Run (or resume) the configured stages; see the module docstring."""
     from workbench.envs import open_suite
 
+    started = time.monotonic()  # the run's wall time counts from here, whatever the stages do
     progress = progress or SilentProgress()
     cancel = cancel or threading.Event()
     validate_before_run(config)
@@ -187,7 +190,9 @@ def run_pipeline(
             )
         progress.event("message", text=f"run {run_id} started")
     suite = open_suite(config.env)
-    context = StageContext(db=db, run_id=run_id, config=config, suite=suite, progress=progress, cancel=cancel)
+    context = StageContext(
+        db=db, run_id=run_id, config=config, suite=suite, progress=progress, cancel=cancel, usage_since=started,
+    )
     result = RunResult(run_id, "running")
     try:
         with transaction(db):
@@ -207,6 +212,7 @@ def run_pipeline(
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
             result.summaries[row["stage"]] = summary
+            context.record_usage()
         with transaction(db):
             queries.set_run_status(db, run_id, "finished")
         result.status = "finished"
@@ -224,6 +230,10 @@ def run_pipeline(
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
         mark_run(db, run_id, "failed", traceback.format_exc()[-4000:])
     finally:
+        if result.status != "finished":
+            # The time of a run that stopped early, in one try: a locked store is not waited for.
+            with contextlib.suppress(LeafeError):
+                context.record_usage(retries=0)
         context.close()
         suite.close()
         result.counts = queries.run_counts(db, run_id)

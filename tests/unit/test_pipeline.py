@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +91,54 @@ def test_run_records_provenance(workdir):
     assert run["provenance"]["model"]["checksum"].startswith("script:")
     assert run["provenance"]["seeds"]["explore"] == 0
     assert run["tokens_generated"] > 0 and run["wall_time"] > 0
+
+
+def test_wall_time_covers_every_stage_and_adds_up_across_resume(workdir, monkeypatch):
+    """A run's wall time is the whole run's: stages that roll nothing out (reflect, curate)
+    count, and a run interrupted and resumed adds the second part to the first. Tokens
+    generated are counted once."""
+    import workbench.curate
+    import workbench.reflect
+
+    pause = 0.5
+    paused: list[float] = []
+    cancel = threading.Event()
+    reflect, curate = workbench.reflect.run_reflect, workbench.curate.run_curate
+
+    def slow_reflect(context):
+        time.sleep(pause)
+        paused.append(pause)
+        return reflect(context)
+
+    def slow_curate(context):
+        time.sleep(pause)
+        paused.append(pause)
+        if len(paused) == 2:  # the first time: stop the run here, as Ctrl-C would
+            cancel.set()
+            context.check_cancelled()
+        return curate(context)
+
+    monkeypatch.setattr(workbench.reflect, "run_reflect", slow_reflect)
+    monkeypatch.setattr(workbench.curate, "run_curate", slow_curate)
+    script = write_script(workdir / "s.jsonl", {"guess/0": ["1", "2", "4"], "guess/1": ["3", "7"]})
+    config = config_from_dict(guess_config(script, stages={"run": ["explore", "reflect", "curate"]}))
+    began = time.monotonic()
+    first = run_pipeline(config, db_path=workdir / "s.db", cancel=cancel)
+    assert first.status == "interrupted" and "curate" not in first.summaries
+    db = open_store(workdir / "s.db")
+    after_first = queries.get_run(db, first.run_id)["wall_time"]
+    assert after_first >= 2 * pause  # reflect's time and the interrupted curate's
+    resumed = run_pipeline(config, db_path=workdir / "s.db", resume=True)
+    elapsed = time.monotonic() - began
+    assert resumed.status == "finished" and resumed.run_id == first.run_id
+    run = queries.get_run(db, first.run_id)
+    assert len(paused) == 3
+    assert after_first + pause <= run["wall_time"] <= elapsed
+    stored_tokens = db.execute(
+        "select sum(nodes.tokens) from nodes join episodes on episodes.id = nodes.episode_id where run_id = ?",
+        [first.run_id],
+    ).fetchone()[0]
+    assert run["tokens_generated"] == stored_tokens > 0
 
 
 def test_resume_with_nothing_unfinished_says_so(workdir, capsys):
