@@ -33,3 +33,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A temporary folder that is also the working directory (stores, exports land here)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def report_figure():
+    """`report_figure(line)`: a measured figure to print in the summary at the end of the
+    test run (it shows with `pytest -q` too, where a test's own output does not)."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -102,6 +102,7 @@ def play_episodes(
     def finished(walker: Walker) -> None:
         # An episode that ends early frees the rest of its step budget on the bar.
         context.progress.advance(max_steps - walker.depth)
+        context.progress.event("episode", episode_id=walker.episode_id, stage=stage)
 
     roll_out(
         context, walkers, generator, sampling,
