@@ -20,6 +20,7 @@ from screens.base import WorkbenchScreen
 from screens.modals import EditResult, EditTextScreen
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
+from screens.words import counted
 from store import curation, views
 
 STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
@@ -274,10 +275,10 @@ class CurationScreen(WorkbenchScreen):
 
         def decided(count: int) -> None:
             self.marked.difference_update(ids)
-            self.after_decision(ids[-1], f"{count} corrections {status}.")
+            self.after_decision(ids[-1], f"{counted(count, 'correction')} {status}.")
 
         self.write_store(
-            f"{len(ids)} corrections {status}",
+            f"{counted(len(ids), 'correction')} {status}",
             lambda db: curation.decide_many(db, ids, status, reviewer=reviewer),
             decided,
         )

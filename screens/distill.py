@@ -28,10 +28,12 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
-from screens.base import WorkbenchScreen
+from screens.base import WorkbenchScreen, one_line
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
 from screens.widgets.loss_plot import LossPlot
+from screens.words import counted
 from store import views
+from workbench.context import Cancelled
 
 
 class TrainingFinished(Message):
@@ -113,7 +115,8 @@ class DistillScreen(WorkbenchScreen):
                 self.query_one(f"#{widget_id}", Input).value = str(distill[key])
         datasets = views.datasets(self.db)
         select = self.query_one("#dataset", Select)
-        select.set_options([(f"{row['name']} ({row['n_examples']} examples)", row["id"]) for row in datasets])
+        select.set_options([(f"{row['name']} ({counted(row['n_examples'] or 0, 'example')})", row["id"])
+                            for row in datasets])
         if datasets:
             select.value = datasets[0]["id"]
         if self.run_id is None:
@@ -140,14 +143,14 @@ class DistillScreen(WorkbenchScreen):
             counts = views.correction_counts(self.db, self.run_id)
             trainable = counts["approved"] + counts["edited"]
             count.update(Text.assemble(
-                (f"{trainable} example{'s' if trainable != 1 else ''}", "bold"),
+                (counted(trainable, "example"), "bold"),
                 f" ({counts['approved']} approved, {counts['edited']} edited; {counts['proposed']} still proposed)",
             ))
         else:
             dataset_id = self.query_one("#dataset", Select).value
             rows = {row["id"]: row for row in views.datasets(self.db)}
             row = rows.get(dataset_id) if isinstance(dataset_id, int) else None
-            count.update(Text(f"{row['n_examples']} example(s) in {row['path']}", style="bold") if row
+            count.update(Text(f"{counted(row['n_examples'] or 0, 'example')} in {row['path']}", style="bold") if row
                          else Text("No dataset chosen.", style="yellow"))
 
     def settings(self) -> dict[str, Any]:
@@ -297,9 +300,14 @@ class DistillScreen(WorkbenchScreen):
             return
         self.training = False
         error = event.worker.error
+        if event.state == WorkerState.CANCELLED or isinstance(error, Cancelled):
+            text = "Training cancelled; no adapter was stored."
+            self.query_one("#distill-status", Static).update(text)
+            self.notify(text, severity="warning", timeout=5)
+            return
         if isinstance(error, ImportError):
             text = f"Distillation is not available: {error}"
         else:
-            text = f"Training stopped: {error}"
+            text = f"Training stopped: {one_line(str(error)) or type(error).__name__}"
         self.query_one("#distill-status", Static).update(text)
         self.notify(text, severity="error", timeout=8)

@@ -18,6 +18,7 @@ from screens.modals import EditResult, EditTextScreen
 from screens.progress_bridge import LogLine, MessageProgress, NodeStored, StageProgress
 from screens.widgets.step_detail import StepDetail
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
+from screens.words import counted
 from store import views
 
 OUTCOMES = [("all outcomes", ""), ("passed", "passed"), ("failed", "failed"), ("running", "running")]
@@ -250,7 +251,7 @@ class EpisodeScreen(WorkbenchScreen):
         self.tree.refresh_step(message.original_id, reload_children=True)  # now a backtrack point, maybe a note
         if message.node_ids:
             self.tree.reveal(message.node_ids[0])
-            self.notify(f"Branch stored: {len(message.node_ids)} new steps.")
+            self.notify(f"Branch stored: {counted(len(message.node_ids), 'new step')}.")
         else:
             self.notify("The branch produced no steps.", severity="warning")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -48,8 +49,17 @@ def keys_of(screen: Screen) -> list[KeyHelp]:
             scope=scope,
             id=binding.id or "",
         )
+    # Keys that do the same thing share a row ("q, ^q  Quit"), led by the workbench's own
+    # binding (it has an id) rather than a built-in one.
+    merged: dict[tuple[str, str], KeyHelp] = {}
+    for row in rows.values():
+        same = merged.get((row.description, row.scope))
+        if same is not None:
+            first, second = (row, same) if row.id and not same.id else (same, row)
+            row = dataclasses.replace(first, key=f"{first.key}, {second.key}", tooltip=first.tooltip or second.tooltip)
+        merged[(row.description, row.scope)] = row
     order = {"screen": 0, "app": 1}
-    return sorted(rows.values(), key=lambda row: (order.get(row.scope, 2), row.key.lower(), row.key))
+    return sorted(merged.values(), key=lambda row: (order.get(row.scope, 2), row.key.lower(), row.key))
 
 
 class HelpScreen(ModalScreen[None]):

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import WorkbenchScreen
 from screens.modals import ConfirmScreen
+from screens.words import counted
 from store import admin, views
 
 STAGE_SHORT = {
@@ -171,12 +172,12 @@ class RunsScreen(WorkbenchScreen):
         row = self.rows[run_id]
         question = (
             f"Delete run {run_id} ({row['name'] or 'unnamed'})?\n\n"
-            f"This removes its {row['episodes']} episodes with their steps, notes, corrections and "
+            f"This removes its {counted(row['episodes'], 'episode')} with their steps, notes, corrections and "
             "evaluation rows. Adapters and datasets stay. It cannot be undone."
         )
 
         def deleted(removed: dict) -> None:
-            self.notify(f"Deleted run {run_id} ({removed.get('nodes', 0)} steps).")
+            self.notify(f"Deleted run {run_id} ({counted(removed.get('nodes', 0), 'step')}).")
             self.reload()
 
         def answered(yes: bool | None) -> None:

@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from screens.words import counted
+
 SYNTAX_THEME = "monokai"
 
 
@@ -98,7 +100,7 @@ class StepDetail(VerticalScroll):
         )
         parts: list[RenderableType] = [
             Text.assemble((f"Episode #{row['id']}", "bold"), f"  {row['task']}  rollout {row['rollout']}  ",
-                          f"policy {row['policy']}  {row['steps']} steps  ", status),
+                          f"policy {row['policy']}  {counted(row['steps'] or 0, 'step')}  ", status),
         ]
         if root is not None:
             parts += [Text(""), section("Task"), Text(root["observation"] or "")]

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from screens.words import counted
 from store import views
 
 
@@ -124,7 +125,7 @@ class TrajectoryTree(Tree[TreeItem]):
             (f"  r{row['rollout']}" + (f" {row['policy']}" if row["policy"] != "base" else "") + "  ",
              self.style_of("muted")),
             outcome,
-            (f"  {row['steps']} steps", self.style_of("muted")),
+            (f"  {counted(row['steps'] or 0, 'step')}", self.style_of("muted")),
         )
 
     def step_label(self, row: dict) -> Text:

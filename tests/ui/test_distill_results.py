@@ -4,32 +4,36 @@ table and plot, launching an evaluation)."""
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import sqlite_utils
 
+import workbench.distill
 from screens.app import LeafeApp
 from screens.distill import DistillScreen
 from screens.results import ResultsScreen
 from screens.widgets.loss_plot import LossPlot, PassAtKPlot
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, until
+from workbench.context import Cancelled
 
 
-def fake_distill_module(calls: list[dict]) -> types.ModuleType:
-    """Stands in for workbench.distill: the screen only relies on train_adapter's contract."""
-    module = types.ModuleType("workbench.distill")
+def fake_train_adapter(calls: list[dict], *, until_cancelled: bool = False):
+    """Stands in for workbench.distill.train_adapter: the screen relies on its contract only.
+    With `until_cancelled`, it trains one step, then waits for the cancel key."""
 
     def train_adapter(db, *, dataset_path, dataset_id, settings, model, name, output, run_id,
                       kind="leafe", progress, cancel):
         calls.append({"dataset_path": dataset_path, "dataset_id": dataset_id, "settings": settings,
-                      "name": name, "run_id": run_id, "kind": kind})
+                      "name": name, "output": output, "run_id": run_id, "kind": kind})
         progress.start("distill", 3, "distill: 3 steps")
+        if until_cancelled:
+            progress.advance(1, loss=1.5)
+            assert cancel.wait(30), "the cancel key never reached training"
+            raise Cancelled()
         for loss in (1.5, 1.0, 0.5):
             progress.advance(1, loss=loss)
         progress.finish()
         adapter_id = db["adapters"].insert({
-            "run_id": run_id, "name": name, "path": f"adapters/{name}", "base_model": model.name,
+            "run_id": run_id, "name": name, "path": output, "base_model": model.name,
             "dataset_id": dataset_id, "kind": kind, "metrics": json.dumps({"final_loss": 0.5}),
             "lineage": json.dumps({"run": run_id, "dataset": "leafe-run-1", "corrections": [4]}),
         }).last_pk
@@ -37,22 +41,37 @@ def fake_distill_module(calls: list[dict]) -> types.ModuleType:
                                    for step, loss in ((1, 1.5), (2, 1.0), (3, 0.5)))
         return adapter_id
 
-    module.train_adapter = train_adapter
-    return module
+    return train_adapter
+
+
+def shown(screen, widget_id: str) -> str:
+    return str(screen.query_one(f"#{widget_id}").render())
+
+
+def adapter_count(path) -> int:
+    db = sqlite_utils.Database(path)
+    try:
+        return db["adapters"].count
+    finally:
+        db.close()
+
+
+async def open_distill(app: LeafeApp, pilot, run_id: int) -> DistillScreen:
+    app.open_run(run_id)
+    await pilot.pause()
+    await pilot.press("d")
+    await pilot.pause()
+    assert isinstance(app.screen, DistillScreen)
+    return app.screen
 
 
 async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setitem(sys.modules, "workbench.distill", fake_distill_module(calls))
+    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_run(store.leafe_run)
-        await pilot.pause()
-        await pilot.press("d")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DistillScreen)
-        assert "1 example (1 approved" in str(screen.query_one("#example-count").render())
+        screen = await open_distill(app, pilot, store.leafe_run)
+        assert "1 example (1 approved" in shown(screen, "example-count")
         table = screen.query_one("#adapters")
         assert table.row_count == 1
         assert "run 1 · dataset leafe-run-1 · corrections 4" in [str(c) for c in table.get_row_at(0)]
@@ -65,10 +84,51 @@ async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypat
         assert screen.query_one(LossPlot).points == [(1, 1.5), (2, 1.0), (3, 0.5)]
     (call,) = calls
     assert call["name"] == "leafe-run-1-2" and call["run_id"] == store.leafe_run
+    assert call["output"] == str(store.path.parent.resolve() / "adapters" / "leafe-run-1-2")  # beside the store
     assert call["settings"].lora_r == 8 and call["settings"].lora_alpha == 32
     with open(call["dataset_path"]) as handle:  # the approved correction, exported
         examples = [json.loads(line) for line in handle]
     assert [example["correction_id"] for example in examples] == [store.corrections["mad_approved"]]
+
+
+async def test_distill_on_an_exported_dataset(store, monkeypatch):
+    calls: list[dict] = []
+    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_distill(app, pilot, store.leafe_run)
+        await pilot.click("#source-dataset")
+        await pilot.pause()
+        assert screen.source() == "dataset"
+        assert shown(screen, "example-count") == "1 example in runs/run-1/corrections.jsonl"
+        assert "leafe-run-1 (1 example)" in str(screen.query_one("#dataset SelectCurrent #label").render())
+        screen.query_one("#adapter-name").value = "from-dataset"
+        await pilot.press("ctrl+s")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        table = screen.query_one("#adapters")
+        assert {str(table.get_row_at(i)[0]) for i in range(table.row_count)} == {"leafe-run-1", "from-dataset"}
+    (call,) = calls
+    assert call["dataset_id"] == 1 and call["dataset_path"] == "runs/run-1/corrections.jsonl"
+    assert call["name"] == "from-dataset"
+    assert adapter_count(store.path) == 2
+
+
+async def test_the_cancel_key_stops_training_and_stores_no_adapter(store, monkeypatch):
+    calls: list[dict] = []
+    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls, until_cancelled=True))
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_distill(app, pilot, store.leafe_run)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen.query_one(LossPlot).points == [(1, 1.5)], "the first loss plotted")
+        assert screen.training
+        await pilot.press("ctrl+x")
+        await until(pilot, lambda: not screen.training, "training stopped")
+        await pilot.pause()
+        assert shown(screen, "distill-status") == "Training cancelled; no adapter was stored."
+        assert screen.query_one("#adapters").row_count == 1
+    assert len(calls) == 1 and adapter_count(store.path) == 1
 
 
 async def test_results_show_pass_at_k_and_launch_an_evaluation(store, monkeypatch):

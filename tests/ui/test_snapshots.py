@@ -7,7 +7,7 @@ and look at the report before committing.
 from __future__ import annotations
 
 from screens.app import LeafeApp
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, until
 
 
 def test_runs_screen(store, snap_compare):
@@ -46,3 +46,46 @@ def test_results(store, snap_compare):
         await pilot.pause()
 
     assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_results)
+
+
+def test_distill(store, snap_compare):
+    async def open_distill(pilot):
+        pilot.app.open_run(store.leafe_run)
+        await pilot.pause()
+        await pilot.press("d")
+        await pilot.pause()
+
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_distill)
+
+
+def test_live_run_after_a_scripted_run(tmp_path, snap_compare):
+    (tmp_path / "guess.jsonl").write_text(
+        '{"task_id": "guess/0", "actions": ["5", "2", "3"]}\n{"task_id": "guess/1", "actions": ["7"]}\n'
+    )
+
+    async def run_from_the_form(pilot):
+        app = pilot.app
+        await pilot.press("n")
+        screen = app.screen
+        for widget_id, value in (("env-kind", "tests.fixtures.guess_env:GuessEnvironment"), ("env-suite", ""),
+                                 ("env-tasks", "2"), ("max-steps", "3"), ("model-script", "guess.jsonl")):
+            screen.query_one(f"#{widget_id}").value = value
+        screen.query_one("#model-backend").value = "scripted"
+        screen.query_one("#stage-reflect").value = False
+        screen.query_one("#stage-backtrack").value = False
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not screen.running, "the run finished")
+        screen.query_one("#live-tree").focus()  # no blinking text cursor in the picture
+        await pilot.pause()
+
+    assert snap_compare(LeafeApp(tmp_path / "live.db"), terminal_size=SIZE, run_before=run_from_the_form)
+
+
+def test_help_lists_the_keys_of_the_episode_screen(store, snap_compare):
+    async def open_help(pilot):
+        pilot.app.open_run(store.leafe_run)
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_help)
