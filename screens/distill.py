@@ -45,13 +45,15 @@ class TrainingFinished(Message):
 
 
 def lineage_text(row: dict) -> str:
+    """Which run, dataset and corrections an adapter came from (workbench.distill's lineage)."""
     lineage = row["lineage"] or {}
-    corrections = lineage.get("corrections") or []
+    corrections = lineage.get("correction_ids") or []
     parts = []
-    if lineage.get("run") is not None or row.get("run_id") is not None:
-        parts.append(f"run {lineage.get('run', row.get('run_id'))}")
-    if row.get("dataset_name") or lineage.get("dataset"):
-        parts.append(f"dataset {row.get('dataset_name') or lineage.get('dataset')}")
+    run_id = row.get("run_id") if row.get("run_id") is not None else lineage.get("run_id")
+    if run_id is not None:
+        parts.append(f"run {run_id}")
+    if row.get("dataset_name") or lineage.get("dataset_name"):
+        parts.append(f"dataset {row.get('dataset_name') or lineage.get('dataset_name')}")
     if corrections:
         shown = ",".join(str(c) for c in corrections[:6]) + ("…" if len(corrections) > 6 else "")
         parts.append(f"corrections {shown}")

@@ -252,8 +252,10 @@ def build_leafe_run(db, ids: FixtureIds) -> None:
         {"run_id": run, "name": "leafe-run-1", "path": "adapters/leafe-run-1", "base_model": "embedded",
          "dataset_id": dataset, "kind": "leafe",
          "metrics": dumps({"final_loss": 0.412, "tokens": 2304, "wall_time": 61.0}),
-         "lineage": dumps({"run": run, "dataset": "leafe-run-1", "corrections": [ids.corrections["mad_approved"]],
-                           "config": {"lora_r": 16, "lora_alpha": 32, "learning_rate": 0.0002, "epochs": 3}})}
+         "lineage": dumps({"run_id": run, "dataset_id": dataset, "dataset_name": "leafe-run-1",
+                           "correction_ids": [ids.corrections["mad_approved"]], "task_names": ["HumanEval/4"],
+                           "base_model": "embedded",
+                           "distill": {"lora_r": 16, "lora_alpha": 32, "learning_rate": 0.0002, "epochs": 3}})}
     ).last_pk
     losses = [2.31, 1.94, 1.52, 1.21, 0.98, 0.81, 0.66, 0.55, 0.47, 0.41]
     db["train_log"].insert_all(

@@ -35,7 +35,7 @@ def fake_train_adapter(calls: list[dict], *, until_cancelled: bool = False):
         adapter_id = db["adapters"].insert({
             "run_id": run_id, "name": name, "path": output, "base_model": model.name,
             "dataset_id": dataset_id, "kind": kind, "metrics": json.dumps({"final_loss": 0.5}),
-            "lineage": json.dumps({"run": run_id, "dataset": "leafe-run-1", "corrections": [4]}),
+            "lineage": json.dumps({"run_id": run_id, "dataset_name": "leafe-run-1", "correction_ids": [4]}),
         }).last_pk
         db["train_log"].insert_all({"adapter_id": adapter_id, "step": step, "loss": loss}
                                    for step, loss in ((1, 1.5), (2, 1.0), (3, 0.5)))
