@@ -1,11 +1,13 @@
 """Write SVG screenshots of the main screens to docs/screenshots/ for the README.
 
-Run: `.venv/bin/python tests/ui/make_screenshots.py` (uses the deterministic fixture store).
+Run: `make screenshots` (uses the deterministic fixture store in a temporary folder,
+and writes nothing but docs/screenshots/*.svg).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -54,10 +56,16 @@ async def shoot(ids: FixtureIds) -> list[Path]:
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
+    start = Path.cwd()
     with tempfile.TemporaryDirectory() as folder:
-        ids = build_fixture_store(Path(folder) / "fixture.db")
-        for path in asyncio.run(shoot(ids)):
-            print(path.relative_to(ROOT))
+        # Work inside the temporary folder: only the screenshots are written to the checkout.
+        os.chdir(folder)
+        try:
+            ids = build_fixture_store(Path(folder) / "fixture.db")
+            for path in asyncio.run(shoot(ids)):
+                print(path.relative_to(ROOT))
+        finally:
+            os.chdir(start)
     return 0
 
 
