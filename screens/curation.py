@@ -31,6 +31,15 @@ def one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def decision_message(correction_id: int, asked: str, recorded: str) -> tuple[str, str]:
+    """What the reviewer is told, and how loudly: the store records a rejection where they
+    approved or edited an action that copies the note (the leakage check)."""
+    if recorded == asked:
+        return f"Correction {correction_id} {asked}.", "information"
+    return (f"Correction {correction_id} {recorded}, not {asked}: its action copies the note (leakage).",
+            "warning")
+
+
 class CurationScreen(WorkbenchScreen):
     """The run's corrections, the first proposed one selected."""
 
@@ -176,12 +185,12 @@ class CurationScreen(WorkbenchScreen):
     def reviewer(self) -> str:
         return self.workbench.reviewer
 
-    def after_decision(self, correction_id: int, message: str) -> None:
+    def after_decision(self, correction_id: int, message: str, severity: str = "information") -> None:
         self.reload()
         following = self.next_proposed_after(correction_id)
         if following is not None:
             self.select(following)
-        self.notify(message, timeout=2)
+        self.notify(message, severity=severity, timeout=2 if severity == "information" else 6)
 
     def action_decide(self, status: str) -> None:
         correction_id = self.selected_id()
@@ -191,7 +200,7 @@ class CurationScreen(WorkbenchScreen):
         self.write_store(
             f"Correction {correction_id} {status}",
             lambda db: curation.decide(db, correction_id, status, reviewer=reviewer),
-            lambda _: self.after_decision(correction_id, f"Correction {correction_id} {status}."),
+            lambda recorded: self.after_decision(correction_id, *decision_message(correction_id, status, recorded)),
         )
 
     def action_edit(self) -> None:
@@ -207,7 +216,7 @@ class CurationScreen(WorkbenchScreen):
             self.write_store(
                 f"The edit of correction {row['id']}",
                 lambda db: curation.decide(db, row["id"], "edited", reviewer=reviewer, edited_action=result.text),
-                lambda _: self.after_decision(row["id"], f"Correction {row['id']} edited."),
+                lambda recorded: self.after_decision(row["id"], *decision_message(row["id"], "edited", recorded)),
             )
 
         self.app.push_screen(

@@ -97,6 +97,25 @@ async def test_edit_stores_the_edited_action_and_undo_restores(store):
         assert screen.selected_id() == store.corrections["sorted"]
 
 
+async def test_an_edit_that_copies_the_note_is_recorded_as_rejected_and_said(store):
+    app = LeafeApp(store.path, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_curation(app, pilot, store.leafe_run)
+        note = shown(app.screen, "note")
+        await pilot.press("e")
+        app.screen.query_one("#edit-text").text = (
+            "# Adjacent pairs in the input order are compared, so close values far apart\n"
+            "# are missed. Sort the numbers first, or compare every pair.\nreturn True"
+        )
+        await pilot.press("ctrl+s")
+        await saved(pilot)
+        row = correction(store.path, store.corrections["sorted"])
+        assert row["status"] == "rejected", "the leakage check let a note-copying edit through"
+        assert "Sort the numbers first" in note
+        said = [n.message for n in app._notifications]
+        assert any("rejected, not edited" in message and "leakage" in message for message in said), said
+
+
 async def test_escape_in_the_editor_changes_nothing(store):
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
