@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.processes import alive_with, marked
 from workbench.config import SandboxConfig
 from workbench.envs._sandbox_procs import remove_stale_cgroups
 from workbench.envs.sandbox import Sandbox, SandboxResult, remove_stale_folders
@@ -29,33 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
 
 LIMITS = SandboxConfig(timeout=1.5, cpu_seconds=10, memory_mb=256, max_processes=32, workers=2)
-
-
-def marked(body: str) -> tuple[str, str]:
-    """(marker, program): the program first renames its process to the marker."""
-    marker = "lf" + uuid.uuid4().hex[:12]
-    header = f"import ctypes\nctypes.CDLL(None).prctl(15, b{marker!r}, 0, 0, 0)\n"
-    return marker, header + textwrap.dedent(body)
-
-
-def alive_with(marker: str, wait: float = 0.0) -> list[int]:
-    """Live (non-zombie) processes named `marker`; with `wait`, how many remain after it."""
-    deadline = time.monotonic() + wait
-    while True:
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                comm = Path(f"/proc/{entry}/comm").read_text().strip()
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if comm == marker and stat[stat.rfind(")") + 2] not in "ZX":
-                found.append(int(entry))
-        if not found or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.05)
 
 
 def still_works(sandbox: Sandbox) -> None:
@@ -321,7 +295,8 @@ def test_servers_and_children_die_with_a_killed_workbench() -> None:
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(ROOT)!r})
-        from workbench.config import SandboxConfig
+        from tests.fixtures.processes import alive_with, marked
+from workbench.config import SandboxConfig
         from workbench.envs.sandbox import Sandbox
         box = Sandbox(SandboxConfig(timeout=60, workers=1))
         threading.Thread(target=box.run, args=({program!r},), daemon=True).start()
