@@ -295,8 +295,7 @@ def test_servers_and_children_die_with_a_killed_workbench() -> None:
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.fixtures.processes import alive_with, marked
-from workbench.config import SandboxConfig
+        from workbench.config import SandboxConfig
         from workbench.envs.sandbox import Sandbox
         box = Sandbox(SandboxConfig(timeout=60, workers=1))
         threading.Thread(target=box.run, args=({program!r},), daemon=True).start()
