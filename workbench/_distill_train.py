@@ -119,8 +119,10 @@ def add_lora(model: Any, settings: DistillConfig):
 def weighted_target_loss(model: Any, batch: dict[str, Any]):
     """Mean cross-entropy over target tokens, each weighted by its example's weight.
 
-    Logits are computed only where the next token is a target (a boolean
-    `logits_to_keep` mask), which saves the vocabulary projection on context tokens.
+    Logits are computed only at positions where some row's next token is a target,
+    which saves the vocabulary projection on the prompt. The positions go in as a 1-D
+    `logits_to_keep` tensor: every transformers release we support reads that form,
+    while a 2-D boolean mask is read only by recent ones (older ones raise IndexError).
     """
     import torch
     import torch.nn.functional as F
@@ -129,13 +131,15 @@ def weighted_target_loss(model: Any, batch: dict[str, Any]):
     next_is_target = labels[:, 1:] != IGNORE_INDEX
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = next_is_target
+    positions = keep.any(dim=0).nonzero().flatten()
     output = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
-        logits_to_keep=keep,
+        logits_to_keep=positions,
         use_cache=False,
     )
-    logits = output.logits.reshape(-1, output.logits.shape[-1]).float()
+    # Row-major over (row, position), the same order as the targets below.
+    logits = output.logits[keep[:, positions]].float()
     targets = labels[:, 1:][next_is_target]
     weights = batch["weights"][:, 1:][next_is_target]
     per_token = F.cross_entropy(logits, targets, reduction="none")

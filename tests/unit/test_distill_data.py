@@ -198,3 +198,29 @@ def test_weighted_loss_scales_rehearsal_by_beta(tokenizer):
         reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
     assert float(half) == pytest.approx(0.5 * float(full), rel=1e-5)
     assert float(full) == pytest.approx(float(reference), rel=1e-4)
+
+
+def test_weighted_loss_on_a_padded_batch_matches_the_models_own_loss(tokenizer):
+    """Rows whose targets sit at different positions (a long and a short example padded
+    together) get the same loss as the model's full-logits causal LM loss."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from workbench._distill_train import weighted_target_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+    ))
+    model.eval()
+    long = tokenize_example(tokenizer, example(2), max_length=4096, beta=0.5)
+    short = tokenize_example(tokenizer, example(2, messages=CONVERSATION[:3]), max_length=4096, beta=0.5)
+    assert len(long.input_ids) != len(short.input_ids)
+    batch = collate([long, short], tokenizer.pad_token_id)
+    with torch.no_grad():
+        ours = weighted_target_loss(model, batch)
+        reference = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        ).loss
+    assert float(ours) == pytest.approx(float(reference), rel=1e-4)
