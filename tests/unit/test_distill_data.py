@@ -176,18 +176,25 @@ def test_length_grouped_batches_cover_everything_once_and_reshuffle():
     assert padding <= 10
 
 
-def test_weighted_loss_scales_rehearsal_by_beta(tokenizer):
+def tiny_llama(tokenizer):
+    """A randomly initialised one-layer Llama over the test tokenizer, in eval mode."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from workbench._distill_train import weighted_target_loss
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
     ))
-    model.eval()
+    return model.eval()
+
+
+def test_weighted_loss_scales_rehearsal_by_beta(tokenizer):
+    import torch
+
+    from workbench._distill_train import weighted_target_loss
+
+    model = tiny_llama(tokenizer)
     correction = tokenize_example(tokenizer, example(4), max_length=4096, beta=0.5)
     rehearsal = tokenize_example(tokenizer, example(4, "rehearsal"), max_length=4096, beta=0.5)
     with torch.no_grad():
@@ -204,16 +211,10 @@ def test_weighted_loss_on_a_padded_batch_matches_the_models_own_loss(tokenizer):
     """Rows whose targets sit at different positions (a long and a short example padded
     together) get the same loss as the model's full-logits causal LM loss."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from workbench._distill_train import weighted_target_loss
 
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-    ))
-    model.eval()
+    model = tiny_llama(tokenizer)
     long = tokenize_example(tokenizer, example(2), max_length=4096, beta=0.5)
     short = tokenize_example(tokenizer, example(2, messages=CONVERSATION[:3]), max_length=4096, beta=0.5)
     assert len(long.input_ids) != len(short.input_ids)
