@@ -58,7 +58,9 @@ def test_training_from_the_distill_screen_stores_an_adapter_beside_the_store(tmp
                 screen.query_one(f"#{widget_id}").value = value
             await pilot.press("ctrl+s")
             await pilot.pause()
-            assert screen.training
+            # Not asserting `screen.training` here: the worker may already have finished or
+            # failed by now. The adapter that ctrl+s made is checked below, and the status
+            # line says why if it failed.
             await screen.workers.wait_for_complete()
             for _ in range(20):  # the worker's last message reaches the screen
                 await pilot.pause()
@@ -73,7 +75,7 @@ def test_training_from_the_distill_screen_stores_an_adapter_beside_the_store(tmp
 
     assert seen["count"].startswith("3 examples (3 approved")
     listed = {row[0]: row for row in seen["rows"]}
-    assert set(listed) == {"leafe-run-1", "screen-lora"}
+    assert set(listed) == {"leafe-run-1", "screen-lora"}, seen["status"]
     assert listed["screen-lora"][1:3] == ["leafe", "embedded"] and listed["screen-lora"][3] == "3"
     assert "run 1 · dataset leafe-run-1 · corrections 1,2,4" in listed["screen-lora"][5]
     assert "screen-lora" in seen["status"]
