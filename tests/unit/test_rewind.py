@@ -5,6 +5,7 @@ without holding the store's write lock."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -79,17 +80,21 @@ class WriteLockProbe(GuessEnvironment):
 
     store_path = ""
     outcomes: list[str] = []
+    # Branch steps run in parallel step workers: without this, two probes could hold the
+    # lock against each other and report the pipeline as the culprit.
+    one_probe_at_a_time = threading.Lock()
 
     def step(self, action: str):
-        connection = sqlite3.connect(self.store_path, timeout=0)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.rollback()
-            WriteLockProbe.outcomes.append("free")
-        except sqlite3.OperationalError as error:
-            WriteLockProbe.outcomes.append(str(error))
-        finally:
-            connection.close()
+        with WriteLockProbe.one_probe_at_a_time:
+            connection = sqlite3.connect(self.store_path, timeout=0)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.rollback()
+                WriteLockProbe.outcomes.append("free")
+            except sqlite3.OperationalError as error:
+                WriteLockProbe.outcomes.append(str(error))
+            finally:
+                connection.close()
         return super().step(action)
 
 
