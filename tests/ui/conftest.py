@@ -45,6 +45,17 @@ async def saved(pilot) -> None:
     raise AssertionError("the screens' writes did not finish")
 
 
+async def open_run_screen(pilot, run_id: int, key: str, screen_type: type):
+    """Open a run, press the key of one of its screens, and return that screen."""
+    app = pilot.app
+    app.open_run(run_id)
+    await pilot.pause()
+    await pilot.press(key)
+    await pilot.pause()
+    assert isinstance(app.screen, screen_type), f"{key!r} opened {type(app.screen).__name__}"
+    return app.screen
+
+
 async def until(pilot, condition, what: str, *, polls: int = 600) -> None:
     """Let the app run until `condition()` holds (a worker's result reached the screen).
     Only the outcome is asserted: the bound is there so a broken screen fails, not hangs."""

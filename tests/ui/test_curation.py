@@ -10,7 +10,7 @@ from screens.app import LeafeApp
 from screens.curation import CurationScreen
 from screens.episode import EpisodeScreen
 from screens.modals import EditTextScreen
-from tests.ui.conftest import SIZE, saved
+from tests.ui.conftest import SIZE, open_run_screen, saved
 
 
 def correction(path, correction_id: int) -> dict:
@@ -22,12 +22,7 @@ def correction(path, correction_id: int) -> dict:
 
 
 async def open_curation(app: LeafeApp, pilot, run_id: int) -> CurationScreen:
-    app.open_run(run_id)
-    await pilot.pause()
-    await pilot.press("c")
-    await pilot.pause()
-    assert isinstance(app.screen, CurationScreen)
-    return app.screen
+    return await open_run_screen(pilot, run_id, "c", CurationScreen)
 
 
 def shown(screen: CurationScreen, widget_id: str) -> str:

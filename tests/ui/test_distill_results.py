@@ -12,7 +12,7 @@ from screens.app import LeafeApp
 from screens.distill import DistillScreen
 from screens.results import ResultsScreen
 from screens.widgets.loss_plot import LossPlot, PassAtKPlot
-from tests.ui.conftest import SIZE, until
+from tests.ui.conftest import SIZE, open_run_screen, until
 from workbench.context import Cancelled
 
 
@@ -57,12 +57,7 @@ def adapter_count(path) -> int:
 
 
 async def open_distill(app: LeafeApp, pilot, run_id: int) -> DistillScreen:
-    app.open_run(run_id)
-    await pilot.pause()
-    await pilot.press("d")
-    await pilot.pause()
-    assert isinstance(app.screen, DistillScreen)
-    return app.screen
+    return await open_run_screen(pilot, run_id, "d", DistillScreen)
 
 
 async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypatch):

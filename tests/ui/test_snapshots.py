@@ -10,6 +10,18 @@ from screens.app import LeafeApp
 from tests.ui.conftest import SIZE, until
 
 
+def open_run_and_press(store, key: str):
+    """Open the fixture's LEAFE run, then press `key` (a screen's key)."""
+
+    async def run_before(pilot):
+        pilot.app.open_run(store.leafe_run)
+        await pilot.pause()
+        await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
 def test_runs_screen(store, snap_compare):
     assert snap_compare(LeafeApp(store.path), terminal_size=SIZE)
 
@@ -29,33 +41,15 @@ def test_episode_tree_with_a_note_and_a_branch(store, snap_compare):
 
 
 def test_curation_with_a_diff(store, snap_compare):
-    async def open_curation(pilot):
-        pilot.app.open_run(store.leafe_run)
-        await pilot.pause()
-        await pilot.press("c")
-        await pilot.pause()
-
-    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_curation)
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_run_and_press(store, "c"))
 
 
 def test_results(store, snap_compare):
-    async def open_results(pilot):
-        pilot.app.open_run(store.leafe_run)
-        await pilot.pause()
-        await pilot.press("p")
-        await pilot.pause()
-
-    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_results)
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_run_and_press(store, "p"))
 
 
 def test_distill(store, snap_compare):
-    async def open_distill(pilot):
-        pilot.app.open_run(store.leafe_run)
-        await pilot.pause()
-        await pilot.press("d")
-        await pilot.pause()
-
-    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_distill)
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_run_and_press(store, "d"))
 
 
 def test_live_run_after_a_scripted_run(tmp_path, snap_compare):
@@ -82,10 +76,4 @@ def test_live_run_after_a_scripted_run(tmp_path, snap_compare):
 
 
 def test_help_lists_the_keys_of_the_episode_screen(store, snap_compare):
-    async def open_help(pilot):
-        pilot.app.open_run(store.leafe_run)
-        await pilot.pause()
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_help)
+    assert snap_compare(LeafeApp(store.path), terminal_size=SIZE, run_before=open_run_and_press(store, "question_mark"))
