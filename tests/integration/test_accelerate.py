@@ -81,18 +81,22 @@ def test_pipeline_distill_runs_under_accelerate_launch(tmp_path):
     db.close()
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="gloo process groups are tested on Linux")
-def test_two_processes_train_one_adapter_and_only_rank_zero_writes(tmp_path):
+def launch_two_cpu_processes(command: list[str]):
+    """`accelerate launch` of `command` as two CPU processes (a gloo process group)."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this checks the CPU process group; GPUs take the nccl path")
+    return launch(["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                   "--dynamo_backend", "no", "--main_process_port", str(free_port()), *command], threads=1)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo process groups are tested on Linux")
+def test_two_processes_train_one_adapter_and_only_rank_zero_writes(tmp_path):
     config = write_inputs(tmp_path)
     db_path = tmp_path / "leafe.db"
     open_store(db_path).close()  # created and migrated before the ranks open it
-    done = launch(["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                   "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-                   "-m", "workbench.distill", str(config), "--db", str(db_path), "--name", "two-ranks"], threads=1)
+    done = launch_two_cpu_processes(["-m", "workbench.distill", str(config), "--db", str(db_path), "--name", "two-ranks"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count('"adapter_id"') == 1  # one summary: rank 1 prints nothing
     db = open_store(db_path)
@@ -108,15 +112,9 @@ def test_two_processes_train_one_adapter_and_only_rank_zero_writes(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo process groups are tested on Linux")
 def test_a_distill_only_batch_under_two_processes_is_one_run_with_one_adapter(tmp_path):
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this checks the CPU process group; GPUs take the nccl path")
     config = write_inputs(tmp_path)
     db_path = tmp_path / "leafe.db"
-    done = launch(["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                   "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-                   "-m", "workbench.cli", "--batch", str(config), "--db", str(db_path), "--json"], threads=1)
+    done = launch_two_cpu_processes(["-m", "workbench.cli", "--batch", str(config), "--db", str(db_path), "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)  # one object: the other process prints nothing
     assert summary["status"] == "finished"
