@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from store.db import open_store
+from tests.fixtures.datasets import guess_dataset
 from workbench.adapters import resolve_adapter
 from workbench.config import config_from_dict
 from workbench.errors import LeafeError
@@ -17,24 +18,6 @@ from workbench.pipeline import run_pipeline
 
 pytestmark = pytest.mark.integration
 
-SYSTEM = "You guess a secret number. Answer with one number."
-
-
-def guess_dataset(path: Path) -> list[dict]:
-    rows = []
-    for secret, first in [(3, 5), (7, 5), (9, 4), (1, 6), (8, 2), (6, 9)]:
-        hint = "higher" if first < secret else "lower"
-        messages = [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": "Guess a number from 0 to 9."},
-            {"role": "assistant", "content": str(first)},
-            {"role": "user", "content": f"Wrong, go {hint}. The secret is {secret}."},
-            {"role": "assistant", "content": f"The secret number is {secret}."},
-        ]
-        rows.append({"messages": messages, "kind": "rehearsal" if secret % 3 == 0 else "correction",
-                     "target_start": 4, "task": f"guess/{secret}", "correction_id": None})
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return rows
 
 
 def test_distill_stage_trains_saves_and_loads_an_adapter(tmp_path, monkeypatch):

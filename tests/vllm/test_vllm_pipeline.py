@@ -5,13 +5,12 @@ with the hf backend's. Run in .venv-vllm: `make test-vllm` (pytest -m vllm)."""
 from __future__ import annotations
 
 import importlib.util
-import json
-from pathlib import Path
 
 import pytest
 
 from store.db import open_store
 from tests.conftest import ROOT
+from tests.fixtures.datasets import guess_dataset
 from workbench.config import ModelConfig, config_from_dict
 from workbench.envs._coding_answers import extract_code
 from workbench.models.base import Sampling
@@ -26,22 +25,6 @@ pytestmark = [
 EASY_TASKS = ROOT / "examples" / "easy_tasks.jsonl"
 
 
-def tiny_dataset(path: Path) -> None:
-    """Four chat examples in the export's shape: a wrong first answer, feedback, the fix."""
-    rows = []
-    for number in (2, 3, 5, 7):
-        messages = [
-            {"role": "system", "content": "You write short Python functions."},
-            {"role": "user", "content": f"Write add_{number}(x) that returns x + {number}."},
-            {"role": "assistant", "content": f"```python\ndef add_{number}(x):\n    return x\n```"},
-            {"role": "user", "content": f"Failed: add_{number}(1) returned 1, expected {1 + number}."},
-            {"role": "assistant", "content": f"```python\ndef add_{number}(x):\n    return x + {number}\n```"},
-        ]
-        rows.append({"messages": messages, "kind": "correction", "target_start": 4,
-                     "task": f"add/{number}", "correction_id": None})
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
 def test_a_fresh_adapter_is_evaluated_on_the_engine_that_explored(tmp_path, monkeypatch) -> None:
     import workbench.models.vllm as vllm_backend
 
@@ -54,7 +37,7 @@ def test_a_fresh_adapter_is_evaluated_on_the_engine_that_explored(tmp_path, monk
 
     monkeypatch.setattr(vllm_backend.VLLMGenerator, "__init__", counting_init)
     monkeypatch.chdir(tmp_path)
-    tiny_dataset(tmp_path / "data.jsonl")
+    guess_dataset(tmp_path / "data.jsonl")
     config = config_from_dict({
         "model": {"backend": "vllm", "name": "embedded", "max_new_tokens": 48, "max_model_len": 2048},
         "env": {"kind": "coding", "suite": str(EASY_TASKS), "tasks": 1, "max_steps": 1},
@@ -82,14 +65,17 @@ def test_a_fresh_adapter_is_evaluated_on_the_engine_that_explored(tmp_path, monk
 def test_greedy_actions_agree_with_the_hf_backend_in_float32() -> None:
     """The README's agreement claim: same prompts, greedy, float32, the parsed actions agree
     on most prompts (bfloat16 flips near-ties; see benchmarks/agreement.py)."""
+    from workbench.agent import build_messages
+    from workbench.envs import open_suite
     from workbench.models import make_generator
-    from workbench.prompts import default_prompts
 
-    prompts = default_prompts("coding")
-    tasks = [json.loads(line) for line in EASY_TASKS.read_text().splitlines() if line.strip()][:6]
-    chats = [[{"role": "system", "content": prompts["system"]},
-              {"role": "user", "content": prompts["first_turn"].format(observation=task["prompt"])}]
-             for task in tasks]
+    # The first turns exploration sends: each task's observation through the run's prompts.
+    config = config_from_dict({"env": {"kind": "coding", "suite": str(EASY_TASKS)}})
+    suite = open_suite(config.env)
+    chats = [build_messages(config.prompts, [{"observation": suite.new_environment().reset(task)}],
+                            config.env.max_steps)
+             for task in suite.load_tasks(6)]
+    suite.close()
     greedy = Sampling(temperature=0, max_new_tokens=64)
     actions = {}
     for backend in ("hf", "vllm"):
