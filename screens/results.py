@@ -1,5 +1,6 @@
-"""Pass@k per policy with its 95% interval, a plot of Pass@k against k, and a key to
-launch an evaluation (the `evaluate` stage in a thread worker)."""
+"""Pass@k per policy with its 95% interval, a plot of Pass@k against k, the paired
+comparisons of policies (when the run has any), and a key to launch an evaluation (the
+`evaluate` stage in a thread worker)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from textual.worker import Worker, WorkerState
 from screens.base import WorkbenchScreen
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
 from screens.widgets.loss_plot import PassAtKPlot
+from store import pairs as stored_pairs
 from store import views
+
+OVERLAP_MARK = "*"
+"""After a policy trained on some of the evaluation tasks (not a held-out measure there)."""
 
 
 class EvaluationFinished(Message):
@@ -53,6 +58,7 @@ class ResultsScreen(WorkbenchScreen):
         with Horizontal(id="results-body"):
             yield DataTable(id="evals", cursor_type="row", zebra_stripes=True)
             yield PassAtKPlot(id="passk-plot")
+        yield DataTable(id="pairs", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="eval-form"):
             yield Label("policies", classes="inline-label")
             yield Input(id="eval-policies", compact=True)
@@ -67,6 +73,9 @@ class ResultsScreen(WorkbenchScreen):
         table = self.query_one("#evals", DataTable)
         for label in ("run", "policy", "k", "pass@k", "95% interval", "tasks"):
             table.add_column(label, key=label)
+        pairs = self.query_one("#pairs", DataTable)
+        for label in ("run", "policy", "reference", "k", "Δ pass@k", "95% paired interval", "tasks"):
+            pairs.add_column(label, key=label)
         config = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
         evaluate = config.get("evaluate", {})
         policies = list(evaluate.get("policies") or ["base"])
@@ -82,25 +91,50 @@ class ResultsScreen(WorkbenchScreen):
 
     def reload(self) -> None:
         rows = views.evals(self.db, self.shown_run)
+        overlap = stored_pairs.overlap_by_policy(self.db, self.shown_run)
         table = self.query_one("#evals", DataTable)
         table.clear()
         for row in rows:
             interval = (f"{row['ci_low']:.2f}–{row['ci_high']:.2f}" if row["ci_low"] is not None
                         and row["ci_high"] is not None else "–")
+            policy = row["policy"] + (f" {OVERLAP_MARK}" if (row["run_id"], row["policy"]) in overlap else "")
             table.add_row(
-                Text(str(row["run_id"]), justify="right"), row["policy"], Text(str(row["k"]), justify="right"),
+                Text(str(row["run_id"]), justify="right"), policy, Text(str(row["k"]), justify="right"),
                 Text(f"{row['pass_at_k']:.3f}", style="bold", justify="right"), Text(interval, justify="right"),
                 Text(str(row["n_tasks"] if row["n_tasks"] is not None else "–"), justify="right"),
             )
         self.query_one("#passk-plot", PassAtKPlot).set_curves(views.eval_curves(rows))
+        compared = self.show_pairs()
         scope = f"run {self.shown_run}" if self.shown_run is not None else "every run"
         if rows:
             info = Text.assemble(("Pass@k ", "bold"), f"of {scope}: unbiased estimator over n rollouts per task; "
                                  "interval: bootstrap over tasks. ", ("a", "bold cyan"), " toggles all runs.")
+            if compared:
+                info.append(" Δ: policy minus reference, per task, with a paired bootstrap interval.")
+            if overlap:
+                info.append(f" {OVERLAP_MARK} trained on some of these tasks: not a held-out measure.", style="yellow")
         else:
             info = Text.assemble((f"No evaluation results for {scope} yet. ", "bold"),
                                  "Set the policies below and press ", ("e", "bold cyan"), ".")
         self.query_one("#results-info", Static).update(info)
+
+    def show_pairs(self) -> bool:
+        """Fill the paired comparisons of the shown run(s); the table shows only when there are any."""
+        pairs = stored_pairs.pairs(self.db, self.shown_run)
+        table = self.query_one("#pairs", DataTable)
+        table.clear()
+        for pair in pairs:
+            mark = f" {OVERLAP_MARK}" if pair.overlap_tasks else ""
+            clears_zero = pair.ci_low > 0 or pair.ci_high < 0
+            table.add_row(
+                Text(str(pair.run_id), justify="right"), pair.policy + mark, pair.reference,
+                Text(str(pair.k), justify="right"),
+                Text(f"{pair.diff:+.3f}", style="bold" if clears_zero else "", justify="right"),
+                Text(f"{pair.ci_low:+.2f}–{pair.ci_high:+.2f}", justify="right"),
+                Text(str(pair.n_tasks), justify="right"),
+            )
+        table.display = bool(pairs)
+        return bool(pairs)
 
     def action_toggle_all(self) -> None:
         self.shown_run = self.run_id if self.shown_run is None else None

@@ -224,3 +224,31 @@ def m003_training_and_evaluation(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db["evals"].create_index(["run_id", "policy", "k"], unique=True)
+
+
+@migration
+def m004_paired_evaluation(db: sqlite_utils.Database) -> None:
+    # Policies play the same tasks with the same seeds, so they are compared per task: each
+    # policy against base and against the run's LEAFE adapter, a mean Pass@k difference
+    # with a paired bootstrap interval. Results on tasks a policy was trained on are
+    # flagged: there Pass@k measures memory, not a held-out skill.
+    db["eval_results"].add_column("trained_on", int, not_null_default=0)  # 1: the policy trained on this task
+    db["evals"].add_column("overlap_tasks", int, not_null_default=0)  # of n_tasks, how many it trained on
+    db["eval_pairs"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "policy": str,
+            "reference": str,
+            "k": int,
+            "diff": float,  # mean over tasks of policy's Pass@k minus reference's
+            "ci_low": float,
+            "ci_high": float,
+            "n_tasks": int,  # tasks both policies played
+            "overlap_tasks": int,  # of those, tasks either policy was trained on
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+        defaults={"overlap_tasks": 0},
+    )
+    db["eval_pairs"].create_index(["run_id", "policy", "reference", "k"], unique=True)

@@ -150,12 +150,13 @@ def print_summary(result) -> None:
     counts = ", ".join(f"{value} {key}" for key, value in result.counts.items())
     console.print(f"[bold]run {result.run_id}[/] {result.status}: {counts}")
     for stage, summary in result.summaries.items():
-        shown = {k: v for k, v in summary.items() if k != "table"}
+        shown = {k: v for k, v in summary.items() if k not in ("table", "pairs", "overlap")}
         console.print(f"  {stage}: {shown}")
     if "evaluate" in result.summaries and result.summaries["evaluate"].get("table"):
-        from workbench.evaluate import pass_at_k_table
+        from workbench.evaluate import evaluation_tables
 
-        Console().print(pass_at_k_table(result.summaries["evaluate"]["table"]))
+        for table in evaluation_tables(result.summaries["evaluate"]):
+            Console().print(table)
 
 
 if __name__ == "__main__":

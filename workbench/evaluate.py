@@ -3,26 +3,31 @@
 Each policy plays `n` independent episodes per task under the same interaction budget
 (`env.max_steps`) as exploration, with no reflection and no backtracking. Per policy and
 task the store keeps (n, c) in `eval_results`; per policy and k the mean Pass@k over
-tasks with a seeded 95% bootstrap interval in `evals`. Episodes are stored like any
-other (purpose `evaluate`), so a killed evaluation resumes where it stopped.
+tasks with a seeded 95% bootstrap interval in `evals`. Then each policy is compared per
+task with `base` and with the run's LEAFE adapter (workbench/paired.py), into
+`eval_pairs`. Results on tasks an adapter was trained on are flagged (`trained_on`,
+`overlap_tasks`) besides the warning. Episodes are stored like any other (purpose
+`evaluate`), so a killed evaluation resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlite_utils
 
+from store import pairs as stored_pairs
 from store import queries
 from store.db import transaction
-from workbench.adapters import ADAPTER_PREFIX, resolve_adapter, training_task_names
+from workbench.adapters import ADAPTER_PREFIX, adapter_row_for, resolve_adapter, training_task_names
 from workbench.context import StageContext
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
 from workbench.explore import open_episodes, play_episodes, register_tasks
 from workbench.models.base import Generator, Sampling
+from workbench.paired import compare_policies
 from workbench.passk import mean_pass_at_k
 
 PURPOSE = "evaluate"
@@ -82,8 +87,9 @@ class PolicyGenerators:
             self.adapter_host = None
 
 
-def warn_on_overlap(context: StageContext, policy: str, tasks: Sequence[Task]) -> None:
-    """Pass@k on tasks an adapter trained on measures memory, not skill: say so."""
+def warn_on_overlap(context: StageContext, policy: str, tasks: Sequence[Task]) -> list[str]:
+    """Pass@k on tasks an adapter trained on measures memory, not skill: say so, and
+    return those tasks' names (their results are flagged in the store)."""
     trained = training_task_names(context.db, policy)
     shared = sorted(trained & {task.name for task in tasks})
     if shared:
@@ -92,6 +98,42 @@ def warn_on_overlap(context: StageContext, policy: str, tasks: Sequence[Task]) -
             f"warning: {policy} was trained on {len(shared)} of the {len(tasks)} evaluation tasks "
             f"({shown}); its Pass@k there is not a held-out measure"
         )
+    return shared
+
+
+def leafe_policy(context: StageContext, policies: Sequence[str]) -> str | None:
+    """The evaluated policy that is the adapter this run's LEAFE distill stage trained (the
+    latest, if several), or None: the second reference of the paired comparison."""
+    found: tuple[int, str] | None = None
+    for policy in policies:
+        if not policy.startswith(ADAPTER_PREFIX):
+            continue
+        row = adapter_row_for(context.db, policy)
+        if row and row["kind"] == "leafe" and row["run_id"] == context.run_id and (found is None or row["id"] > found[0]):
+            found = (row["id"], policy)
+    return found[1] if found else None
+
+
+def record_pairs(
+    context: StageContext,
+    counts: Mapping[str, Mapping[int, tuple[int, int]]],
+    trained: Mapping[str, set[int]],
+    ks: Sequence[int],
+) -> tuple[str | None, list[dict]]:
+    """Compare every evaluated policy with base and with the run's LEAFE adapter, per task;
+    store the comparisons and return (the LEAFE policy, the comparisons as dicts)."""
+    settings = context.config.evaluate
+    leafe = leafe_policy(context, list(counts))
+    references = ["base", leafe] if leafe else ["base"]
+    pairs = [
+        dataclasses.asdict(pair)
+        for pair in compare_policies(
+            counts, references, ks, resamples=settings.bootstrap, seed=settings.seed, trained_on=trained
+        )
+    ]
+    with transaction(context.db):
+        stored_pairs.replace_pairs(context.db, context.run_id, pairs)
+    return leafe, pairs
 
 
 def task_counts(db: sqlite_utils.Database, episode_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
@@ -106,9 +148,11 @@ def task_counts(db: sqlite_utils.Database, episode_ids: Sequence[int]) -> dict[i
 
 
 def record_policy(
-    context: StageContext, policy: str, counts: dict[int, tuple[int, int]], ks: Sequence[int]
+    context: StageContext, policy: str, counts: dict[int, tuple[int, int]], ks: Sequence[int],
+    trained: set[int] | frozenset[int] = frozenset(),
 ) -> dict[str, dict[str, float]]:
-    """Write eval_results and evals for one policy; return its row of the table."""
+    """Write eval_results and evals for one policy, flagging the tasks in `trained` (ids
+    the policy was trained on); return its row of the table."""
     settings = context.config.evaluate
     results = [counts[task_id] for task_id in sorted(counts)]
     row: dict[str, dict[str, float]] = {}
@@ -126,6 +170,7 @@ def record_policy(
                 "ci_low": low, "ci_high": high, "n_tasks": len(results),
             })
             row[str(k)] = {"pass_at_k": mean, "ci_low": low, "ci_high": high}
+        stored_pairs.flag_trained_tasks(context.db, context.run_id, policy, trained)
     return row
 
 
@@ -157,7 +202,7 @@ def run_evaluate(context: StageContext) -> dict:
     tasks = context.suite.load_tasks(settings.tasks if settings.tasks is not None else config.env.tasks)
     if not tasks:
         raise LeafeError("evaluate: no tasks to evaluate on")
-    register_tasks(context, tasks)
+    task_ids = register_tasks(context, tasks)
     if settings.temperature <= 0 and settings.n > 1:
         context.say(
             "warning: evaluate.temperature = 0 makes every rollout of a task the same, "
@@ -172,6 +217,9 @@ def run_evaluate(context: StageContext) -> dict:
     generators = PolicyGenerators(context)
     table: dict[str, dict[str, dict[str, float]]] = {}
     successes: dict[str, int] = {}
+    per_task: dict[str, dict[int, tuple[int, int]]] = {}
+    trained: dict[str, set[int]] = {}
+    overlap: dict[str, list[str]] = {}
     untrained = skipped_adapters(context)
     try:
         for policy in policies:
@@ -179,7 +227,10 @@ def run_evaluate(context: StageContext) -> dict:
                 context.say(f"warning: evaluate: {policy} left out: its training stage had nothing to train on")
                 continue
             if policy != "base":
-                warn_on_overlap(context, policy, tasks)
+                shared = warn_on_overlap(context, policy, tasks)
+                if shared:
+                    overlap[policy] = shared
+                    trained[policy] = {task_ids[name] for name in shared}
             episode_ids = open_episodes(
                 context, tasks, purpose=PURPOSE, policy=policy, rollouts=settings.n, seed=settings.seed
             )
@@ -191,16 +242,21 @@ def run_evaluate(context: StageContext) -> dict:
                 # Every policy samples with the same seeds: differences come from the weights.
                 play_episodes(context, episode_ids, generators.for_policy(policy), sampling, stage=f"evaluate {policy}")
             counts = task_counts(context.db, episode_ids)
-            table[policy] = record_policy(context, policy, counts, ks)
+            table[policy] = record_policy(context, policy, counts, ks, trained.get(policy, frozenset()))
             successes[policy] = sum(c for _, c in counts.values())
+            per_task[policy] = counts
     finally:
         generators.close()
+    leafe, pairs = record_pairs(context, per_task, trained, ks)
     return {
         "tasks": len(tasks),
         "n": settings.n,
         "episodes": len(tasks) * settings.n * len(table),
         "successes": successes,
         "table": table,
+        "leafe_policy": leafe,
+        "pairs": pairs,
+        "overlap": overlap,
     }
 
 
@@ -225,15 +281,70 @@ def format_cell(cell: dict[str, float] | None) -> str:
     return f"{cell['pass_at_k']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
 
 
-def pass_at_k_table(table: dict[str, dict[str, dict[str, float]]]):
-    """A Rich table: one row per policy, one column per k, cells `0.42 [0.30, 0.55]`."""
+OVERLAP_MARK = "*"
+
+
+def pass_at_k_table(
+    table: dict[str, dict[str, dict[str, float]]], overlap: Mapping[str, Sequence[str]] | None = None
+):
+    """A Rich table: one row per policy, one column per k, cells `0.42 [0.30, 0.55]`; a
+    policy trained on some of the tasks (`overlap`: policy -> task names) is marked `*`."""
     from rich.table import Table
 
+    overlap = overlap or {}
     ks = sorted({int(k) for row in table.values() for k in row})
     view = Table(title="Pass@k (95% bootstrap interval over tasks)")
     view.add_column("policy", style="bold")
     for k in ks:
         view.add_column(f"pass@{k}", justify="right")
     for policy, row in table.items():
-        view.add_row(policy, *(format_cell(row.get(str(k))) for k in ks))
+        label = f"{policy} {OVERLAP_MARK}" if overlap.get(policy) else policy
+        view.add_row(label, *(format_cell(row.get(str(k))) for k in ks))
+    if any(overlap.get(policy) for policy in table):
+        view.caption = overlap_caption(overlap)
     return view
+
+
+def overlap_caption(overlap: Mapping[str, Sequence[str]]) -> str:
+    parts = [f"{policy} on {len(names)} ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''})"
+             for policy, names in overlap.items() if names]
+    return f"{OVERLAP_MARK} trained on some evaluation tasks, not a held-out measure: " + "; ".join(parts)
+
+
+def format_difference(pair: Mapping[str, float] | None) -> str:
+    if not pair:
+        return "-"
+    return f"{pair['diff']:+.2f} [{pair['ci_low']:+.2f}, {pair['ci_high']:+.2f}]"
+
+
+def paired_table(pairs: Sequence[Mapping[str, object]]):
+    """A Rich table of the paired comparisons: one row per (policy, reference), one column
+    per k, cells `+0.06 [-0.02, +0.14]` (policy minus reference)."""
+    from rich.table import Table
+
+    ks = sorted({int(pair["k"]) for pair in pairs})
+    rows: dict[tuple[str, str], dict[int, Mapping]] = {}
+    for pair in pairs:
+        rows.setdefault((str(pair["policy"]), str(pair["reference"])), {})[int(pair["k"])] = pair
+    view = Table(title="Paired difference in Pass@k, policy - reference (95% paired bootstrap over tasks)")
+    view.add_column("policy", style="bold")
+    view.add_column("reference")
+    for k in ks:
+        view.add_column(f"pass@{k}", justify="right")
+    marked = False
+    for (policy, reference), cells in rows.items():
+        overlapping = any(int(cell.get("overlap_tasks") or 0) for cell in cells.values())
+        marked = marked or overlapping
+        view.add_row(f"{policy} {OVERLAP_MARK}" if overlapping else policy, reference,
+                     *(format_difference(cells.get(k)) for k in ks))
+    if marked:
+        view.caption = f"{OVERLAP_MARK} one side was trained on some of the paired tasks"
+    return view
+
+
+def evaluation_tables(summary: Mapping[str, object]) -> list:
+    """What the batch prints after `evaluate`: the Pass@k table, then the paired comparisons."""
+    tables = [pass_at_k_table(summary["table"], summary.get("overlap"))]  # type: ignore[arg-type]
+    if summary.get("pairs"):
+        tables.append(paired_table(summary["pairs"]))  # type: ignore[arg-type]
+    return tables

@@ -58,8 +58,12 @@ class RunResult:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
         if self.error:
             data["error"] = self.error
-        if "evaluate" in self.summaries and "table" in self.summaries["evaluate"]:
-            data["pass_at_k"] = self.summaries["evaluate"]["table"]
+        evaluate = self.summaries.get("evaluate") or {}
+        if "table" in evaluate:
+            data["pass_at_k"] = evaluate["table"]
+            # Per-task comparisons and the policies not held out on some tasks (see evaluate.py).
+            data["pairs"] = evaluate.get("pairs", [])
+            data["overlap"] = evaluate.get("overlap", {})
         return data
 
 
