@@ -175,6 +175,18 @@ class CurateConfig:
     )
     reviewer: str = setting("auto", "Name recorded with automatic decisions.")
     leakage_words: int = setting(8, "A correction copying this many consecutive note words is rejected.")
+    min_gain: float | None = setting(
+        None,
+        "auto also approves a branch that did not succeed but beat its original path's score by at least "
+        "this much (navigation's \"got closer\"); unset: only successes.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_gain is not None and not self.min_gain > 0:
+            raise ConfigError(
+                f"config: curate.min_gain must be greater than 0 (leave it out to approve only successes), "
+                f"got {self.min_gain}"
+            )
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """Stage 4, curate: decide which corrections become training data.
 
 `auto` approves successful corrections that pass the leakage check and leaves the rest
-proposed; `human` leaves all of them proposed for the TUI. Either way a correction whose
-actions copy a run of `leakage_words` or more words from its note is rejected, with the
-reason recorded: a model trained on it would learn to expect the note.
+proposed; with `min_gain` set it also approves a branch that did not succeed but whose
+score beat its original path's by at least that much (in navigation, a branch that got
+much closer to the goal), recording the gain as the reason. `human` leaves all of them
+proposed for the TUI. Either way a correction whose actions copy a run of
+`leakage_words` or more words from its note is rejected, with the reason recorded: a
+model trained on it would learn to expect the note.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from store.db import transaction
 from workbench.context import StageContext
 from workbench.leakage import copied_run, leakage_reason, trained_actions
 
-__all__ = ["copied_run", "leakage", "run_curate"]
+__all__ = ["copied_run", "gain_reason", "leakage", "run_curate"]
+
+# Scores are floats: 0.7 - 0.4 falls a hair short of 0.3, which a person would call a gain of 0.3.
+GAIN_TOLERANCE = 1e-9
 
 
 def leakage(db, correction: dict, note: str, length: int) -> str | None:
@@ -23,11 +29,25 @@ def leakage(db, correction: dict, note: str, length: int) -> str | None:
     return leakage_reason(note, actions, length)
 
 
+def gain_reason(branch_score: float | None, original_score: float | None, min_gain: float | None) -> str | None:
+    """Why a branch that did not succeed is approved anyway: its score beat the original
+    path's by at least `min_gain`. None when `min_gain` is unset or the gain is smaller."""
+    if min_gain is None or branch_score is None:
+        return None
+    original = original_score or 0.0
+    gain = branch_score - original
+    if gain + GAIN_TOLERANCE < min_gain:
+        return None
+    return (f"score {branch_score:.3g} beat the original path's {original:.3g} by {gain:.3g} "
+            f"(curate.min_gain = {min_gain:g})")
+
+
 def run_curate(context: StageContext) -> dict:
     config = context.config.curate
     rows = list(
         context.db.query(
-            """select corrections.*, notes.text as note, leaf.success as branch_success
+            """select corrections.*, notes.text as note, leaf.success as branch_success,
+               leaf.score as branch_score, episodes.score as episode_score
                from corrections join notes on notes.id = corrections.note_id
                join nodes leaf on leaf.id = corrections.leaf_node_id
                join episodes on episodes.id = leaf.episode_id
@@ -46,6 +66,12 @@ def run_curate(context: StageContext) -> dict:
             elif config.policy == "auto" and row["branch_success"]:
                 record_decision(context.db, row["id"], "approved", reviewer=config.reviewer)
                 counts["approved"] += 1
+            elif config.policy == "auto" and (
+                gain := gain_reason(row["branch_score"], row["episode_score"], config.min_gain)
+            ):
+                record_decision(context.db, row["id"], "approved", reviewer=config.reviewer, reason=gain)
+                counts["approved"] += 1
+                counts["approved_for_gain"] = counts.get("approved_for_gain", 0) + 1
             else:
                 counts["proposed"] += 1
     return counts
