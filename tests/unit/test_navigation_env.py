@@ -248,3 +248,110 @@ def test_an_unknown_or_goal_less_env_id_is_a_setup_error_that_suggests_valid_ids
     assert "MiniGrid-FourRooms-v0" in str(error.value)
     with pytest.raises(EnvironmentSetupError, match="no goal square"):
         suite_for("MiniGrid-Unlock-v0")
+
+
+# -- hazards ---------------------------------------------------------------------------
+# MiniGrid-LavaGapS5-v0 seed 0: the agent starts at column 1, row 1 facing east, with lava
+# right ahead (column 2, rows 1 and 2) and the goal at column 3, row 3, 4 cells away on foot
+# through the gap in row 3. MiniGrid-DistShift1-v0 seed 0: lava from column 3 of row 1.
+
+LAVA_GAP = "MiniGrid-LavaGapS5-v0"
+DIST_SHIFT = "MiniGrid-DistShift1-v0"
+AROUND_THE_LAVA = ["right", "forward", "forward", "left", "forward", "forward"]
+
+
+def test_stepping_into_lava_ends_the_episode_as_a_named_failure_scoring_zero():
+    env = open_suite(EnvConfig(kind="navigation", suite=LAVA_GAP, max_steps=20)).new_environment()
+    observation = env.reset(Task(f"{LAVA_GAP}/0", {"env_id": LAVA_GAP, "seed": 0}))
+    assert "In front of you: a red lava." in observation
+    result = env.step("forward")
+    assert result.feedback["hazard"] == "lava"
+    assert (result.score, result.done, result.feedback["success"]) == (0.0, True, False)
+    assert not step_succeeded(result)
+    assert result.observation.splitlines()[0] == "You stepped into lava. The episode is over: a failure, score 0."
+    assert "You are in the lava." in result.observation
+    json.dumps(result.feedback)
+    # Nothing after it counts, and the score stays 0.
+    after = env.step("left")
+    assert (after.score, after.done) == (0.0, True) and "episode is over" in after.feedback["error"]
+
+
+def test_lava_scores_no_better_than_standing_still_though_it_was_closer_to_the_goal():
+    # In LavaGap the lava cell is one cell nearer the goal on foot (3, was 4): a completion
+    # score would reward it; a hazard scores 0, as turning in place does.
+    env, _ = started(LAVA_GAP, seed=0)
+    into_lava = env.step("forward")
+    assert (into_lava.feedback["distance"], into_lava.feedback["previous_distance"]) == (3, 4)
+    still, _ = started(LAVA_GAP, seed=0)
+    assert into_lava.score == still.step("left").score == 0.0
+    # In DistShift a step that got closer scores above 0, and the next one, into lava, 0.
+    env, _ = started(DIST_SHIFT, seed=0)
+    closer, lava = run(env, ["forward", "forward"])
+    assert closer.score > 0 and "hazard" not in closer.feedback and not closer.done
+    assert (lava.score, lava.feedback["hazard"], lava.done) == (0.0, "lava", True)
+
+
+def test_going_around_the_lava_reaches_the_goal_with_no_hazard():
+    env, _ = started(LAVA_GAP, seed=0)
+    results = run(env, AROUND_THE_LAVA)
+    assert all("hazard" not in result.feedback for result in results)
+    assert (results[-1].score, results[-1].done, results[-1].feedback["reached"]) == (1.0, True, True)
+
+
+def test_restoring_before_the_lava_replays_the_hazard_exactly():
+    env, _ = started(LAVA_GAP, seed=0)
+    run(env, ["right", "left"])
+    state = env.snapshot()
+    first = env.step("forward")
+    assert first.feedback["hazard"] == "lava"
+    env.restore(state)
+    assert env.step("forward") == first
+    env.restore(state)
+    assert run(env, ["right", "forward", "forward", "left", "forward", "forward"])[-1].feedback["success"]
+
+
+def lava_episode(env_id: str, actions: list[str]) -> list[dict]:
+    env, observation = started(env_id, seed=0)
+    steps = [{"action": None, "observation": observation, "feedback": {}, "score": 0.0, "depth": 0}]
+    for depth, action in enumerate(actions, start=1):
+        result = env.step(action)
+        steps.append({"action": action, "observation": result.observation, "feedback": result.feedback,
+                      "score": result.score, "depth": depth})
+    return steps
+
+
+def test_the_template_note_names_the_lava_and_rolls_back_to_the_step_into_it():
+    note, rollback = suite_for(LAVA_GAP).reflect_template(lava_episode(LAVA_GAP, ["right", "left", "forward"]))
+    assert rollback == 3
+    assert note.startswith("Step 3 stepped into lava: the episode ended as a failure (score 0).")
+    assert "the goal was 4 cells away (2 east and 2 south of you)" in note
+    assert "go around it, never forward into it" in note
+    # The step into lava is the mistake even when an earlier step got the agent closer, and
+    # its fact is kept first when the note must be cut to length.
+    note, rollback = suite_for(DIST_SHIFT).reflect_template(lava_episode(DIST_SHIFT, ["hop", "forward", "forward"]))
+    assert rollback == 3
+    assert note.startswith("Step 3 stepped into lava") and len(note.split()) <= 49
+
+
+def test_a_run_into_lava_is_stored_as_a_failure_and_its_note_names_the_lava(workdir):
+    from store.db import open_store
+    from tests.conftest import write_script
+    from workbench.config import config_from_dict
+    from workbench.pipeline import run_pipeline
+
+    task = f"{LAVA_GAP}/0"
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(write_script(workdir / "s.jsonl", {task: ["forward"]}))},
+        "env": {"kind": "navigation", "suite": LAVA_GAP, "tasks": [0], "max_steps": 8},
+        "stages": {"run": ["explore", "reflect"]},
+    })
+    result = run_pipeline(config, db_path=workdir / "s.db")
+    assert result.status == "finished", result.error
+    assert result.summaries["explore"]["successes"] == 0
+    db = open_store(workdir / "s.db")
+    (episode,) = db["episodes"].rows
+    assert (episode["score"], episode["success"], episode["steps"]) == (0.0, 0, 1)
+    (note,) = db["notes"].rows
+    assert "stepped into lava" in note["text"]
+    assert db["nodes"].get(note["rollback_node_id"])["action"] == "forward"
+    db.close()

@@ -1,8 +1,9 @@
 """The navigation template reflector: an experience note from distance and collisions.
 
 Deterministic, so a 135M policy gets notes it could never write itself. The note says
-what the feedback shows (walls hit, steps that moved away from the goal) and what to try
-from the rollback point, never a whole action sequence: a branch must still choose.
+what the feedback shows (a hazard stepped into, walls hit, steps that moved away from the
+goal) and what to try from the rollback point, never a whole action sequence: a branch
+must still choose.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ MAX_LISTED_STEPS = 4
 def reflect_template(steps: list[dict[str, Any]]) -> tuple[str, int]:
     """(note, rollback depth) for one episode path; steps[0] is the reset node.
 
-    The rollback step is the one where the distance last got worse, else the first
-    collision, else the first step after the agent last got closer (step 1 when it never
-    did): the step a branch should redo, with as much of the budget left as possible."""
+    The rollback step is the step into a hazard (lava) when the episode ended in one: the
+    mistake that cost everything. Otherwise it is the one where the distance last got
+    worse, else the first collision, else the first step after the agent last got closer
+    (step 1 when it never did): the step a branch should redo, with as much of the budget
+    left as possible."""
     actions = steps[1:]
     if not actions:
         return "No action was taken. Turn toward the goal, then move forward.", depth_of(steps[-1]) if steps else 0
     feedbacks = [feedback_of(step) for step in actions]
+    hazards = [i for i, fb in enumerate(feedbacks) if fb.get("hazard")]
+    if hazards:
+        return hazard_note(steps, feedbacks, hazards[0]), depth_of(actions[hazards[0]])
     worse = [i for i, fb in enumerate(feedbacks) if got_worse(fb)]
     collisions = [i for i, fb in enumerate(feedbacks) if fb.get("collided")]
     closer = [i for i, fb in enumerate(feedbacks) if got_closer(fb)]
@@ -38,6 +44,22 @@ def reflect_template(steps: list[dict[str, Any]]) -> tuple[str, int]:
     advice = advice_sentence(steps, rollback + 1, reason="worse" if worse else "collided" if collisions else "stalled")
     note = fit_words([fact for fact in facts if fact] + [advice], MAX_NOTE_WORDS)
     return note, depth_of(actions[rollback])
+
+
+def hazard_note(steps: list[dict[str, Any]], feedbacks: list[dict[str, Any]], index: int) -> str:
+    """The note for an episode that ended by stepping into a hazard at actions[index]."""
+    hazard = str(feedbacks[index]["hazard"])
+    depth = depth_of(steps[index + 1])
+    fact = f"Step {depth} stepped into {hazard}: the episode ended as a failure (score 0)."
+    feedback = feedbacks[index]
+    distance = feedback.get("previous_distance")
+    where = goal_direction(steps, index + 1)
+    head = f"Before step {depth}" + (f" the goal was {distance} cells away" if distance is not None else "")
+    head += f" ({where})." if where else "."
+    tip = f"The {hazard} (~) was ahead: turn away and go around it, never forward into it."
+    # The hazard first: when the note must be cut, it is the fact that matters most.
+    facts = [sentence for sentence in (fact, unreadable_sentence(feedbacks[:index])) if sentence]
+    return fit_words([*facts, f"{head} {tip}"], MAX_NOTE_WORDS)
 
 
 def feedback_of(step: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,17 @@ LEGEND = {
 # agent can pick them up): the distance says how far the goal is, not how hard the way is.
 BLOCKING_TYPES = frozenset({"wall", "lava"})
 
+# Cells that end the episode as a failure when the agent steps in (minigrid terminates
+# the episode there): the feedback names them and the episode scores 0, whatever distance
+# it had covered, so a step into lava never looks better than standing still.
+HAZARD_TYPES = frozenset({"lava"})
+
+
+def hazard_at(grid: Any, cell: Cell) -> str | None:
+    """The hazard (`lava`) the agent stands in at `cell`, or None."""
+    obj = grid.get(*cell)
+    return obj.type if obj is not None and obj.type in HAZARD_TYPES else None
+
 
 def cell_symbol(obj: Any) -> str:
     """The map character of one grid object (None is open floor)."""

@@ -3,7 +3,8 @@
 The policy reads the whole map, one character per cell, and answers with one action
 word. Feedback after every action is the walking distance to the goal, whether a
 `forward` was blocked, and a completion score that grows as the agent closes in (only
-reaching the goal scores 1). The distance is counted in cells on foot around walls and
+reaching the goal scores 1). Stepping into a hazard (lava) ends the episode as a failure:
+the feedback names it (`hazard`) and the score is 0. The distance is counted in cells on foot around walls and
 lava, with doors passable whatever their state (a door is a cell the agent can open) and
 keys, balls and boxes passable too (the agent can pick them up). `snapshot`/`restore`
 copy the whole minigrid state, so a branch at a rollback point replays exactly what the
@@ -28,6 +29,7 @@ from workbench.envs._grid_text import (
     direction_words,
     goal_cells,
     goal_distance,
+    hazard_at,
     map_bounds,
     place,
     relative_words,
@@ -143,12 +145,15 @@ class NavigationEnvironment:
         previous, self.distance = self.distance, self.current_distance()
         reached = self.agent_cell() in self.goals
         collided = word == "forward" and self.agent_cell() == before["cell"]
-        self.score = completion_score(reached, self.distance, self.initial_distance)
-        self.over = reached or terminated or truncated or self.steps >= self.max_steps
-        sentence = self.outcome_sentence(word, before, previous, reached)
+        hazard = hazard_at(self.minigrid.grid, self.agent_cell())
+        self.score = 0.0 if hazard else completion_score(reached, self.distance, self.initial_distance)
+        self.over = reached or bool(hazard) or terminated or truncated or self.steps >= self.max_steps
+        sentence = self.outcome_sentence(word, before, previous, reached, hazard)
         feedback = self.feedback(word, previous, collided, reached)
         if collided:
             feedback["blocked_by"] = before["what"]
+        if hazard:
+            feedback["hazard"] = hazard
         return StepResult(f"{sentence}\n{self.render()}", feedback, self.score, self.over)
 
     def snapshot(self) -> dict[str, Any]:
@@ -235,6 +240,9 @@ class NavigationEnvironment:
                  f"In front of you: {ahead}.")
         if env.carrying is not None:
             where += f" You carry {describe_object(env.carrying)}."
+        hazard = hazard_at(env.grid, cell)
+        if hazard:
+            where += f" You are in the {hazard}."  # the map draws the agent over it
         if self.view == "words":
             # Only the words that can matter here: a small model picks up any word it is shown.
             needed = self.needs_objects()
@@ -262,12 +270,13 @@ class NavigationEnvironment:
             return f"The goal is {relative_words(cell, heading, self.goals[0])}, {self.distance} cells away."
         return f"{line}: {direction_words(cell, self.goals[0])} of you, {self.distance} cells away."
 
-    def outcome_sentence(self, word: str, before: dict[str, Any], previous: int | None, reached: bool) -> str:
+    def outcome_sentence(
+        self, word: str, before: dict[str, Any], previous: int | None, reached: bool, hazard: str | None = None
+    ) -> str:
         if reached:
             return "You reached the goal!"
-        here = self.minigrid.grid.get(*self.agent_cell())
-        if here is not None and here.type == "lava":
-            return "You stepped into lava. The episode is over."
+        if hazard:
+            return f"You stepped into {hazard}. The episode is over: a failure, score 0."
         sentence = action_outcome(word, before, self.front_view(), self.agent_cell())
         if word == "forward" and self.agent_cell() != before["cell"]:
             sentence += f" Distance to goal: {self.distance} (was {previous})."
