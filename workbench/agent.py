@@ -171,14 +171,9 @@ class Walker:
         return self.path[-1]["depth"]
 
 
-def can_snapshot(env: Environment) -> bool:
-    """Whether an environment offers snapshot()/restore(); a user's may not, and is then
-    rewound by replaying its actions (which must be deterministic given the task)."""
-    return callable(getattr(env, "snapshot", None)) and callable(getattr(env, "restore", None))
-
-
 def remember_state(context: StageContext, node_id: int, env: Environment) -> None:
-    if can_snapshot(env):
+    # A suite without snapshots is rewound by replaying its actions (deterministic steps).
+    if context.suite.supports_snapshot:
         context.remember_snapshot(node_id, env.snapshot())
 
 
@@ -188,7 +183,7 @@ def environment_at(context: StageContext, task: Task, path: Sequence[dict]) -> E
     env = context.suite.new_environment()
     env.reset(task)
     last = path[-1]["id"]
-    if last in context.snapshots and can_snapshot(env):
+    if last in context.snapshots and context.suite.supports_snapshot:
         env.restore(context.snapshots[last])
         return env
     for step in path[1:]:

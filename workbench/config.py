@@ -98,7 +98,9 @@ class SandboxConfig:
 
 @dataclass
 class EnvConfig:
-    kind: str = setting("coding", "`coding`, `navigation`, or a user class as `module:Class`.")
+    kind: str = setting(
+        "coding", "`coding`, `navigation`, an installed package's environment, or a class as `module:Class`."
+    )
     suite: str = setting(
         "humaneval", "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id."
     )
@@ -141,8 +143,10 @@ class PromptsConfig:
 
 @dataclass
 class ReflectConfig:
-    reflector: Literal["template", "model"] = setting(
-        "template", "Who writes experience notes: rules over the structured feedback, or a model."
+    reflector: str = setting(
+        "template",
+        "Who writes experience notes: `template` (rules over the structured feedback), `model`, "
+        "another registered reflector, or a function as module:function.",
     )
     every: int = setting(0, "Also reflect every N steps of an episode (0: only after failures).")
     model: ModelConfig | None = setting(
@@ -287,8 +291,19 @@ def load_config(path: str | Path) -> Config:
 def config_from_dict(data: dict[str, Any]) -> Config:
     config = build(Config, data, "")
     validate(config)
+    check_reflector(config)
     fill_prompt_defaults(config)
     return config
+
+
+def check_reflector(config: Config) -> None:
+    """The reflector is looked up in its registry now, not when the reflect stage starts."""
+    from workbench.reflectors import find_reflector
+
+    try:
+        find_reflector(config.reflect.reflector)
+    except ConfigError as error:
+        raise ConfigError(f"config: {error}") from None
 
 
 def fill_prompt_defaults(config: Config) -> None:

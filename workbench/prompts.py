@@ -1,4 +1,5 @@
-"""Default prompts per environment kind; `[prompts]` in a config overrides any of them."""
+"""Default prompts of the built-in environment kinds; `[prompts]` in a config overrides any
+of them. A suite declares its own as `default_prompts` (workbench/envs/base.py)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,16 @@ NAVIGATION = {
     "note": "{turn}\n\nA note from an earlier attempt at this point: {note}",
 }
 
-PROMPTS_BY_KIND = {"coding": CODING, "navigation": NAVIGATION}
-
 
 def default_prompts(kind: str) -> dict[str, str]:
-    """The kind's defaults; a user's own `module:Class` environment gets the coding ones
-    unless the class defines a `DEFAULT_PROMPTS` dict (read when the class is loaded)."""
-    return dict(PROMPTS_BY_KIND.get(kind, CODING))
+    """The prompts the suite registered as `kind` declares; the coding ones for a suite that
+    declares none, a plain environment class, or a kind that cannot be found (opening the
+    suite reports that in one line, before a run writes anything)."""
+    from workbench.envs import suite_prompts
+    from workbench.errors import LeafeError
+
+    try:
+        declared = suite_prompts(kind)
+    except LeafeError:
+        declared = None
+    return dict(declared if declared is not None else CODING)

@@ -1,11 +1,8 @@
 """Stage 2, reflect: turn a failed line of play into an experience note and a rollback point.
 
-Reflectors:
-- `template`: rules over the structured feedback, from the environment suite
-  (`suite.reflect_template(path)`), or a generic rule for a user's own environment;
-- `model`: any configured backend (`[reflect.model]`, default the policy) answers a prompt;
-  an answer that cannot be parsed falls back to the template and the note records why;
-- `human`: written in the TUI (`store.curation.add_human_note`).
+The reflector named by `reflect.reflector` writes the notes (workbench/reflectors/:
+`template`, rules over the structured feedback; `model`, any configured backend; or one
+registered by name); `human` notes are written in the TUI (`store.curation.add_human_note`).
 
 The rollback point follows `[backtrack] rollback`: the reflector's choice, the last step, or
 the first step whose feedback was a failure. That step is marked as a backtrack point.
@@ -13,66 +10,12 @@ the first step whose feedback was a failure. That step is marked as a backtrack 
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from store import queries
 from store.db import now, transaction
 from workbench.context import StageContext
-from workbench.models.base import Sampling
-
-NOTE_PATTERN = re.compile(r"NOTE\s*:\s*(.+?)(?:\n\s*ROLLBACK|\Z)", re.IGNORECASE | re.DOTALL)
-ROLLBACK_PATTERN = re.compile(r"ROLLBACK\s*:\s*(?:step\s*)?(\d+)", re.IGNORECASE)
-MAX_NOTE_CHARS = 600
-
-
-@dataclass
-class Reflection:
-    text: str
-    rollback_depth: int  # depth of the step to redo (1 = the first action)
-    author: str  # template | model
-    fallback_reason: str = ""
-
-
-# -- template -----------------------------------------------------------------------
-
-
-def feedback_message(feedback: dict) -> str:
-    for key in ("message", "error"):
-        value = feedback.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, dict) and value.get("message"):
-            return f"{value.get('type', 'error')}: {value['message']}"
-    return ""
-
-
-def generic_template(path: Sequence[dict]) -> tuple[str, int]:
-    """For environments without their own reflection: say what the last step's feedback
-    reported and redo that step."""
-    last = path[-1]
-    message = feedback_message(last["feedback"]) or f"scored {last['score']:.2f} without solving the task"
-    return f"Step {last['depth']} failed: {message[:200]}. Try a different action there.", last["depth"]
-
-
-def template_reflection(context: StageContext, path: Sequence[dict]) -> Reflection:
-    reflect = getattr(context.suite, "reflect_template", None)
-    text, depth = reflect(list(path)) if callable(reflect) else generic_template(path)
-    return Reflection(text=text.strip()[:MAX_NOTE_CHARS], rollback_depth=depth, author="template")
-
-
-# -- model --------------------------------------------------------------------------
-
-
-def describe_steps(path: Sequence[dict], width: int = 400) -> str:
-    lines = [f"Task: {path[0]['observation'][:width]}"]
-    for step in path[1:]:
-        action = (step["action"] or "").strip().replace("\n", "\n    ")
-        feedback = feedback_message(step["feedback"]) or json.dumps(step["feedback"])[:200]
-        lines.append(f"Step {step['depth']} action:\n    {action[:width]}\nStep {step['depth']} result: score {step['score']:.2f}; {feedback[:200]}")
-    return "\n".join(lines)
+from workbench.reflectors import Reflection, find_reflector
 
 
 def task_name_of_episode(context: StageContext, episode_id: int) -> str:
@@ -80,44 +23,6 @@ def task_name_of_episode(context: StageContext, episode_id: int) -> str:
         "select tasks.name from episodes join tasks on tasks.id = episodes.task_id where episodes.id = ?",
         [episode_id],
     ).fetchone()[0]
-
-
-def parse_model_reflection(answer: str, last_step: int) -> tuple[str, int] | str:
-    """(note, rollback depth), or the reason the answer could not be used."""
-    note_match = NOTE_PATTERN.search(answer or "")
-    if not note_match or not note_match.group(1).strip():
-        return "the model's answer has no NOTE line"
-    rollback_match = ROLLBACK_PATTERN.search(answer)
-    if not rollback_match:
-        return "the model's answer has no ROLLBACK step number"
-    depth = int(rollback_match.group(1))
-    if not 1 <= depth <= last_step:
-        return f"the model chose step {depth}, outside 1..{last_step}"
-    return note_match.group(1).strip()[:MAX_NOTE_CHARS], depth
-
-
-def model_reflections(context: StageContext, paths: Sequence[Sequence[dict]]) -> list[Reflection]:
-    """Ask the reflector model about many paths in one batched call."""
-    config = context.config.reflect
-    generator = context.generator(config.model)
-    prompts = [
-        [{"role": "user", "content": config.prompt.format(steps=describe_steps(path), last_step=path[-1]["depth"])}]
-        for path in paths
-    ]
-    answers = generator.generate(
-        prompts, 1, Sampling(temperature=0.0, max_new_tokens=config.max_new_tokens),
-        tags=[task_name_of_episode(context, path[0]["episode_id"]) for path in paths],
-    )
-    reflections = []
-    for path, samples in zip(paths, answers, strict=True):
-        parsed = parse_model_reflection(samples[0].text, path[-1]["depth"])
-        if isinstance(parsed, str):
-            fallback = template_reflection(context, path)
-            fallback.fallback_reason = parsed
-            reflections.append(fallback)
-        else:
-            reflections.append(Reflection(text=parsed[0], rollback_depth=parsed[1], author="model"))
-    return reflections
 
 
 # -- rollback point -----------------------------------------------------------------
@@ -152,10 +57,9 @@ def reflect_on(context: StageContext, paths: Sequence[Sequence[dict]]) -> list[i
     """Write a note for each path (ending at the step reflected on); return the note ids."""
     if not paths:
         return []
-    if context.config.reflect.reflector == "model":
-        reflections = model_reflections(context, paths)
-    else:
-        reflections = [template_reflection(context, path) for path in paths]
+    reflector = find_reflector(context.config.reflect.reflector)
+    task_names = [task_name_of_episode(context, path[0]["episode_id"]) for path in paths]
+    reflections = reflector(context, paths, task_names)
     note_ids = []
     with transaction(context.db):
         for path, reflection in zip(paths, reflections, strict=True):

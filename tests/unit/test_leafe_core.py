@@ -14,7 +14,7 @@ from tests.conftest import GUESS_ENV, ROOT, write_script
 from workbench.config import config_from_dict
 from workbench.curate import copied_run
 from workbench.pipeline import run_pipeline
-from workbench.reflect import parse_model_reflection
+from workbench.reflectors.model import parse_model_reflection
 
 LEAFE = ["explore", "reflect", "backtrack", "curate", "export"]
 WRONG_ADD = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"

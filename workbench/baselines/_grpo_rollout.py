@@ -87,9 +87,7 @@ class EpisodeRollout:
             for row, new_ids in zip(live, self.sample(model, tokenizer, live), strict=True):
                 self.play(row, new_ids, tokenizer, turn, max_steps)
         for row in rows:
-            close = getattr(row.env, "close", None)
-            if close:
-                close()
+            self.context.suite.close_environment(row.env)
         return {
             "prompt_ids": [row.prompt_ids for row in rows],
             "completion_ids": [row.completion_ids for row in rows],

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench._distill_data import make_example
-from workbench.agent import can_snapshot, clean_text, execute, step_workers
+from workbench.agent import clean_text, execute, step_workers
 from workbench.baselines._common import (
     Budget,
     finished_adapter,
@@ -94,11 +94,10 @@ class Collection:
 def expert_action(context: StageContext, line: Line) -> str | None:
     """The expert's next action at this state, or None when there is no expert."""
     suite = context.suite
-    if hasattr(suite, "expert_action"):
-        return str(suite.expert_action(line.env))
-    if hasattr(line.env, "expert_action"):
-        return str(line.env.expert_action())
-    if len(line.path) == 1 and hasattr(suite, "canonical_solution"):
+    action = suite.expert_action(line.env)
+    if action is not None:
+        return action
+    if len(line.path) == 1:
         code = suite.canonical_solution(line.task)
         return f"```python\n{code.rstrip()}\n```" if code else None
     return None
@@ -107,7 +106,7 @@ def expert_action(context: StageContext, line: Line) -> str | None:
 def environment_copy(context: StageContext, line: Line) -> Environment:
     env = context.suite.new_environment()
     env.reset(line.task)
-    if can_snapshot(line.env):
+    if context.suite.supports_snapshot:
         env.restore(line.env.snapshot())
     else:  # no snapshot: the same state by replaying the expert's actions so far
         for step in line.path[1:]:
@@ -281,9 +280,7 @@ def collect(context: StageContext, tasks: list[Task], budget: Budget) -> Collect
                 context.progress.advance(len(live) * per_state, used=collection.used,
                                          examples=len(collection.examples))
             for line in lines:
-                close = getattr(line.env, "close", None)
-                if close:
-                    close()
+                context.suite.close_environment(line.env)
             if collection.states == states_before:
                 break
     context.progress.finish()

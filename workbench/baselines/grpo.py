@@ -76,9 +76,7 @@ class Scorer:
             env = self.context.suite.new_environment()
             env.reset(self.tasks[name])
             result, _ = execute(env, clean_text(text)[0])
-            close = getattr(env, "close", None)
-            if close:
-                close()
+            self.context.suite.close_environment(env)
             scores.append(float(result.score))
         self.rewards.extend(scores)
         return scores

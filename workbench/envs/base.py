@@ -1,16 +1,28 @@
-"""The Environment protocol every task family implements (DESIGN.md, "Environments").
+"""What an environment kind implements (DESIGN.md, "Environments"): a `Suite` and its
+`Environment`s.
 
 An environment instance runs one episode at a time: `reset(task)` gives the first
 observation, `step(action_text)` executes one action and answers with rich feedback.
-`snapshot()`/`restore()` let backtracking rewind; they are optional for a user's own
-environment, which is then rewound by `reset(task)` and a replay of the stored actions
-from the root (so its steps must be deterministic given the task and the actions).
+`snapshot()`/`restore()` let backtracking rewind, where the suite says so
+(`Suite.supports_snapshot`); otherwise an environment is rewound by `reset(task)` and a
+replay of the stored actions from the root (so its steps must be deterministic given the
+task and the actions).
+
+A suite lists the tasks, makes environments, and declares the optional parts later
+stages use (a template reflection, an expert, a canonical solution, snapshots, default
+prompts): each has a default on `Suite` that means "not offered", so a stage asks the
+suite instead of probing it.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from workbench.config import EnvConfig
 
 
 @dataclass(frozen=True)
@@ -55,11 +67,12 @@ class Environment(Protocol):
         ...
 
     def snapshot(self) -> Any:
-        """The state needed to come back to this exact point (optional: see the module)."""
+        """The state needed to come back to this exact point; called only where the suite's
+        `supports_snapshot` is true."""
         ...
 
     def restore(self, state: Any) -> None:
-        """Return to a state taken by `snapshot`."""
+        """Return to a state taken by `snapshot` (where the suite's `supports_snapshot` is true)."""
         ...
 
 
@@ -67,3 +80,56 @@ class TaskLoader(Protocol):
     """How a kind of environment lists its tasks: `load_tasks(suite, selection)`."""
 
     def __call__(self, suite: str, selection: int | list[str | int] | None) -> list[Task]: ...
+
+
+class Suite(ABC):
+    """An environment kind as the stages see it. Subclass it, implement `load_tasks` and
+    `new_environment`, override the optional parts it offers, and register it by name with
+    `@register_suite("name")` (workbench.envs)."""
+
+    kind: str = ""
+    """The name the config gave (`env.kind`): stored with each task of a run."""
+
+    default_prompts: Mapping[str, str] | None = None
+    """The policy's prompts for this kind (keys of `[prompts]`); None: the coding ones."""
+
+    supports_snapshot: bool = False
+    """Whether this suite's environments snapshot() and restore(). False: backtracking
+    rewinds by reset(task) and a replay of the stored actions, so step() must then be
+    deterministic given the task and the actions."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.kind = config.kind
+
+    @abstractmethod
+    def load_tasks(self, selection: int | list[str | int] | None) -> list[Task]:
+        """The tasks named by `env.tasks` (a count of first tasks or a list of names/seeds)."""
+
+    @abstractmethod
+    def new_environment(self) -> Environment:
+        """A fresh environment for one episode."""
+
+    def close(self) -> None:
+        """Stop anything the suite started (sandbox servers ...); by default nothing."""
+        return None
+
+    def close_environment(self, env: Environment) -> None:
+        """Release what one environment holds once its episode is over; by default nothing."""
+        return None
+
+    # -- optional parts: None means "not offered" ----------------------------------------
+
+    def reflect_template(self, steps: list[dict[str, Any]]) -> tuple[str, int] | None:
+        """An experience note from the steps' feedback and the depth of the step to redo
+        (steps[0] is the root); None: the template reflector's generic rule is used."""
+        return None
+
+    def expert_action(self, env: Environment) -> str | None:
+        """The expert's next action from `env`'s current state (the Early Experience
+        baseline's expert); None: no expert here."""
+        return None
+
+    def canonical_solution(self, task: Task) -> str | None:
+        """A reference answer to `task` as one action; None: the suite has none."""
+        return None

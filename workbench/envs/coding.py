@@ -16,14 +16,16 @@ import threading
 from typing import Any
 
 from workbench.config import EnvConfig
+from workbench.envs import register_suite
 from workbench.envs._coding_answers import compose_program, extract_code, prompt_parts
 from workbench.envs._coding_checks import TestPlan, plan_tests
 from workbench.envs._coding_feedback import feedback_from, observation_text
 from workbench.envs._coding_notes import experience_note, feedback_of
 from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
-from workbench.envs.base import StepResult, Task
+from workbench.envs.base import StepResult, Suite, Task
 from workbench.envs.sandbox import Sandbox
 from workbench.errors import EnvironmentSetupError
+from workbench.prompts import CODING
 
 __all__ = [
     "INSTRUCTION", "WORDS_INSTRUCTION", "CodingEnvironment", "CodingSuite", "TestPlan",
@@ -41,13 +43,15 @@ WORDS_INSTRUCTION = (
 )
 
 
-class CodingSuite:
+@register_suite("coding")
+class CodingSuite(Suite):
     """HumanEval or a JSONL file of tasks in its shape, with one shared sandbox."""
 
-    kind = "coding"
+    default_prompts = CODING
+    supports_snapshot = True
 
     def __init__(self, config: EnvConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self._records: list[dict[str, Any]] | None = None
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()

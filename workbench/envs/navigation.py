@@ -18,6 +18,7 @@ import difflib
 import re
 from typing import Any
 
+from workbench.envs import register_suite
 from workbench.envs._grid_planner import first_expert_action
 from workbench.envs._grid_reflect import reflect_template as grid_reflect_template
 from workbench.envs._grid_text import (
@@ -36,8 +37,9 @@ from workbench.envs._grid_text import (
     render_map,
     walk_distances,
 )
-from workbench.envs.base import StepResult, Task
+from workbench.envs.base import StepResult, Suite, Task
 from workbench.errors import EnvironmentSetupError
+from workbench.prompts import NAVIGATION
 
 ACTION_WORDS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
 ACTIONS_LINE = (
@@ -305,13 +307,15 @@ def task_seed(task: Task) -> int:
     return int(seed if seed is not None else task.name.rsplit("/", 1)[1])
 
 
-class NavigationSuite:
+@register_suite("navigation")
+class NavigationSuite(Suite):
     """MiniGrid tasks: one env id (`env.suite`), one task per seed."""
 
-    kind = "navigation"
+    default_prompts = NAVIGATION
+    supports_snapshot = True
 
     def __init__(self, config: Any) -> None:
-        self.config = config
+        super().__init__(config)
         self.env_id = config.suite
         # Fail now, not mid-run: an unknown id, or an env with no goal to measure to.
         NavigationEnvironment(config.max_steps, getattr(config, "view", "map")).reset(Task(f"{self.env_id}/0", {"env_id": self.env_id, "seed": 0}))
@@ -346,9 +350,6 @@ class NavigationSuite:
 
     def new_environment(self) -> NavigationEnvironment:
         return NavigationEnvironment(self.config.max_steps, getattr(self.config, "view", "map"))
-
-    def close(self) -> None:
-        pass
 
     def expert_action(self, env: NavigationEnvironment) -> str:
         """The next action of a shortest plan from `env`'s current state.
