@@ -92,22 +92,40 @@ async def test_question_mark_lists_every_key_of_the_screen(store):
         assert {"Approve", "Edit", "Reject", "Note", "Undo", "Mark", "Approve marked", "Reject marked", "Back"} <= described
 
 
-async def test_every_binding_has_a_description_and_an_id():
-    from screens.app import LeafeApp as App
-    from screens.curation import CurationScreen
-    from screens.distill import DistillScreen
-    from screens.episode import EpisodeScreen
-    from screens.help import HelpScreen as Help
-    from screens.live import LiveScreen as Live
-    from screens.modals import ConfirmScreen, EditTextScreen
-    from screens.results import ResultsScreen
-    from screens.runs import RunsScreen as Runs
-    from screens.widgets.trajectory_tree import TrajectoryTree
+def binding_owners() -> dict[str, type]:
+    """Every class under screens/ (screens, modals, widgets, the app) that declares its own
+    BINDINGS, found by importing each module: a screen added tomorrow is checked too."""
+    import importlib
+    import inspect
+    import pkgutil
 
-    for owner in (App, Runs, EpisodeScreen, CurationScreen, DistillScreen, ResultsScreen, Live, Help,
-                  ConfirmScreen, EditTextScreen, TrajectoryTree):
+    from textual.dom import DOMNode
+
+    import screens
+
+    owners = {}
+    for info in pkgutil.walk_packages(screens.__path__, "screens."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, DOMNode) and "BINDINGS" in vars(cls):
+                owners[f"{module.__name__}.{cls.__qualname__}"] = cls
+    return owners
+
+
+def test_every_binding_has_a_description_and_an_id():
+    from textual.binding import Binding
+
+    owners = binding_owners()
+    # Each file that assigns BINDINGS is represented, so the discovery cannot miss one.
+    declaring = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in (REPO / "screens").rglob("*.py") if "    BINDINGS" in path.read_text()
+    }
+    assert declaring and declaring == {name.rsplit(".", 1)[0] for name in owners}
+    for name, owner in owners.items():
         for binding in owner.BINDINGS:
-            assert binding.description and binding.id, f"{owner.__name__}: {binding.key}"
+            assert isinstance(binding, Binding), f"{name}: {binding!r} is a tuple, with no id"
+            assert binding.description and binding.id, f"{name}: {binding.key}"
 
 
 async def test_command_palette_offers_the_screen_actions(store):
