@@ -7,7 +7,7 @@ text goes through the same action parser in `workbench.agent`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]
 """A chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
@@ -68,6 +68,21 @@ class Generator(Protocol):
     def close(self) -> None:
         """Release the engine, threads or server the backend holds."""
         ...
+
+
+class ChatTemplateTokens:
+    """`render` and `count_tokens` for the backends that hold the model's own tokenizer
+    (hf, vllm): both render a prompt the same way, so both see the same tokens."""
+
+    tokenizer: Any
+
+    def render(self, prompt: ChatPrompt) -> list[int]:
+        """Token ids of `prompt` through the model's chat template, ready for an answer."""
+        return render_chat(self.tokenizer, prompt)
+
+    def count_tokens(self, prompt: ChatPrompt) -> int:
+        """Tokens the prompt takes once rendered with the chat template."""
+        return len(self.render(prompt))
 
 
 def render_chat(tokenizer, prompt: ChatPrompt) -> list[int]:

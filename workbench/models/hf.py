@@ -14,7 +14,7 @@ from pathlib import Path
 from workbench.config import ModelConfig
 from workbench.errors import ModelNotFoundError
 from workbench.models import resolve_model_source
-from workbench.models.base import ChatPrompt, Completion, Sampling, greedy_once, render_chat
+from workbench.models.base import ChatPrompt, ChatTemplateTokens, Completion, Sampling, greedy_once
 
 CPU_CONTEXT_CAP = 4096  # longer contexts are possible but slow to the point of uselessness on CPU
 
@@ -77,7 +77,7 @@ def cache_argument() -> str:
     return "cache" if "cache" in getattr(utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
 
 
-class HFGenerator:
+class HFGenerator(ChatTemplateTokens):
     """Chat completions with transformers; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -120,12 +120,6 @@ class HFGenerator:
             self.adapter_path = str(path)
 
     # -- generation --------------------------------------------------------------------
-
-    def render(self, prompt: ChatPrompt) -> list[int]:
-        return render_chat(self.tokenizer, prompt)
-
-    def count_tokens(self, prompt: ChatPrompt) -> int:
-        return len(self.render(prompt))
 
     def generate(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 from workbench.config import ModelConfig
 from workbench.errors import LeafeError, ModelNotFoundError
 from workbench.models import resolve_model_source
-from workbench.models.base import ChatPrompt, Completion, Sampling, greedy_once, render_chat
+from workbench.models.base import ChatPrompt, ChatTemplateTokens, Completion, Sampling, greedy_once
 
 INSTALL_HINT = "run `make vllm-setup` and use .venv-vllm/bin/leafe-tui"
 MAX_LORA_RANK = 64
@@ -139,7 +139,7 @@ def adapter_rank(path: str) -> int:
         return 0
 
 
-class VLLMGenerator:
+class VLLMGenerator(ChatTemplateTokens):
     """Chat completions with vLLM's offline engine; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -229,12 +229,6 @@ class VLLMGenerator:
         return None if self.adapter is None else self.adapter.lora_int_id
 
     # -- generation --------------------------------------------------------------------
-
-    def render(self, prompt: ChatPrompt) -> list[int]:
-        return render_chat(self.tokenizer, prompt)
-
-    def count_tokens(self, prompt: ChatPrompt) -> int:
-        return len(self.render(prompt))
 
     def generate(
         self,
