@@ -15,7 +15,13 @@ from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
 from screens.modals import EditResult, EditTextScreen
-from screens.progress_bridge import LogLine, MessageProgress, NodeStored, StageProgress
+from screens.progress_bridge import (
+    LogLine,
+    MessageProgress,
+    NodeStored,
+    PendingNodes,
+    StageProgress,
+)
 from screens.widgets.step_detail import StepDetail
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
 from screens.words import counted
@@ -31,20 +37,6 @@ class BranchFinished(Message):
         super().__init__()
         self.original_id = original_id
         self.node_ids = node_ids
-
-
-class PendingNodes:
-    """Steps reported by a worker, applied to the tree at most a few times a second."""
-
-    def __init__(self) -> None:
-        self.node_ids: list[int] = []
-
-    def add(self, node_id: int) -> None:
-        self.node_ids.append(node_id)
-
-    def take(self) -> list[int]:
-        taken, self.node_ids = self.node_ids, []
-        return taken
 
 
 class EpisodeScreen(WorkbenchScreen):

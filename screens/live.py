@@ -28,7 +28,13 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
-from screens.progress_bridge import LogLine, MessageProgress, NodeStored, StageProgress
+from screens.progress_bridge import (
+    LogLine,
+    MessageProgress,
+    NodeStored,
+    PendingNodes,
+    StageProgress,
+)
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
 from store import views
 
@@ -75,7 +81,7 @@ class LiveScreen(WorkbenchScreen):
         super().__init__(None)
         self.cancel = threading.Event()
         self.running = False
-        self.pending: list[int] = []
+        self.pending = PendingNodes()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -229,7 +235,7 @@ class LiveScreen(WorkbenchScreen):
     def on_node_stored(self, message: NodeStored) -> None:
         if self.run_id is None and message.episode_id:
             self.adopt_run(views.run_of_episode(self.db, message.episode_id))
-        self.pending.append(message.node_id)
+        self.pending.add(message.node_id)
 
     def adopt_run(self, run_id: int | None) -> None:
         if run_id is None:
@@ -239,8 +245,8 @@ class LiveScreen(WorkbenchScreen):
         self.set_titles()
 
     def flush_pending(self) -> None:
-        if self.pending:
-            node_ids, self.pending = self.pending, []
+        node_ids = self.pending.take()
+        if node_ids:
             self.tree.add_live_nodes(node_ids, follow=True)
 
     def on_stage_progress(self, message: StageProgress) -> None:

@@ -41,6 +41,21 @@ class NodeStored(Message):
         self.episode_id = episode_id
 
 
+
+class PendingNodes:
+    """Steps reported by `NodeStored`, applied to a tree at most a few times a second (the
+    episode and live screens both collect them here between refreshes)."""
+
+    def __init__(self) -> None:
+        self.node_ids: list[int] = []
+
+    def add(self, node_id: int) -> None:
+        self.node_ids.append(node_id)
+
+    def take(self) -> list[int]:
+        taken, self.node_ids = self.node_ids, []
+        return taken
+
 class LogLine(Message):
     """A line from a stage for the log pane."""
 
