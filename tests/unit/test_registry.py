@@ -96,6 +96,18 @@ def install_lamp_package(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def imports_forgotten(monkeypatch):
+    """What a test imports or registers in this process is forgotten after it."""
+    monkeypatch.setattr(SUITES, "entries", dict(SUITES.entries))
+    monkeypatch.setattr(REFLECTORS, "entries", dict(REFLECTORS.entries))
+    modules = set(sys.modules)
+    yield
+    for name in set(sys.modules) - modules:
+        if name.split(".")[0] in ("leafe_lamp", "lamp_home"):
+            del sys.modules[name]
+
+
 def batch(config: Path, *arguments: str, site: Path | None = None) -> subprocess.CompletedProcess:
     paths = [str(site)] if site else []
     return subprocess.run(
@@ -165,7 +177,7 @@ def test_an_unknown_reflector_is_one_line_listing_the_known_ones(tmp_path):
     assert not (tmp_path / "s.db").exists()
 
 
-def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch):
+def test_a_broken_entry_point_is_one_line_naming_it(tmp_path, monkeypatch, imports_forgotten):
     site = install_lamp_package(tmp_path / "site")
     (site / "leafe_lamp-0.1.dist-info" / "entry_points.txt").write_text(
         "[leafe_tui.environments]\nlamp = leafe_lamp:NoSuchSuite\n"
@@ -239,7 +251,7 @@ def test_module_names_reach_a_suite_and_a_reflector_and_rewinds_replay_without_s
     assert branch[0] == ("2", "At 2.")
 
 
-def test_a_built_in_is_one_module_in_the_home_package(tmp_path, monkeypatch):
+def test_a_built_in_is_one_module_in_the_home_package(tmp_path, monkeypatch, imports_forgotten):
     # A home package like workbench/envs/: its __init__ holds the registry, each module
     # registers what it defines.
     home = tmp_path / "lamp_home"
@@ -265,7 +277,7 @@ def test_a_built_in_is_one_module_in_the_home_package(tmp_path, monkeypatch):
         registry.find("lava")
 
 
-def test_one_name_cannot_be_registered_twice():
+def test_one_name_cannot_be_registered_twice(imports_forgotten):
     class Impostor(Suite):
         def load_tasks(self, selection):
             return []
