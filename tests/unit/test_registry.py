@@ -18,6 +18,7 @@ import pytest
 
 from store.db import open_store
 from tests.conftest import ROOT, write_config, write_script
+from tests.fixtures.guess_env import GuessEnvironment
 from workbench.config import config_from_dict
 from workbench.envs import SUITES, open_suite
 from workbench.envs.base import StepResult, Suite, Task
@@ -316,3 +317,26 @@ def test_stages_ask_the_suite_and_never_probe_for_its_optional_parts():
         for number, line in enumerate(path.read_text().splitlines(), 1) if probe.search(line)
     ]
     assert found == []
+
+
+class ClosingGuess(GuessEnvironment):
+    """A plain class that holds something to release: its close() counts the calls."""
+
+    closed = 0
+
+    def close(self) -> None:
+        type(self).closed += 1
+
+
+def test_a_baseline_releases_each_environment_it_opens(workdir, monkeypatch):
+    from workbench.baselines.grpo import Scorer
+    from workbench.context import StageContext
+
+    monkeypatch.setattr(ClosingGuess, "closed", 0)
+    config = config_from_dict({"env": {"kind": f"{__name__}:ClosingGuess", "tasks": 1}})
+    suite = open_suite(config.env)
+    context = StageContext(db=open_store(workdir / "s.db"), run_id=1, config=config, suite=suite)
+    scorer = Scorer(context, {task.name: task for task in suite.load_tasks(1)}, budget=10)
+    # guess/0's secret is 3: a right answer scores 1, one two away 0.8.
+    assert scorer([[], []], ["3", "5"], ["guess/0", "guess/0"]) == [1.0, 0.8]
+    assert ClosingGuess.closed == 2
