@@ -97,15 +97,20 @@ def install_lamp_package(folder: Path) -> Path:
     return folder
 
 
+TEMPORARY_PACKAGES = ("leafe_lamp", "lamp_home")
+
+
 @pytest.fixture
-def imports_forgotten(monkeypatch):
-    """What a test imports or registers in this process is forgotten after it."""
-    monkeypatch.setattr(SUITES, "entries", dict(SUITES.entries))
-    monkeypatch.setattr(REFLECTORS, "entries", dict(REFLECTORS.entries))
-    modules = set(sys.modules)
+def imports_forgotten():
+    """The packages a test installs in a temporary folder, and what they registered, are
+    forgotten after it; the built-ins stay registered (their modules stay imported)."""
     yield
-    for name in set(sys.modules) - modules:
-        if name.split(".")[0] in ("leafe_lamp", "lamp_home"):
+    for registry in (SUITES, REFLECTORS):
+        for name, entry in list(registry.entries.items()):
+            if entry.__module__.split(".")[0] in TEMPORARY_PACKAGES:
+                del registry.entries[name]
+    for name in list(sys.modules):
+        if name.split(".")[0] in TEMPORARY_PACKAGES:
             del sys.modules[name]
 
 
