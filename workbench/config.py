@@ -27,6 +27,7 @@ STAGES = (
     "baseline:rft",
     "baseline:grpo",
     "baseline:early_experience",
+    "ablation:no_note",
     "evaluate",
 )
 TRAINING_STAGES = ("distill", "baseline:rft", "baseline:grpo", "baseline:early_experience")
@@ -238,13 +239,31 @@ class EvaluateConfig:
 class BaselinesConfig:
     rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.")
     grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.")
-    grpo_steps: int = setting(20, "grpo: optimiser steps.")
+    grpo_steps: int = setting(
+        0, "grpo: optimiser steps; 0 derives them from the budget, so grpo spends [experiment] env_steps."
+    )
     grpo_multi_turn: bool = setting(
         False,
         "grpo: play whole episodes, feedback turns masked from the loss (trl rollout_func); "
         "off: reward the first action only (cheaper on a CPU).",
     )
     alternatives: int = setting(3, "early_experience: alternative actions per expert state.")
+
+
+@dataclass
+class ExperimentConfig:
+    env_steps: int = setting(
+        0,
+        "Interaction budget: environment steps every trained method spends (within 5%, else a warning); "
+        "0: what LEAFE's exploration and backtracking spend in the run.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.env_steps < 0:
+            raise ConfigError(
+                f"config: experiment.env_steps must be 0 (match LEAFE) or a positive number of steps, "
+                f"got {self.env_steps}"
+            )
 
 
 @dataclass
@@ -266,6 +285,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
 
 

@@ -152,7 +152,9 @@ def train_adapter(
             "first_loss": result.first_loss,
             "steps": result.steps,
             "epochs": settings.epochs,
-            "tokens": result.tokens,
+            "tokens": result.tokens,  # a stage's own metrics replace it with the tokens generated
+            "train_examples": result.n_examples,
+            "train_tokens": result.tokens,
             "target_tokens": result.target_tokens,
             "tokens_per_second": result.tokens_per_second,
             "wall_time": result.train_seconds + result.load_seconds,
@@ -238,7 +240,9 @@ def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any
     row = adapter_row(db, adapter_id)
     metrics = row["metrics"]
     keys = ("first_loss", "final_loss", "steps", "n_examples", "n_skipped", "tokens_per_second",
-            "wall_time", "env_steps_budget", "env_steps_used")
+            "wall_time", "env_steps_budget", "env_steps_used",
+            # equal budgets (workbench.budget): spent, generated, training compute
+            "env_steps", "tokens", "train_examples", "train_tokens", "budget_warning")
     return {
         "adapter_id": adapter_id,
         "name": row["name"],
@@ -277,6 +281,8 @@ def warn_without_corrections(context: StageContext, dataset_path: str) -> None:
 
 
 def run_distill(context: StageContext) -> dict:
+    from workbench.budget import leafe_accounting
+
     settings = context.config.distill
     name = settings.name or f"leafe-run-{context.run_id}"
     done = existing_adapter(context.db, name, context.run_id)
@@ -297,6 +303,8 @@ def run_distill(context: StageContext) -> dict:
         "run_id": context.run_id,
         "kind": "leafe",
         "env_steps": leafe_env_steps(context.db, context.run_id),
+        # What LEAFE spent against [experiment] env_steps, with the warning if it missed it.
+        "metrics": leafe_accounting(context),
     }
     # Under a launch of several processes, the others train on the same plan (launch.py).
     send_distill_plan(plan)

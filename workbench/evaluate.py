@@ -20,6 +20,7 @@ import sqlite_utils
 
 from store import pairs as stored_pairs
 from store import queries
+from store.budget import adapter_budgets
 from store.db import transaction
 from workbench.adapters import ADAPTER_PREFIX, adapter_row_for, resolve_adapter, training_task_names
 from workbench.context import StageContext
@@ -257,6 +258,8 @@ def run_evaluate(context: StageContext) -> dict:
         "leafe_policy": leafe,
         "pairs": pairs,
         "overlap": overlap,
+        # What each trained method spent and trained on, beside what it scored (budget.py).
+        "budgets": adapter_budgets(context.db, context.run_id),
     }
 
 
@@ -347,4 +350,8 @@ def evaluation_tables(summary: Mapping[str, object]) -> list:
     tables = [pass_at_k_table(summary["table"], summary.get("overlap"))]  # type: ignore[arg-type]
     if summary.get("pairs"):
         tables.append(paired_table(summary["pairs"]))  # type: ignore[arg-type]
+    if summary.get("budgets"):
+        from workbench.budget import budgets_table
+
+        tables.append(budgets_table(summary["budgets"]))  # type: ignore[arg-type]
     return tables

@@ -7,8 +7,8 @@ from __future__ import annotations
 from store.db import open_store
 from tests.conftest import write_script
 from tests.fixtures.guess_env import GuessHistoryGame
-from workbench.baselines._common import Budget
 from workbench.baselines.early_experience import EXPERT, REFLECTION, WORLD, collect
+from workbench.budget import Budget
 from workbench.config import config_from_dict
 from workbench.context import StageContext
 from workbench.envs import open_suite

@@ -2,8 +2,10 @@
 their datasets (written atomically and recorded), and training an adapter with the same
 [distill] LoRA settings as LEAFE.
 
-The budget is what LEAFE spent in the same run: every step of its explore episodes,
-branches from backtracking included. A baseline may spend less, never more.
+The budget is `[experiment] env_steps`, or by default what LEAFE spent in the same run:
+every step of its explore episodes, branches from backtracking included
+(`workbench.budget`). A baseline never spends more, and one that spends less than 95% of
+it is named in a warning.
 """
 
 from __future__ import annotations
@@ -14,42 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from store import queries
+from store.budget import spent
 from store.db import now, transaction
 from workbench.adapters import store_folder
 from workbench.agent import build_messages
+from workbench.budget import Budget, accounting
 from workbench.context import StageContext
-from workbench.distill import adapter_summary, existing_adapter, leafe_env_steps, train_adapter
+from workbench.distill import adapter_summary, existing_adapter, train_adapter
 from workbench.errors import LeafeError
-
-
-@dataclasses.dataclass
-class Budget:
-    steps: int
-    source: str  # "leafe": measured in this run; "planned": no exploration here, estimated
-
-
-def step_budget(context: StageContext, n_tasks: int) -> Budget:
-    """LEAFE's environment steps in this run; without an exploration in the run, the
-    steps its exploration would plan at most (tasks x rollouts x max_steps)."""
-    steps = leafe_env_steps(context.db, context.run_id)
-    if steps:
-        return Budget(steps, "leafe")
-    config = context.config
-    planned = n_tasks * config.explore.rollouts_per_task * config.env.max_steps
-    context.say(
-        f"warning: run {context.run_id} has no LEAFE exploration to match; the baseline's "
-        f"budget is the planned exploration, {planned} environment steps"
-    )
-    return Budget(planned, "planned")
 
 
 def steps_used(context: StageContext, purpose: str) -> int:
     """Environment steps the run's episodes of `purpose` took (non-root nodes)."""
-    return context.db.execute(
-        """select count(*) from nodes join episodes on episodes.id = nodes.episode_id
-           where episodes.run_id = ? and episodes.purpose = ? and nodes.parent_id is not null""",
-        [context.run_id, purpose],
-    ).fetchone()[0]
+    return spent(context.db, context.run_id, purpose)[0]
+
+
+def tokens_generated(context: StageContext, purpose: str) -> int:
+    """Tokens the policy generated in the run's episodes of `purpose`."""
+    return spent(context.db, context.run_id, purpose)[1]
 
 
 def state_prompt(context: StageContext, path: Sequence[dict]) -> list[dict[str, str]]:
@@ -112,12 +96,14 @@ def train_baseline_adapter(
     dataset_id: int,
     budget: Budget,
     used: int,
+    tokens: int,
     extra: dict[str, Any] | None = None,
 ) -> dict:
     """Train the baseline's adapter with the run's [distill] LoRA settings; its summary."""
     if used > budget.steps:
         raise LeafeError(f"{kind}: used {used} environment steps, over the budget of {budget.steps}")
     name = adapter_name(kind, context.run_id)
+    budget_entries = accounting(context, f"baseline:{kind}", used=used, budget=budget, tokens=tokens)
     settings = dataclasses.replace(context.config.distill, dataset="", name="", output="")
     adapter_id = train_adapter(
         context.db,
@@ -132,6 +118,6 @@ def train_baseline_adapter(
         progress=context.progress,
         cancel=context.cancel,
         env_steps=budget.steps,
-        metrics={"env_steps_used": used, "budget_source": budget.source, **(extra or {})},
+        metrics={**budget_entries, **(extra or {})},
     )
     return adapter_summary(context.db, adapter_id) if adapter_id else {}

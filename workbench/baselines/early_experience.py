@@ -31,13 +31,12 @@ from typing import Any
 from workbench._distill_data import make_example
 from workbench.agent import clean_text, execute, step_workers
 from workbench.baselines._common import (
-    Budget,
     finished_adapter,
     state_prompt,
-    step_budget,
     train_baseline_adapter,
     write_dataset,
 )
+from workbench.budget import Budget, step_budget
 from workbench.context import StageContext
 from workbench.envs.base import Environment, StepResult, Task
 from workbench.errors import LeafeError
@@ -85,6 +84,7 @@ class Tried:
 class Collection:
     examples: list[dict] = field(default_factory=list)
     used: int = 0
+    tokens: int = 0  # generated: alternatives and reflections
     states: int = 0
     alternatives: int = 0
     model_reflections: int = 0
@@ -171,6 +171,7 @@ def reflect(context: StageContext, pending: list[Tried], collection: Collection,
                         seed=seed)
     prompts = [reflection_prompt(t) for t in pending]
     answers = context.generator().generate(prompts, 1, sampling, tags=[t.task for t in pending])
+    collection.tokens += sum(samples[0].tokens for samples in answers)
     for tried, prompt, samples in zip(pending, prompts, answers, strict=True):
         reason = usable_reflection(samples[0].text, prompt[0]["content"])
         if reason is None:
@@ -275,6 +276,7 @@ def collect(context: StageContext, tasks: list[Task], budget: Budget) -> Collect
                              top_p=config.explore.top_p, seed=seed),
                     tags=[line.task.name for line, _ in live],
                 ) if alternatives else [[] for _ in live]
+                collection.tokens += sum(sample.tokens for tries in samples for sample in tries)
                 pending = try_actions(context, live, prompts, samples, pool, collection)
                 reflect(context, pending, collection, seed)
                 context.progress.advance(len(live) * per_state, used=collection.used,
@@ -313,6 +315,6 @@ def run_early_experience(context: StageContext) -> dict:
              "template_reflections": collection.template_reflections}
     summary = train_baseline_adapter(
         context, kind=KIND, dataset_path=path, dataset_id=dataset_id, budget=budget, used=collection.used,
-        extra=extra,
+        tokens=collection.tokens, extra=extra,
     )
     return {**summary, "env_steps_budget": budget.steps, "env_steps_used": collection.used, **counts}

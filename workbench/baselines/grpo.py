@@ -3,8 +3,12 @@
 Each training task's first prompt is a GRPO prompt; a group of `grpo_group_size`
 completions is sampled for it and each completion is scored by running it through a
 fresh environment (`env.reset(task); env.step(text).score`). Every completion scored is
-one environment step, so the number of optimiser steps is capped at
-budget // completions-per-step and the reward function refuses to step past the budget.
+one environment step. By default (`baselines.grpo_steps = 0`) the optimiser steps are
+derived from the budget, so grpo spends it like every other method: budget //
+completions-per-step in single-turn mode; in multi-turn mode, where an episode may end
+before `max_steps`, training goes on until the next step might overrun the budget. A set
+`grpo_steps` caps them (and a warning says when the budget is then left unspent). The
+reward function refuses to step past the budget.
 
 Two modes (`baselines.grpo_multi_turn`):
 
@@ -35,14 +39,13 @@ from workbench._distill_data import make_example
 from workbench.adapters import store_folder
 from workbench.agent import clean_text, execute
 from workbench.baselines._common import (
-    Budget,
     adapter_name,
     finished_adapter,
     state_prompt,
-    step_budget,
     write_dataset,
 )
 from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
+from workbench.budget import Budget, accounting, step_budget
 from workbench.context import Cancelled, StageContext
 from workbench.distill import adapter_summary, check_name_free, record_adapter, write_card
 from workbench.envs.base import Task
@@ -60,12 +63,14 @@ class Scorer:
     tasks: dict[str, Task]
     budget: int
     used: int = 0
+    tokens: int = 0  # generated: the completions' tokens
     rewards: list[float] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     __name__: str = "environment_score"  # trl logs each reward function under its name
 
     def __call__(self, prompts: list, completions: list, task: list[str], **kwargs: Any) -> list[float]:
         scores = []
+        self.tokens += sum(len(ids) for ids in kwargs.get("completion_ids") or [])
         for completion, name in zip(completions, task, strict=True):
             text = completion[0]["content"] if isinstance(completion, list) else str(completion)
             with self.lock:
@@ -80,6 +85,18 @@ class Scorer:
             scores.append(float(result.score))
         self.rewards.extend(scores)
         return scores
+
+
+@dataclasses.dataclass
+class BudgetGuard:
+    """Ends training once the next optimiser step might spend more than the budget left."""
+
+    spender: Scorer | EpisodeRollout
+    budget: int
+    worst_step: int  # environment steps one optimiser step may take at most
+
+    def exhausted(self) -> bool:
+        return self.budget - self.spender.used < self.worst_step
 
 
 def prompt_examples(context: StageContext, tasks: list[Task]) -> list[dict]:
@@ -103,10 +120,13 @@ def plan_steps(context: StageContext, budget: Budget, completions_per_step: int,
     (and, with baselines.rollouts_per_task, no more completions per task than that)."""
     settings = context.config.baselines
     worst = completions_per_step * steps_per_completion(context)
-    steps = min(settings.grpo_steps, budget.steps // worst)
+    # Derived: as many steps as the budget holds. Multi-turn plans for the shortest
+    # episodes (one step each) and stops early once the next step might overrun.
+    derived = budget.steps // (completions_per_step if settings.grpo_multi_turn else worst)
+    steps = min(settings.grpo_steps, derived) if settings.grpo_steps else derived
     if settings.rollouts_per_task:
         steps = min(steps, max(1, settings.rollouts_per_task * n_tasks // completions_per_step))
-    if steps < 1:
+    if steps < 1 or budget.steps < worst:
         raise LeafeError(
             f"baseline:grpo: one step may take {worst} environment steps, "
             f"more than the budget of {budget.steps}; lower baselines.grpo_group_size"
@@ -114,8 +134,12 @@ def plan_steps(context: StageContext, budget: Budget, completions_per_step: int,
     return steps
 
 
-def make_callback(context: StageContext, curve: list[dict[str, float]], total: int):
+def make_callback(
+    context: StageContext, curve: list[dict[str, float]], total: int, spend: BudgetGuard | None = None,
+):
     from transformers import TrainerCallback
+
+    train_tokens = [0]
 
     class Report(TrainerCallback):
         """Loss and reward to the progress bar and the loss curve; stop on cancel."""
@@ -129,19 +153,23 @@ def make_callback(context: StageContext, curve: list[dict[str, float]], total: i
             if curve and curve[-1]["step"] == point["step"]:
                 return
             curve.append(point)
+            if "num_tokens" in logs:  # prompt and completion tokens through the model so far
+                train_tokens[0] = int(logs["num_tokens"])
             context.progress.advance(1, loss=point["loss"], reward=point["reward"])
 
         def on_step_end(self, args, state, control, **kwargs):
-            if context.cancel.is_set():
+            if context.cancel.is_set() or (spend is not None and spend.exhausted()):
                 control.should_training_stop = True
 
     context.progress.start(KIND, total, f"baseline:grpo: {total} steps")
-    return Report()
+    report = Report()
+    report.train_tokens = train_tokens
+    return report
 
 
 def train_grpo(
     context: StageContext, examples: list[dict], scorer: Scorer | EpisodeRollout, steps: int,
-    staging: Path, curve: list[dict[str, float]],
+    staging: Path, curve: list[dict[str, float]], guard: BudgetGuard | None = None,
 ) -> dict[str, Any]:
     """Run GRPOTrainer with LoRA; save the adapter into `staging`; return what it measured."""
     from datasets import Dataset
@@ -184,6 +212,7 @@ def train_grpo(
         dataloader_num_workers=0,
     )
     multi_turn = isinstance(scorer, EpisodeRollout)
+    report = make_callback(context, curve, steps, guard)
     with warnings.catch_warnings():
         # rollout_func is marked experimental in trl 1.16; the module docstring says why we use it.
         warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
@@ -195,7 +224,7 @@ def train_grpo(
             train_dataset=Dataset.from_list([{"prompt": e["messages"], "task": e["task"]} for e in examples]),
             processing_class=tokenizer,
             peft_config=lora,
-            callbacks=[make_callback(context, curve, steps)],
+            callbacks=[report],
         )
     # Trainer prints every log line to stdout when its tqdm bars are off; stdout belongs to
     # `--json`, and the progress reporter already shows loss and reward.
@@ -207,7 +236,8 @@ def train_grpo(
     if context.cancel.is_set():
         raise Cancelled()
     trainer.save_model(str(staging))
-    return {"train_seconds": seconds, "train_loss": float(output.training_loss), "steps": output.global_step}
+    return {"train_seconds": seconds, "train_loss": float(output.training_loss), "steps": output.global_step,
+            "train_tokens": report.train_tokens[0]}
 
 
 def run_grpo(context: StageContext) -> dict:
@@ -241,7 +271,8 @@ def run_grpo(context: StageContext) -> dict:
     curve: list[dict[str, float]] = []
     started = time.monotonic()
     with atomic_directory(output) as staging:
-        measured = train_grpo(context, examples, scorer, steps, staging, curve)
+        guard = BudgetGuard(scorer, budget.steps, config.baselines.grpo_group_size * steps_per_completion(context))
+        measured = train_grpo(context, examples, scorer, steps, staging, curve, guard)
         write_card(staging, name=name, kind=KIND, dataset_path=dataset_path, settings=config.distill)
     group_rewards = [point["reward"] for point in curve]
     first, last = group_rewards[:1], group_rewards[-1:]
@@ -256,10 +287,10 @@ def run_grpo(context: StageContext) -> dict:
         "wall_time": time.monotonic() - started,
         "train_seconds": measured["train_seconds"],
         "n_examples": len(examples),
-        "env_steps_budget": budget.steps,
-        "env_steps_used": scorer.used,
-        "budget_source": budget.source,
         "multi_turn": config.baselines.grpo_multi_turn,
+        "train_examples": measured["steps"] * config.baselines.grpo_group_size,  # scored completions
+        "train_tokens": measured["train_tokens"],
+        **accounting(context, "baseline:grpo", used=scorer.used, budget=budget, tokens=scorer.tokens),
     }
     adapter_id = record_adapter(
         context.db, name=name, path=output, model=config.model, dataset_path=dataset_path,
@@ -273,5 +304,4 @@ def run_grpo(context: StageContext) -> dict:
         f"baseline:grpo: {measured['steps']} steps, {scorer.used} of {budget.steps} environment steps, "
         f"mean reward {metrics['first_step_reward']:.2f} (first step) -> {metrics['last_step_reward']:.2f} (last)"
     )
-    return {**adapter_summary(context.db, adapter_id), "env_steps_used": scorer.used,
-            "env_steps_budget": budget.steps, "mean_reward": metrics["mean_reward"]}
+    return {**adapter_summary(context.db, adapter_id), "mean_reward": metrics["mean_reward"]}

@@ -20,14 +20,14 @@ from store import queries
 from workbench._distill_data import make_example
 from workbench.agent import action_chats
 from workbench.baselines._common import (
-    Budget,
     adapter_name,
     finished_adapter,
-    step_budget,
     steps_used,
+    tokens_generated,
     train_baseline_adapter,
     write_dataset,
 )
+from workbench.budget import Budget, step_budget
 from workbench.context import StageContext
 from workbench.envs.base import Task
 from workbench.errors import NothingToTrain
@@ -139,7 +139,7 @@ def run_rft(context: StageContext) -> dict:
     context.say(f"baseline:rft: {successes} of {episodes} episodes succeeded in {used} of {budget.steps} steps")
     summary = train_baseline_adapter(
         context, kind=KIND, dataset_path=path, dataset_id=dataset_id, budget=budget, used=used,
-        extra={"episodes": episodes, "successes": successes, "rollouts_per_task": waves},
+        tokens=tokens_generated(context, PURPOSE), extra={"episodes": episodes, "successes": successes, "rollouts_per_task": waves},
     )
     return {**summary, "episodes": episodes, "successes": successes, "env_steps_used": used,
             "env_steps_budget": budget.steps}
