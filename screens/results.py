@@ -19,6 +19,8 @@ from textual.worker import Worker, WorkerState
 from screens.base import WorkbenchScreen
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
 from screens.widgets.loss_plot import PassAtKPlot
+from store import ablation as stored_ablation
+from store import budget as stored_budgets
 from store import pairs as stored_pairs
 from store import views
 
@@ -59,6 +61,7 @@ class ResultsScreen(WorkbenchScreen):
             yield DataTable(id="evals", cursor_type="row", zebra_stripes=True)
             yield PassAtKPlot(id="passk-plot")
         yield DataTable(id="pairs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="diagnostics")
         with Horizontal(id="eval-form"):
             yield Label("policies", classes="inline-label")
             yield Input(id="eval-policies", compact=True)
@@ -105,6 +108,7 @@ class ResultsScreen(WorkbenchScreen):
             )
         self.query_one("#passk-plot", PassAtKPlot).set_curves(views.eval_curves(rows))
         compared = self.show_pairs()
+        self.show_diagnostics()
         scope = f"run {self.shown_run}" if self.shown_run is not None else "every run"
         if rows:
             info = Text.assemble(("Pass@k ", "bold"), f"of {scope}: unbiased estimator over n rollouts per task; "
@@ -117,6 +121,23 @@ class ResultsScreen(WorkbenchScreen):
             info = Text.assemble((f"No evaluation results for {scope} yet. ", "bold"),
                                  "Set the policies below and press ", ("e", "bold cyan"), ".")
         self.query_one("#results-info", Static).update(info)
+
+    def show_diagnostics(self) -> None:
+        """Budgets per trained method and the no-note control, for one shown run; hidden otherwise."""
+        from workbench.ablation import summary_lines
+        from workbench.budget import budget_rows
+
+        lines: list[str] = []
+        if self.shown_run is not None:
+            budgets = {name: entry for name, entry in stored_budgets.adapter_budgets(self.db, self.shown_run).items()
+                       if "env_steps" in entry}
+            for name, kind, steps, budget, tokens, examples, train_tokens in budget_rows(budgets):
+                lines.append(f"{kind} ({name}): {steps} of {budget} env steps, {tokens} tokens generated, "
+                             f"trained on {examples} examples / {train_tokens} tokens")
+            lines += summary_lines(stored_ablation.stored_summary(self.db, self.shown_run))
+        widget = self.query_one("#diagnostics", Static)
+        widget.update(Text("\n".join(lines)))
+        widget.display = bool(lines)
 
     def show_pairs(self) -> bool:
         """Fill the paired comparisons of the shown run(s); the table shows only when there are any."""

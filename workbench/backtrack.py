@@ -14,7 +14,7 @@ unfinished branches and expands only notes that have none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from store import queries
@@ -87,8 +87,21 @@ def plan_branches(context: StageContext, notes: Sequence[dict]) -> list[tuple[di
     return planned
 
 
-def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch: Stopwatch) -> list[Walker]:
+def fan_out(
+    context: StageContext,
+    notes: Sequence[dict],
+    level: int,
+    stopwatch: Stopwatch,
+    *,
+    planned: list[tuple[dict, int]] | None = None,
+    with_note: bool = True,
+    home: Callable[[dict, list[dict]], tuple[int, list[dict]]] | None = None,
+) -> list[Walker]:
     """Sample the first step of every branch at each note's rollback point and store it.
+
+    The no-note control (`workbench.ablation`) calls it with `with_note=False` (no note
+    anywhere in the prompt), its own branch counts (`planned`) and `home`, which gives each
+    note the episode and stored history its branches hang from (default: the note's own).
 
     The environment steps run before the write transaction, in the step workers, and the
     new nodes land in one short transaction afterwards: the store's write lock is never
@@ -96,7 +109,7 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
     killed before that commit stored none of these first steps and redoes them on resume.
     """
     config = context.config
-    planned = plan_branches(context, notes)
+    planned = plan_branches(context, notes) if planned is None else planned
     walkers: list[Walker] = []
     # One generate call per distinct branch count (usually one call for all notes).
     for count in sorted({count for _, count in planned}):
@@ -109,8 +122,10 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
             tau = queries.node(context.db, note["rollback_node_id"])
             parent_path = queries.path_to(context.db, tau["parent_id"])
             probe = Walker(note["episode_id"], task_of(context, note["episode_id"]), None, parent_path)  # type: ignore[arg-type]
-            texts = note_texts(context, [probe])
-            messages = build_messages(config.prompts, parent_path, config.env.max_steps, texts, note["text"])
+            texts = note_texts(context, [probe]) if with_note else {}
+            messages = build_messages(
+                config.prompts, parent_path, config.env.max_steps, texts, note["text"] if with_note else None
+            )
             # Like every other step, the branch's first one keeps room for its answer.
             messages, gone = fit_context(messages, generator, sampling.max_new_tokens)
             prompts.append(messages)
@@ -120,10 +135,11 @@ def fan_out(context: StageContext, notes: Sequence[dict], level: int, stopwatch:
         completions = generator.generate(prompts, count, sampling, tags=[task.name for task in tasks])
         started = []  # (walker, text, cleaning, sample, truncated turns)
         for note, parent_path, task, samples, gone in zip(group, parents, tasks, completions, dropped, strict=True):
+            episode_id, stored_path = home(note, parent_path) if home else (note["episode_id"], parent_path)
             for sample in samples:
                 walker = Walker(
-                    note["episode_id"], task, environment_at(context, task, parent_path), parent_path,
-                    branch_depth=level, pending_note=(note["id"], note["text"]),
+                    episode_id, task, environment_at(context, task, parent_path), stored_path,
+                    branch_depth=level, pending_note=(note["id"], note["text"]) if with_note else None,
                 )
                 text, cleaning = clean_text(sample.text)
                 started.append((walker, text, cleaning, sample, gone))
@@ -150,7 +166,7 @@ def unfinished_branches(context: StageContext, level: int) -> list[Walker]:
     """Branch lines at `level` whose last stored step is not the end (a resumed run)."""
     rows = context.db.execute(
         """select nodes.id, nodes.episode_id from nodes join episodes on episodes.id = nodes.episode_id
-           where episodes.run_id = ? and nodes.branch_depth = ? and nodes.done = 0
+           where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ? and nodes.done = 0
            and not exists (select 1 from nodes c where c.parent_id = nodes.id and c.branch_depth = ?)""",
         [context.run_id, level, level],
     ).fetchall()
@@ -167,8 +183,8 @@ def finished_leaves(context: StageContext, level: int) -> list[dict]:
         context.db.query(
             """select nodes.*, episodes.score as episode_score from nodes
                join episodes on episodes.id = nodes.episode_id
-               where episodes.run_id = ? and nodes.branch_depth = ? and nodes.done = 1
-               order by nodes.id""",
+               where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ?
+               and nodes.done = 1 order by nodes.id""",
             [context.run_id, level],
         )
     )

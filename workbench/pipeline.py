@@ -37,6 +37,7 @@ STAGE_FUNCTIONS = {
     "baseline:rft": "workbench.baselines.rft:run_rft",
     "baseline:grpo": "workbench.baselines.grpo:run_grpo",
     "baseline:early_experience": "workbench.baselines.early_experience:run_early_experience",
+    "ablation:no_note": "workbench.ablation:run_ablation",
     "evaluate": "workbench.evaluate:run_evaluate",
 }
 
