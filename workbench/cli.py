@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from workbench.errors import LeafeError
+from workbench.visible_text import visible, visible_values
 
 EPILOG = """\
 examples:
@@ -49,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = 2) -> int:
-    print(f"leafe-tui: {message}", file=sys.stderr)
+    # Errors quote task names, answers and exceptions: shown, never obeyed by the terminal.
+    print(f"leafe-tui: {visible(message)}", file=sys.stderr)
     return code
 
 
@@ -120,7 +122,7 @@ def run_batch(args: argparse.Namespace) -> int:
         )
     for line in result.messages:
         if line.startswith("warning"):
-            print(f"leafe-tui: {line}", file=sys.stderr)
+            print(f"leafe-tui: {visible(line)}", file=sys.stderr)
     if args.json:
         print(summary_json(result))
     elif not result.locked:
@@ -142,6 +144,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
 def print_summary(result) -> None:
     from rich.console import Console
+    from rich.text import Text
 
     console = Console(stderr=True)
     if result.status == "nothing-to-resume":
@@ -151,12 +154,14 @@ def print_summary(result) -> None:
     console.print(f"[bold]run {result.run_id}[/] {result.status}: {counts}")
     for stage, summary in result.summaries.items():
         shown = {k: v for k, v in summary.items() if k not in ("table", "pairs", "overlap")}
-        console.print(f"  {stage}: {shown}")
+        console.print(Text(visible(f"  {stage}: {shown}")))
     if "evaluate" in result.summaries and result.summaries["evaluate"].get("table"):
         from workbench.evaluate import evaluation_tables
 
-        for table in evaluation_tables(result.summaries["evaluate"]):
-            Console().print(table)
+        # Policy and task names come from outside: shown as written, never as markup.
+        tables = Console(markup=False, emoji=False)
+        for table in evaluation_tables(visible_values(result.summaries["evaluate"])):
+            tables.print(table)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Rich progress bars on stderr for batch runs (stdout stays clean for `--json`)."""
+"""Rich progress bars on stderr for batch runs (stdout stays clean for `--json`).
+
+Descriptions, fields and messages may carry text from outside (a task name, an exception
+message), so each is shown as plain text with control characters made visible: never
+obeyed by the terminal, never read as Rich markup.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+from workbench.visible_text import visible, visible_line
 
 
 class RichProgress:
@@ -22,13 +30,13 @@ class RichProgress:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.bars = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             console=self.console,
             transient=False,
         )
@@ -43,13 +51,13 @@ class RichProgress:
 
     def start(self, stage: str, total: int | None, description: str) -> None:
         self.finish()
-        self.current = self.bars.add_task(description, total=total, info="")
+        self.current = self.bars.add_task(visible_line(description), total=total, info="")
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
         if self.current is None:
             return
         info = "  ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in fields.items())
-        self.bars.update(self.current, advance=amount, info=info)
+        self.bars.update(self.current, advance=amount, info=visible_line(info))
 
     def finish(self) -> None:
         if self.current is not None:
@@ -60,4 +68,4 @@ class RichProgress:
 
     def event(self, kind: str, **data: Any) -> None:
         if kind == "message":
-            self.bars.console.print(f"[dim]{data.get('text', '')}[/]")
+            self.bars.console.print(Text(visible(data.get("text", "")), style="dim"))

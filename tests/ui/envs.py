@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 
 from tests.fixtures.guess_env import GuessEnvironment
+from tests.ui import hostile_store as hostile
+from workbench.envs.base import Task
 
 GATE_TIMEOUT_S = 60.0  # a forgotten release ends as a failed step, not a hung test
 
@@ -65,3 +67,27 @@ class GatedGuessEnvironment(GuessEnvironment):
     def step(self, action: str):
         self.gate.wait(self.steps + 1)
         return super().step(action)
+
+
+class HostileGuessEnvironment(GuessEnvironment):
+    """The guessing game as an attacker would write it (`tests.ui.hostile_store` spells
+    the payloads): task names, the prompt, observations and feedback carry escape sequences
+    and markup, and with `env.suite = "raise"` every reset raises an exception whose
+    message carries them too, so the run fails with it."""
+
+    @classmethod
+    def load_tasks(cls, suite: str, selection) -> list[Task]:
+        return [Task(name=f"evil{hostile.CLEAR}/{task.name.split('/')[-1]}",
+                     spec={**task.spec, "raise": suite == "raise"})
+                for task in GuessEnvironment.load_tasks("", selection)]
+
+    def reset(self, task: Task) -> str:
+        if task.spec.get("raise"):
+            raise ValueError(f"bad task {hostile.OSC_52}{hostile.CLICK}")
+        super().reset(task)
+        return f"Guess a number. {hostile.OSC_TITLE}{hostile.LINK}"
+
+    def step(self, action: str):
+        result = super().step(action)
+        return result._replace(observation=f"{result.observation} {hostile.OSC_52}{hostile.CLICK}",
+                               feedback={**result.feedback, "hint": hostile.BOLD})
