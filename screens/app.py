@@ -7,17 +7,24 @@ by the screens' workers when a run, a branch or a training starts.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
 import sqlite_utils
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 
 from screens.commands import WorkbenchCommands
+from screens.plain_text import visible, visible_line
 from screens.runs import RunsScreen
+from screens.store_problems import store_problem_line
 from store.db import open_store
+
+SAME_PROBLEM_QUIET_S = 5.0  # a store problem met by several handlers at once is said once
 
 
 class LeafeApp(App[None]):
@@ -42,6 +49,7 @@ class LeafeApp(App[None]):
         self._db: sqlite_utils.Database | None = None
         self._writer: sqlite_utils.Database | None = None
         self._writer_lock = threading.Lock()
+        self._last_problem: tuple[str, float] = ("", 0.0)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -57,6 +65,30 @@ class LeafeApp(App[None]):
             if self._writer is None:
                 self._writer = open_store(self.db_path)
             return self._writer
+
+    # -- what reaches the terminal ----------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification of every screen and widget: shown as written (control
+        characters visible), never as markup, whatever the caller asked."""
+        super().notify(visible(message), title=visible_line(title), severity=severity, timeout=timeout,
+                       markup=False)
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        # A run's name is in the header; it comes from a config file's name or the store.
+        return super().format_title(visible_line(title), visible_line(sub_title))
+
+    def report_store_problem(self, error: BaseException) -> None:
+        """One line naming the store; the same line again within a few seconds is not
+        repeated (a tree, its pane and a timer often meet the same broken column)."""
+        line = store_problem_line(self.db_path, error)
+        last, when = self._last_problem
+        if line == last and time.monotonic() - when < SAME_PROBLEM_QUIET_S:
+            return
+        self._last_problem = (line, time.monotonic())
+        self.log.error(line, error)
+        self.notify(line, severity="error", timeout=10)
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()

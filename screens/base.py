@@ -14,6 +14,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 
+from screens.plain_text import visible_line
+from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from store import views
 from workbench.errors import LeafeError
 
@@ -24,8 +26,9 @@ if TYPE_CHECKING:
 STORE_WAIT_NOTICE_S = 1.0  # a write still waiting after this long says why
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
+def one_line(text: object) -> str:
+    """Text from outside on one line, control characters made visible."""
+    return visible_line(text)
 
 
 class StoreWriteFinished(Message):
@@ -70,13 +73,14 @@ class WorkbenchScreen(Screen):
     def on_mount(self) -> None:
         self.set_titles()
 
+    @shows_store_problems
     def set_titles(self) -> None:
         self.title = self.screen_title
         header = views.run_header(self.db, self.run_id) if self.run_id is not None else None
         if header:
             run = f"run {header['id']}"
             # An unnamed run's name is already "run N".
-            named = run if header["name"] == run else f"{run} {header['name']}"
+            named = run if header["name"] == run else f"{run} {visible_line(header['name'])}"
             self.sub_title = f"{named} · {header['status']}"
         else:
             self.sub_title = self.workbench.db_path.name
@@ -124,12 +128,20 @@ class WorkbenchScreen(Screen):
                     then: Callable[[Any], None] | None) -> None:
         try:
             result = change(self.workbench.writer_db())
-        except LeafeError as error:
-            self.post_message(StoreWriteFinished(what, None, one_line(str(error)) or type(error).__name__, then))
-        except Exception as error:  # a bug still reaches the reviewer, and the queue goes on
-            self.post_message(StoreWriteFinished(what, None, one_line(f"{type(error).__name__}: {error}"), then))
+        except Exception as error:
+            self.post_message(StoreWriteFinished(what, None, self.write_error_line(error), then))
         else:
             self.post_message(StoreWriteFinished(what, result, "", then))
+
+    def write_error_line(self, error: Exception) -> str:
+        """Why a change was not saved, in one line: a store problem (a trigger that raises,
+        a dropped column) names the store; the core's refusals speak for themselves; a bug
+        still reaches the reviewer, and the queue goes on."""
+        if is_store_problem(error):
+            return store_problem_line(self.workbench.db_path, error)
+        if isinstance(error, LeafeError):
+            return one_line(str(error)) or type(error).__name__
+        return one_line(f"{type(error).__name__}: {error}")
 
     def on_store_write_finished(self, message: StoreWriteFinished) -> None:
         message.stop()

@@ -18,17 +18,14 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from screens.base import WorkbenchScreen
 from screens.modals import EditResult, EditTextScreen
+from screens.plain_text import plain, plain_line
+from screens.store_problems import shows_store_problems
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
 from screens.words import counted
 from store import curation, views
 
 STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
-
-
-def one_line(text: str | None, width: int) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def decision_message(correction_id: int, asked: str, recorded: str) -> tuple[str, str]:
@@ -97,6 +94,7 @@ class CurationScreen(WorkbenchScreen):
 
     # -- the queue ------------------------------------------------------------------
 
+    @shows_store_problems
     def reload(self) -> None:
         table = self.query_one("#queue", DataTable)
         keep = self.selected_id()
@@ -118,15 +116,16 @@ class CurationScreen(WorkbenchScreen):
         self.show_selected()
 
     def cells(self, row: dict) -> list:
+        # Every cell is Text: a str cell would be read as markup, and these come from outside.
         return [
             Text("●" if row["id"] in self.marked else " ", style="bold magenta"),
             Text(str(row["id"]), justify="right"),
-            row["task"],
-            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
-            f"step {row['tau_depth']}",
+            plain_line(row["task"], width=40),
+            plain_line(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            Text(f"step {row['tau_depth']}"),
             Text(f"{row['original_score'] or 0:.2f}→{row['branch_score'] or 0:.2f}"),
-            one_line(row["note"], 48),
-            row["decided_by"] or "",
+            plain_line(row["note"], width=48),
+            plain_line(row["decided_by"] or "", width=24),
         ]
 
     def selected_id(self) -> int | None:
@@ -158,17 +157,17 @@ class CurationScreen(WorkbenchScreen):
             self.query_one("#diff", DiffView).update("")
             return
         self.query_one("#original-title", Label).update(f"Original action at τ (step {row['tau_depth']})")
-        self.query_one("#original", Static).update(code(row["original_action"] or ""))
-        self.query_one("#note-title", Label).update(f"Experience note ({row['note_author']})")
-        note = Text(row["note"] or "", style="italic")
+        self.query_one("#original", Static).update(code(row["original_action"]))
+        self.query_one("#note-title", Label).update(plain_line(f"Experience note ({row['note_author']})"))
+        note = plain(row["note"], style="italic")
         if row["reason"]:
-            note.append(f"\n\n{row['status']}: {row['reason']}", style="dim")
+            note.append_text(plain(f"\n\n{row['status']}: {row['reason']}", style="dim"))
         self.query_one("#note", Static).update(note)
         edited = row["status"] == "edited"
         self.query_one("#corrected-title", Label).update(
             "Corrected action (edited by hand)" if edited else "Corrected action (branch's first step)"
         )
-        self.query_one("#corrected", Static).update(code(row["corrected_action"] or ""))
+        self.query_one("#corrected", Static).update(code(row["corrected_action"]))
         self.query_one("#diff", DiffView).show(row["original_action"] or "", row["corrected_action"] or "")
 
     def next_proposed_after(self, correction_id: int) -> int | None:

@@ -29,7 +29,9 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen, one_line
+from screens.plain_text import plain_line, visible_line
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
+from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from screens.widgets.loss_plot import LossPlot
 from screens.words import counted
 from store import views
@@ -45,7 +47,8 @@ class TrainingFinished(Message):
 
 
 def lineage_text(row: dict) -> str:
-    """Which run, dataset and corrections an adapter came from (workbench.distill's lineage)."""
+    """Which run, dataset and corrections an adapter came from (workbench.distill's lineage),
+    on one line with control characters made visible."""
     lineage = row["lineage"] or {}
     corrections = lineage.get("correction_ids") or []
     parts = []
@@ -57,7 +60,7 @@ def lineage_text(row: dict) -> str:
     if corrections:
         shown = ",".join(str(c) for c in corrections[:6]) + ("…" if len(corrections) > 6 else "")
         parts.append(f"corrections {shown}")
-    return " · ".join(parts)
+    return visible_line(" · ".join(parts))
 
 
 class DistillScreen(WorkbenchScreen):
@@ -109,25 +112,32 @@ class DistillScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        table = self.query_one("#adapters", DataTable)
+        for label in ("adapter", "kind", "base", "examples", "final loss", "lineage"):
+            table.add_column(label, key=label)
+        self.fill_form()
+        self.reload_adapters()
+        self.update_count()
+
+    @shows_store_problems
+    def fill_form(self) -> None:
+        """LoRA settings from the run's config, and the store's datasets to choose from."""
         config = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
         distill = config.get("distill", {})
         for widget_id, key in (("lora-r", "lora_r"), ("lora-alpha", "lora_alpha"),
                                ("learning-rate", "learning_rate"), ("epochs", "epochs")):
             if key in distill:
-                self.query_one(f"#{widget_id}", Input).value = str(distill[key])
-        datasets = views.datasets(self.db)
-        select = self.query_one("#dataset", Select)
-        select.set_options([(f"{row['name']} ({counted(row['n_examples'] or 0, 'example')})", row["id"])
-                            for row in datasets])
-        if datasets:
-            select.value = datasets[0]["id"]
+                self.query_one(f"#{widget_id}", Input).value = visible_line(distill[key])
         if self.run_id is None:
             self.query_one("#source-dataset", RadioButton).value = True
-        table = self.query_one("#adapters", DataTable)
-        for label in ("adapter", "kind", "base", "examples", "final loss", "lineage"):
-            table.add_column(label, key=label)
-        self.reload_adapters()
-        self.update_count()
+        datasets = views.datasets(self.db)
+        select = self.query_one("#dataset", Select)
+        # An option's prompt given as str is read as markup: dataset names come from the store.
+        select.set_options([
+            (plain_line(f"{row['name']} ({counted(row['n_examples'] or 0, 'example')})"), row["id"]) for row in datasets
+        ])
+        if datasets:
+            select.value = datasets[0]["id"]
 
     # -- form -----------------------------------------------------------------------
 
@@ -136,6 +146,7 @@ class DistillScreen(WorkbenchScreen):
 
     @on(RadioSet.Changed)
     @on(Select.Changed, "#dataset")
+    @shows_store_problems
     def update_count(self) -> None:
         count = self.query_one("#example-count", Static)
         if self.source() == "corrections":
@@ -152,8 +163,8 @@ class DistillScreen(WorkbenchScreen):
             dataset_id = self.query_one("#dataset", Select).value
             rows = {row["id"]: row for row in views.datasets(self.db)}
             row = rows.get(dataset_id) if isinstance(dataset_id, int) else None
-            count.update(Text(f"{counted(row['n_examples'] or 0, 'example')} in {row['path']}", style="bold") if row
-                         else Text("No dataset chosen.", style="yellow"))
+            count.update(plain_line(f"{counted(row['n_examples'] or 0, 'example')} in {row['path']}", style="bold")
+                         if row else Text("No dataset chosen.", style="yellow"))
 
     def settings(self) -> dict[str, Any]:
         def number(widget_id: str, cast: type) -> Any:
@@ -175,6 +186,7 @@ class DistillScreen(WorkbenchScreen):
 
     # -- adapters -------------------------------------------------------------------
 
+    @shows_store_problems
     def reload_adapters(self, select: int | None = None) -> None:
         table = self.query_one("#adapters", DataTable)
         table.clear()
@@ -182,10 +194,11 @@ class DistillScreen(WorkbenchScreen):
         for row in self.adapter_rows.values():
             loss = row["metrics"].get("final_loss")
             table.add_row(
-                row["name"], row["kind"] or "", row["base_model"] or "",
+                plain_line(row["name"], width=40), plain_line(row["kind"] or ""),
+                plain_line(row["base_model"] or "", width=40),
                 Text(str(row["n_examples"] if row["n_examples"] is not None else "–"), justify="right"),
                 Text(f"{loss:.3f}" if isinstance(loss, int | float) else "–", justify="right"),
-                lineage_text(row), key=str(row["id"]),
+                plain_line(lineage_text(row)), key=str(row["id"]),
             )
         if select is not None and select in self.adapter_rows:
             table.move_cursor(row=table.get_row_index(str(select)))
@@ -195,6 +208,7 @@ class DistillScreen(WorkbenchScreen):
         if not self.training:
             self.show_adapter_curve()
 
+    @shows_store_problems
     def show_adapter_curve(self) -> None:
         table = self.query_one("#adapters", DataTable)
         if table.row_count == 0:
@@ -206,8 +220,8 @@ class DistillScreen(WorkbenchScreen):
             return
         self.query_one("#loss-plot", LossPlot).set_points(views.train_log(self.db, row["id"]))
         self.query_one("#distill-status", Static).update(
-            Text.assemble(("adapter ", "dim"), (row["name"], "bold"), f"  {row['path'] or ''}  ",
-                          (lineage_text(row), "cyan"))
+            Text.assemble(("adapter ", "dim"), (visible_line(row["name"]), "bold"),
+                          f"  {visible_line(row['path'] or '')}  ", (lineage_text(row), "cyan"))
         )
 
     # -- training -------------------------------------------------------------------
@@ -237,7 +251,7 @@ class DistillScreen(WorkbenchScreen):
         self.training = True
         self.cancel.clear()
         self.query_one("#loss-plot", LossPlot).set_points([])
-        self.query_one("#distill-status", Static).update(f"Training {name}…")
+        self.query_one("#distill-status", Static).update(plain_line(f"Training {name}…"))
         self.train(source, dataset_id if isinstance(dataset_id, int) else None, settings, name)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="distill")
@@ -285,12 +299,12 @@ class DistillScreen(WorkbenchScreen):
         bar.update(total=message.total, progress=message.completed)
         loss = message.fields.get("loss")
         status = f"{message.description}" + (f"  loss {loss:.4f}" if isinstance(loss, int | float) else "")
-        self.query_one("#distill-status", Static).update(status)
+        self.query_one("#distill-status", Static).update(plain_line(status))
         if message.losses:
             self.query_one("#loss-plot", LossPlot).set_points(list(message.losses))
 
     def on_log_line(self, message: LogLine) -> None:
-        self.query_one("#distill-status", Static).update(message.text)
+        self.query_one("#distill-status", Static).update(plain_line(message.text))
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         self.training = False
@@ -304,12 +318,14 @@ class DistillScreen(WorkbenchScreen):
         error = event.worker.error
         if event.state == WorkerState.CANCELLED or isinstance(error, Cancelled):
             text = "Training cancelled; no adapter was stored."
-            self.query_one("#distill-status", Static).update(text)
+            self.query_one("#distill-status", Static).update(plain_line(text))
             self.notify(text, severity="warning", timeout=5)
             return
         if isinstance(error, ImportError):
-            text = f"Distillation is not available: {error}"
+            text = f"Distillation is not available: {one_line(error)}"
+        elif error is not None and is_store_problem(error):
+            text = f"Training stopped: {store_problem_line(self.workbench.db_path, error)}"
         else:
             text = f"Training stopped: {one_line(str(error)) or type(error).__name__}"
-        self.query_one("#distill-status", Static).update(text)
+        self.query_one("#distill-status", Static).update(plain_line(text))
         self.notify(text, severity="error", timeout=8)

@@ -15,6 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
 from screens.modals import EditResult, EditTextScreen
+from screens.plain_text import plain_line, visible_line
 from screens.progress_bridge import (
     LogLine,
     MessageProgress,
@@ -22,6 +23,7 @@ from screens.progress_bridge import (
     PendingNodes,
     StageProgress,
 )
+from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from screens.widgets.step_detail import StepDetail
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
 from screens.words import counted
@@ -91,6 +93,7 @@ class EpisodeScreen(WorkbenchScreen):
         text = self.query_one("#search", Input).value.strip()
         return task, outcome if isinstance(outcome, str) else "", text
 
+    @shows_store_problems
     def reload(self, *, expand_first: bool = False) -> None:
         task, outcome, text = self.filters()
         rows = views.episodes_of_run(self.db, self.run_id, task=task, outcome=outcome, text=text)
@@ -114,6 +117,7 @@ class EpisodeScreen(WorkbenchScreen):
         self.tree.focus()
 
     @on(Input.Submitted, "#search")
+    @shows_store_problems
     def search_submitted(self) -> None:
         _, _, text = self.filters()
         self.reload()
@@ -159,6 +163,7 @@ class EpisodeScreen(WorkbenchScreen):
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
         self.show_detail(event.node.data)
 
+    @shows_store_problems
     def show_detail(self, item: TreeItem | None) -> None:
         detail = self.query_one("#detail", StepDetail)
         if item is None:
@@ -194,14 +199,16 @@ class EpisodeScreen(WorkbenchScreen):
             self.tree.add_live_nodes(node_ids)
 
     def on_log_line(self, message: LogLine) -> None:
-        self.query_one("#match-info", Static).update(message.text[-60:])
+        self.query_one("#match-info", Static).update(plain_line(visible_line(message.text)[-60:]))
 
     def on_stage_progress(self, message: StageProgress) -> None:
         if message.total:
-            self.query_one("#match-info", Static).update(f"{message.stage} {message.completed}/{message.total}")
+            self.query_one("#match-info", Static).update(
+                plain_line(f"{message.stage} {message.completed}/{message.total}"))
 
     # -- branch by hand ---------------------------------------------------------------
 
+    @shows_store_problems
     def action_branch_by_hand(self) -> None:
         node_id = self.selected_step_id()
         row = views.step_detail(self.db, node_id) if node_id is not None else None
@@ -209,9 +216,9 @@ class EpisodeScreen(WorkbenchScreen):
             self.notify("Put the cursor on a step (not an episode or a note) to branch from it.", severity="warning")
             return
         hint = (
-            f"Step {row['depth']} of episode #{row['episode_id']} ({row['task']}). The environment is restored "
-            "to the state before this step, your action runs, then the policy continues to the end of the budget. "
-            "The new steps form a branch beside this one."
+            f"Step {row['depth']} of episode #{row['episode_id']} ({visible_line(row['task'])}). "
+            "The environment is restored to the state before this step, your action runs, then the policy "
+            "continues to the end of the budget. The new steps form a branch beside this one."
         )
 
         def edited(result: EditResult | None) -> None:
@@ -252,6 +259,8 @@ class EpisodeScreen(WorkbenchScreen):
             error = event.worker.error
             if isinstance(error, ImportError):
                 text = "Branch by hand needs workbench.backtrack.branch_by_hand, which this version lacks."
+            elif error is not None and is_store_problem(error):
+                text = f"Branch by hand failed: {store_problem_line(self.workbench.db_path, error)}"
             else:
                 text = f"Branch by hand failed: {error}"
             self.notify(text, severity="error", timeout=8)

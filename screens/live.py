@@ -28,6 +28,7 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
+from screens.plain_text import plain, plain_line, visible_line
 from screens.progress_bridge import (
     LogLine,
     MessageProgress,
@@ -35,6 +36,7 @@ from screens.progress_bridge import (
     PendingNodes,
     StageProgress,
 )
+from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
 from store import views
 
@@ -141,15 +143,18 @@ class LiveScreen(WorkbenchScreen):
         except LeafeError as error:
             self.notify(str(error), severity="error", timeout=6)
             return
-        self.query_one("#env-kind", Input).value = config.env.kind
-        self.query_one("#env-suite", Input).value = config.env.suite
+        # The form shows the file's values as text a person can read: an Input would send a
+        # control character in a task name to the terminal as it is.
+        self.query_one("#env-kind", Input).value = visible_line(config.env.kind)
+        self.query_one("#env-suite", Input).value = visible_line(config.env.suite)
         tasks = config.env.tasks
-        self.query_one("#env-tasks", Input).value = str(tasks) if isinstance(tasks, int) else ", ".join(map(str, tasks))
+        self.query_one("#env-tasks", Input).value = (
+            str(tasks) if isinstance(tasks, int) else visible_line(", ".join(map(str, tasks))))
         self.query_one("#max-steps", Input).value = str(config.env.max_steps)
         self.query_one("#rollouts", Input).value = str(config.explore.rollouts_per_task)
         self.query_one("#model-backend", Select).value = config.model.backend
-        self.query_one("#model-name", Input).value = config.model.name
-        self.query_one("#model-script", Input).value = config.model.script
+        self.query_one("#model-name", Input).value = visible_line(config.model.name)
+        self.query_one("#model-script", Input).value = visible_line(config.model.script)
         for stage in LIVE_STAGES:
             self.query_one(f"#stage-{stage}", Checkbox).value = stage in config.stages.run
         self.notify(f"Loaded {path}; press ctrl+s to start.", timeout=3)
@@ -206,7 +211,7 @@ class LiveScreen(WorkbenchScreen):
         self.tree.run_id = None
         self.tree.show_episodes([])
         self.query_one("#live-log", RichLog).clear()
-        self.query_one("#live-status", Static).update(f"Starting: {', '.join(config.stages.run)}…")
+        self.query_one("#live-status", Static).update(plain_line(f"Starting: {', '.join(config.stages.run)}…"))
         self.run_stages(config, self.value("config-path"))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="live-run")
@@ -232,6 +237,7 @@ class LiveScreen(WorkbenchScreen):
 
     # -- what the worker reports --------------------------------------------------------
 
+    @shows_store_problems
     def on_node_stored(self, message: NodeStored) -> None:
         if self.run_id is None and message.episode_id:
             self.adopt_run(views.run_of_episode(self.db, message.episode_id))
@@ -254,10 +260,10 @@ class LiveScreen(WorkbenchScreen):
         bar.add_class("-active")
         bar.update(total=message.total, progress=message.completed)
         extra = "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in message.fields.items())
-        self.query_one("#live-status", Static).update(f"{message.description}  {extra}".strip())
+        self.query_one("#live-status", Static).update(plain_line(f"{message.description}  {extra}".strip()))
 
     def on_log_line(self, message: LogLine) -> None:
-        self.query_one("#live-log", RichLog).write(message.text)
+        self.query_one("#live-log", RichLog).write(plain(message.text))
         if self.run_id is None and message.text.startswith("run ") and message.text.endswith(" started"):
             number = message.text.split()[1]
             if number.isdigit():
@@ -267,9 +273,9 @@ class LiveScreen(WorkbenchScreen):
         self.running = False
         self.flush_pending()
         self.adopt_run(message.run_id)
-        text = f"Run {message.run_id} {message.status}" + (f": {message.error}" if message.error else "")
-        self.query_one("#live-status", Static).update(text + "  (ctrl+o opens it, c curates)")
-        self.query_one("#live-log", RichLog).write(text)
+        text = visible_line(f"Run {message.run_id} {message.status}" + (f": {message.error}" if message.error else ""))
+        self.query_one("#live-status", Static).update(plain(text + "  (ctrl+o opens it, c curates)"))
+        self.query_one("#live-log", RichLog).write(plain(text))
         self.notify(text, severity="error" if message.status == "failed" else "information", timeout=5)
         for episode_id in list(self.tree.episode_nodes):
             self.tree.refresh_episode(episode_id)
@@ -277,8 +283,11 @@ class LiveScreen(WorkbenchScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "live-run" and event.state == WorkerState.ERROR:
             self.running = False
-            self.query_one("#live-status", Static).update(f"Run failed: {event.worker.error}")
-            self.notify(f"Run failed: {event.worker.error}", severity="error", timeout=8)
+            error = event.worker.error
+            reason = (store_problem_line(self.workbench.db_path, error) if error is not None and is_store_problem(error)
+                      else visible_line(error))
+            self.query_one("#live-status", Static).update(plain(f"Run failed: {reason}"))
+            self.notify(f"Run failed: {reason}", severity="error", timeout=8)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
         event.stop()

@@ -11,6 +11,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
 
+from screens.plain_text import plain, plain_line, visible
+
+SHOWN_AS_WRITTEN = ("The text held control characters; they are shown (␛ for escape) and saved as "
+                    "you see them, never sent to the terminal.")
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Ask a yes/no question; dismisses with True only on an explicit yes."""
@@ -27,7 +32,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-text")
+            yield Static(plain(self.question), classes="dialog-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")
@@ -73,15 +78,21 @@ class EditTextScreen(ModalScreen[EditResult | None]):
         self.save_label = save_label
 
     def compose(self) -> ComposeResult:
+        # The editors hold the visible form of the text: a TextArea would send an escape
+        # sequence in a model's answer to the terminal as it is.
+        text, extra_text = visible(self.text), visible(self.extra_text)
+        hint = self.hint
+        if (text, extra_text) != (self.text.replace("\r\n", "\n"), self.extra_text.replace("\r\n", "\n")):
+            hint = f"{hint}\n{SHOWN_AS_WRITTEN}".strip()
         with Vertical(classes="dialog dialog-wide"):
-            yield Label(self.title_text, classes="dialog-title")
-            if self.hint:
-                yield Static(self.hint, classes="dialog-hint")
-            editor = TextArea(self.text, id="edit-text", show_line_numbers=self.code, tab_behavior="indent")
+            yield Label(plain_line(self.title_text), classes="dialog-title")
+            if hint:
+                yield Static(plain(hint), classes="dialog-hint")
+            editor = TextArea(text, id="edit-text", show_line_numbers=self.code, tab_behavior="indent")
             yield editor
             if self.extra_label:
-                yield Label(self.extra_label, classes="dialog-label")
-                yield TextArea(self.extra_text, id="edit-extra", classes="dialog-extra")
+                yield Label(plain_line(self.extra_label), classes="dialog-label")
+                yield TextArea(extra_text, id="edit-extra", classes="dialog-extra")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.save_label} (ctrl+s)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")

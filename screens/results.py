@@ -17,7 +17,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Pro
 from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
+from screens.plain_text import plain_line, visible_line
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
+from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from screens.widgets.loss_plot import PassAtKPlot
 from store import ablation as stored_ablation
 from store import budget as stored_budgets
@@ -79,6 +81,12 @@ class ResultsScreen(WorkbenchScreen):
         pairs = self.query_one("#pairs", DataTable)
         for label in ("run", "policy", "reference", "k", "Δ pass@k", "95% paired interval", "tasks"):
             pairs.add_column(label, key=label)
+        self.fill_form()
+        self.reload()
+
+    @shows_store_problems
+    def fill_form(self) -> None:
+        """The policies and n of the run's config, and every adapter in the store."""
         config = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
         evaluate = config.get("evaluate", {})
         policies = list(evaluate.get("policies") or ["base"])
@@ -86,12 +94,13 @@ class ResultsScreen(WorkbenchScreen):
             policy = f"adapter:{adapter['name']}"
             if policy not in policies:
                 policies.append(policy)
-        self.query_one("#eval-policies", Input).value = ", ".join(policies)
-        self.query_one("#eval-n", Input).value = str(evaluate.get("n", 4))
+        # An Input shows its value as it is, control characters included: the visible form.
+        self.query_one("#eval-policies", Input).value = visible_line(", ".join(map(str, policies)))
+        self.query_one("#eval-n", Input).value = visible_line(evaluate.get("n", 4))
         if self.run_id is not None and not views.evals(self.db, self.run_id):
             self.shown_run = None
-        self.reload()
 
+    @shows_store_problems
     def reload(self) -> None:
         rows = views.evals(self.db, self.shown_run)
         overlap = stored_pairs.overlap_by_policy(self.db, self.shown_run)
@@ -102,7 +111,8 @@ class ResultsScreen(WorkbenchScreen):
                         and row["ci_high"] is not None else "–")
             policy = row["policy"] + (f" {OVERLAP_MARK}" if (row["run_id"], row["policy"]) in overlap else "")
             table.add_row(
-                Text(str(row["run_id"]), justify="right"), policy, Text(str(row["k"]), justify="right"),
+                Text(str(row["run_id"]), justify="right"), plain_line(policy, width=40),
+                Text(str(row["k"]), justify="right"),
                 Text(f"{row['pass_at_k']:.3f}", style="bold", justify="right"), Text(interval, justify="right"),
                 Text(str(row["n_tasks"] if row["n_tasks"] is not None else "–"), justify="right"),
             )
@@ -148,7 +158,8 @@ class ResultsScreen(WorkbenchScreen):
             mark = f" {OVERLAP_MARK}" if pair.overlap_tasks else ""
             clears_zero = pair.ci_low > 0 or pair.ci_high < 0
             table.add_row(
-                Text(str(pair.run_id), justify="right"), pair.policy + mark, pair.reference,
+                Text(str(pair.run_id), justify="right"), plain_line(pair.policy + mark, width=40),
+                plain_line(pair.reference, width=40),
                 Text(str(pair.k), justify="right"),
                 Text(f"{pair.diff:+.3f}", style="bold" if clears_zero else "", justify="right"),
                 Text(f"{pair.ci_low:+.2f}–{pair.ci_high:+.2f}", justify="right"),
@@ -181,6 +192,7 @@ class ResultsScreen(WorkbenchScreen):
                 "store": {"path": str(self.workbench.db_path)}}
         return config_from_dict(data)
 
+    @shows_store_problems
     def action_evaluate(self) -> None:
         if self.evaluating:
             self.notify("An evaluation is running; ctrl+x cancels it.", severity="warning")
@@ -195,7 +207,7 @@ class ResultsScreen(WorkbenchScreen):
         self.evaluating = True
         self.cancel.clear()
         self.query_one("#results-info", Static).update(
-            f"Evaluating {', '.join(config.evaluate.policies)} with n = {config.evaluate.n}…")
+            plain_line(f"Evaluating {', '.join(config.evaluate.policies)} with n = {config.evaluate.n}…"))
         self.evaluate(config)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
@@ -216,7 +228,7 @@ class ResultsScreen(WorkbenchScreen):
         bar.update(total=message.total, progress=message.completed)
 
     def on_log_line(self, message: LogLine) -> None:
-        self.query_one("#results-info", Static).update(message.text)
+        self.query_one("#results-info", Static).update(plain_line(message.text))
 
     def on_evaluation_finished(self, message: EvaluationFinished) -> None:
         self.evaluating = False
@@ -228,4 +240,7 @@ class ResultsScreen(WorkbenchScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "evaluate" and event.state == WorkerState.ERROR:
             self.evaluating = False
-            self.notify(f"Evaluation failed: {event.worker.error}", severity="error", timeout=8)
+            error = event.worker.error
+            reason = (store_problem_line(self.workbench.db_path, error) if error is not None and is_store_problem(error)
+                      else error)
+            self.notify(f"Evaluation failed: {reason}", severity="error", timeout=8)

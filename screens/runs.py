@@ -11,6 +11,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from screens.base import WorkbenchScreen
 from screens.modals import ConfirmScreen
+from screens.plain_text import plain_line, visible_line
+from screens.store_problems import shows_store_problems
 from screens.words import counted
 from store import admin, views
 
@@ -36,7 +38,7 @@ def stages_text(stages: list[tuple[str, str]], *, short: bool = True) -> Text:
         if index:
             text.append("›", style="dim")
         name = STAGE_SHORT.get(stage, stage) if short else stage
-        text.append(name + ("✓" if status == "finished" else "…" if status == "running" else ""),
+        text.append(visible_line(name) + ("✓" if status == "finished" else "…" if status == "running" else ""),
                     style=STAGE_STYLE.get(status, ""))
     return text
 
@@ -86,6 +88,7 @@ class RunsScreen(WorkbenchScreen):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    @shows_store_problems
     def reload(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         selected = self.current_run_id()
@@ -93,14 +96,15 @@ class RunsScreen(WorkbenchScreen):
         self.rows = {row["id"]: row for row in views.runs_overview(self.db)}
         for row in self.rows.values():
             episodes = f"{row['finished']}/{row['episodes']}" if row["finished"] != row["episodes"] else str(row["episodes"])
+            # Strings from the store are cells of plain Text: a str cell would be read as markup.
             table.add_row(
                 Text(str(row["id"]), justify="right"),
-                row["name"] or "–",
-                Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+                plain_line(row["name"] or "–", width=40),
+                plain_line(row["status"], style=STATUS_STYLE.get(row["status"], "")),
                 Text(episodes, justify="right"),
                 rate_text(row["success_rate"]),
                 Text(str(row["proposed"]), style="bold yellow" if row["proposed"] else "dim", justify="right"),
-                (row["created_at"] or "")[:16].replace("T", " "),
+                plain_line((row["created_at"] or "")[:16].replace("T", " ")),
                 stages_text(row["stages"]),
                 key=str(row["id"]),
             )
@@ -120,6 +124,7 @@ class RunsScreen(WorkbenchScreen):
             return None
         return int(key.value) if key.value is not None else None
 
+    @shows_store_problems
     def show_summary(self) -> None:
         summary = self.query_one("#run-summary", Static)
         run_id = self.current_run_id()
@@ -137,15 +142,19 @@ class RunsScreen(WorkbenchScreen):
         header = views.run_header(self.db, run_id) or {}
         counts = views.correction_counts(self.db, run_id)
         text = Text.assemble(
-            (f"run {run_id} {row['name']}" if row["name"] else f"run {run_id}", "bold"),
-            f"  {header.get('env', '')} {header.get('suite', '')}  model {header.get('model', '')} ({header.get('backend', '')})\n",
+            (f"run {run_id} {visible_line(row['name'])}" if row["name"] else f"run {run_id}", "bold"),
+            "  {} {}  model {} ({})\n".format(*(visible_line(header.get(key, ""))
+                                                 for key in ("env", "suite", "model", "backend"))),
             "stages  ", stages_text(row["stages"], short=False), "\n",
             "corrections  ",
             *[(f"{counts[status]} {status}  ", style) for status, style in
               (("proposed", "yellow"), ("approved", "green"), ("edited", "cyan"), ("rejected", "red"))],
         )
         if row.get("error"):
-            text.append("\nerror: " + row["error"].strip().splitlines()[-1], style="red")
+            # The last line of a stored traceback is the exception, from whatever raised it.
+            last = (row["error"].strip().splitlines() or [""])[-1]
+            text.append("\nerror: ", style="red")
+            text.append(plain_line(last, style="red"))
         summary.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -171,7 +180,7 @@ class RunsScreen(WorkbenchScreen):
             return
         row = self.rows[run_id]
         question = (
-            f"Delete run {run_id} ({row['name'] or 'unnamed'})?\n\n"
+            f"Delete run {run_id} ({visible_line(row['name']) or 'unnamed'})?\n\n"
             f"This removes its {counted(row['episodes'], 'episode')} with their steps, notes, corrections and "
             "evaluation rows. Adapters and datasets stay. It cannot be undone."
         )

@@ -2,8 +2,12 @@
 
 Builds the deterministic fixture store, starts the app on it, sends keys (down, Enter,
 c, a, ?, Escape, q) and reads the screen with capture-pane after each, waiting a bounded
-time for the expected text. Exits non-zero with a clear message (and the last screen) on
-the first failure; the tmux session is killed at the end whatever happens.
+time for the expected text. Then opens a hostile store (tests/ui/hostile_store.py) whose
+run error, task prompt and answer hold `ESC ] 0 ; pwned BEL` (retitle) and an OSC 52
+(set the clipboard), with tmux accepting both from applications: the pane's title and
+tmux's paste buffers must stay as they were. Exits non-zero with a clear message (and
+the last screen) on the first failure; the tmux server, its own, is killed at the end
+whatever happens.
 
 Run: `.venv/bin/python tests/tmux_check.py` (the Makefile's `tmux-check`).
 """
@@ -11,6 +15,7 @@ Run: `.venv/bin/python tests/tmux_check.py` (the Makefile's `tmux-check`).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -22,9 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.ui import hostile_store as hostile  # noqa: E402
 from tests.ui.fixture_store import build_fixture_store  # noqa: E402
 
 SESSION = f"leafe-tui-check-{os.getpid()}"
+SOCKET = SESSION  # a tmux server of its own: our environment, no other check's sessions
 WIDTH, HEIGHT = 120, 36
 # Seconds to the first screen: the target is 2 on an idle machine; the check fails only
 # past the limit (importing torch at start-up, say, costs far more), so a busy CI machine
@@ -39,7 +46,7 @@ class CheckFailed(Exception):
 
 
 def tmux(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check, timeout=10)
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=check, timeout=10)
 
 
 def screen() -> str:
@@ -72,13 +79,28 @@ def press(key: str) -> None:
     tmux("send-keys", "-t", SESSION, key)
 
 
+def start_app(db_path: Path) -> None:
+    """The checkout's leafe-tui (its .venv's, else this Python's) on `db_path`, in tmux."""
+    app = ROOT / ".venv" / "bin" / "leafe-tui"
+    program = shlex.quote(str(app)) if app.exists() else f"{shlex.quote(sys.executable)} -m workbench.cli"
+    command = f"{program} --db {shlex.quote(str(db_path))} --reviewer tmux-check"
+    tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT),
+         f"cd {shlex.quote(str(ROOT))} && PYTHONPATH={shlex.quote(str(ROOT))} TERM=xterm-256color {command}")
+
+
+def quit_app() -> None:
+    press("q")
+    deadline = time.monotonic() + WAIT
+    while session_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if session_alive():
+        raise CheckFailed(f"q: the app is still running; screen:\n{screen()}")
+
+
 def run_check(db_path: Path) -> list[str]:
     report = []
-    app = ROOT / ".venv" / "bin" / "leafe-tui"
-    command = f"{app if app.exists() else 'leafe-tui'} --db {db_path} --reviewer tmux-check"
     started = time.monotonic()
-    tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT),
-         f"cd {ROOT} && TERM=xterm-256color {command}")
+    start_app(db_path)
     wait_for("start", "Runs", "guess-explore", "humaneval-leafe", timeout=max(WAIT, START_LIMIT * 3))
     first_screen = time.monotonic() - started
     note = "" if first_screen <= START_TARGET else f" (over the {START_TARGET:.0f}s target: is the machine busy?)"
@@ -98,12 +120,7 @@ def run_check(db_path: Path) -> list[str]:
     wait_for("? lists the keys", "Keys: Curation", "Approve marked", "Undo")
     press("Escape")
     wait_for("Escape closes the help", "Original action at τ", absent=("Keys: Curation",))
-    press("q")
-    deadline = time.monotonic() + WAIT
-    while session_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if session_alive():
-        raise CheckFailed(f"q: the app is still running; screen:\n{screen()}")
+    quit_app()
 
     connection = sqlite3.connect(db_path)
     try:
@@ -116,6 +133,41 @@ def run_check(db_path: Path) -> list[str]:
     return report
 
 
+def pane_title() -> str:
+    return tmux("display-message", "-p", "-t", SESSION, "#{pane_title}").stdout.strip()
+
+
+def paste_buffers() -> str:
+    return tmux("list-buffers", "-F", "#{buffer_sample}", check=False).stdout
+
+
+def assert_terminal_untouched(step: str, title_before: str) -> None:
+    title, buffers = pane_title(), paste_buffers()
+    if title != title_before or "pwned" in title:
+        raise CheckFailed(f"{step}: an escape sequence retitled the pane to {title!r}; screen:\n{screen()}")
+    if "pwned" in buffers:
+        raise CheckFailed(f"{step}: an escape sequence set the clipboard (tmux buffer {buffers!r})")
+
+
+def run_hostile_check(db_path: Path) -> list[str]:
+    start_app(db_path)
+    # Let applications set the clipboard (OSC 52), as `set-clipboard on` does.
+    tmux("set-option", "-s", "set-clipboard", "on")
+    title_before = pane_title()
+    shown_title = hostile.SHOWN_OSC_TITLE
+    wait_for("start on a hostile store", "Runs", f"evil{shown_title}", f"ValueError: {hostile.SHOWN_OSC_52}")
+    assert_terminal_untouched("the run's name and error", title_before)
+    press("Enter")
+    wait_for("Enter opens the run", "Episodes", f"T/{hostile.SHOWN_CLEAR}", f"{shown_title}[link=")
+    assert_terminal_untouched("the task's id and prompt", title_before)
+    press("Down")
+    wait_for("Down shows the answer", f"x = 1  # {shown_title}", f"ValueError: {hostile.SHOWN_OSC_52}")
+    assert_terminal_untouched("the answer and its observation", title_before)
+    quit_app()
+    return [f"hostile store: escapes shown as {shown_title}, the pane title stayed {title_before!r}, "
+            "no clipboard set"]
+
+
 def main() -> int:
     if shutil.which("tmux") is None:
         print("tmux-check: tmux is not installed (apt-get install tmux)", file=sys.stderr)
@@ -123,14 +175,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         db_path = Path(folder) / "fixture.db"
         build_fixture_store(db_path)
+        hostile_path = Path(folder) / "hostile.db"
+        hostile.build_hostile_store(hostile_path)
         try:
-            for line in run_check(db_path):
+            for line in run_check(db_path) + run_hostile_check(hostile_path):
                 print(f"tmux-check: {line}")
         except CheckFailed as failure:
             print(f"tmux-check FAILED at {failure}", file=sys.stderr)
             return 1
         finally:
-            tmux("kill-session", "-t", SESSION, check=False)
+            tmux("kill-server", check=False)
     print("tmux-check: passed")
     return 0
 

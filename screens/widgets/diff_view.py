@@ -7,12 +7,15 @@ import difflib
 from rich.text import Text
 from textual.widgets import Static
 
+from screens.plain_text import visible
+
 
 def diff_text(original: str, corrected: str, *, before: str = "original", after: str = "corrected") -> Text:
-    """difflib's unified diff, lines coloured: removed red, added green, hunks cyan."""
+    """difflib's unified diff, lines coloured: removed red, added green, hunks cyan; control
+    characters in either text are shown, never obeyed."""
     lines = list(
         difflib.unified_diff(
-            (original or "").splitlines(), (corrected or "").splitlines(),
+            visible(original).splitlines(), visible(corrected).splitlines(),
             fromfile=before, tofile=after, lineterm="", n=2,
         )
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from screens.plain_text import visible_line
+
 
 class LossPlot(PlotextPlot):
     """Training loss by optimiser step; `set_points` redraws with the whole curve."""
@@ -72,5 +74,7 @@ class PassAtKPlot(PlotextPlot):
         for label, points in self.curves.items():
             xs = [k for k, _ in points]
             ys = [value for _, value in points]
-            plt.plot(xs, ys, label=label, marker="braille")
+            # A policy's name comes from a config or the store; plotext's output is read
+            # back as ANSI, so an escape sequence in a label would be obeyed.
+            plt.plot(xs, ys, label=visible_line(label), marker="braille")
         self.refresh()

@@ -3,7 +3,9 @@
 Episodes are the top-level nodes. A step's children are fetched from the store only when
 it is expanded (a page at a time), so a 10,000-step episode opens as fast as a small one.
 Branches are siblings of the step they replace, as in the store; notes hang under the
-step they reflect on.
+step they reflect on. Labels are plain `Text` with control characters made visible: task
+names, actions and notes come from outside. Every method that reads the store reports a
+store it cannot read in one line (`shows_store_problems`) instead of ending the app.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from screens.plain_text import visible, visible_line
+from screens.store_problems import shows_store_problems
 from screens.words import counted
 from store import views
 
@@ -33,8 +37,9 @@ class TreeItem:
 
 
 def first_telling_line(action: str | None, width: int = 56) -> str:
-    """The first line of an action that says something (skips `def`, imports, blanks)."""
-    lines = [line.strip() for line in (action or "").splitlines() if line.strip()]
+    """The first line of an action that says something (skips `def`, imports, blanks),
+    with control characters made visible."""
+    lines = [" ".join(line.split()) for line in visible(action).splitlines() if line.strip()]
     telling = [
         line for line in lines
         if not line.startswith(("def ", "import ", "from ", "```", '"""', "#"))
@@ -92,7 +97,7 @@ class TrajectoryTree(Tree[TreeItem]):
 
     def __init__(self, db: sqlite_utils.Database, run_id: int | None = None, *,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(f"run {run_id}", name=name, id=id, classes=classes)
+        super().__init__(Text(f"run {run_id}"), name=name, id=id, classes=classes)
         self.db = db
         self.run_id = run_id
         self.show_root = False
@@ -119,11 +124,11 @@ class TrajectoryTree(Tree[TreeItem]):
             Text("… running", self.style_of("score")) if row["status"] != "finished"
             else self.outcome_text(row["success"], 1, row["score"] or 0.0)
         )
+        policy = f" {visible_line(row['policy'])}" if row["policy"] != "base" else ""
         return Text.assemble(
             (f"#{row['id']} ", self.style_of("muted")),
-            (row["task"], self.style_of("episode")),
-            (f"  r{row['rollout']}" + (f" {row['policy']}" if row["policy"] != "base" else "") + "  ",
-             self.style_of("muted")),
+            (visible_line(row["task"]), self.style_of("episode")),
+            (f"  r{row['rollout']}{policy}  ", self.style_of("muted")),
             outcome,
             (f"  {counted(row['steps'] or 0, 'step')}", self.style_of("muted")),
         )
@@ -142,17 +147,18 @@ class TrajectoryTree(Tree[TreeItem]):
         return Text.assemble(*parts)
 
     def note_label(self, row: dict) -> Text:
-        text = " ".join((row["text"] or "").split())
+        text = visible_line(row["text"])
         text = text if len(text) <= 70 else text[:69] + "…"
         target = f" ⟲ step {row['rollback_depth']}" if row.get("rollback_depth") is not None else ""
         return Text.assemble(
             ("✎ note", self.style_of("note")),
-            (f" ({row['author']}){target}: ", self.style_of("muted")),
+            (f" ({visible_line(row['author'])}){target}: ", self.style_of("muted")),
             (text, self.style_of("note")),
         )
 
     # -- loading ------------------------------------------------------------------
 
+    @shows_store_problems
     def show_episodes(self, rows: list[dict], *, more_offset: int | None = None) -> None:
         """Replace the tree's content by these episodes (collapsed, children not loaded)."""
         self.clear()
@@ -180,6 +186,7 @@ class TrajectoryTree(Tree[TreeItem]):
     def add_note(self, parent: TreeNode[TreeItem], row: dict) -> TreeNode[TreeItem]:
         return parent.add_leaf(self.note_label(row), TreeItem("note", row["id"], row["node_id"]))
 
+    @shows_store_problems
     def load_children(self, node: TreeNode[TreeItem], offset: int = 0) -> None:
         """Fetch a page of this node's children from the store (once)."""
         item = node.data
@@ -197,6 +204,7 @@ class TrajectoryTree(Tree[TreeItem]):
             node.add_leaf(Text("… more branches (enter)", self.style_of("muted")),
                           TreeItem("more", item.id, item.node_id, offset + len(rows)))
 
+    @shows_store_problems
     def load_more(self, more: TreeNode[TreeItem]) -> None:
         """Replace a `more` leaf by the next page it stands for."""
         item = more.data
@@ -241,6 +249,7 @@ class TrajectoryTree(Tree[TreeItem]):
         elif node.parent is not None and node.parent is not self.root:
             self.move_cursor(node.parent)
 
+    @shows_store_problems
     def reveal(self, node_id: int, *, move: bool = True) -> TreeNode[TreeItem] | None:
         """Expand the path down to a step and (with `move`) put the cursor on it."""
         path = views.path_ids(self.db, node_id)
@@ -290,6 +299,7 @@ class TrajectoryTree(Tree[TreeItem]):
 
     # -- live updates -------------------------------------------------------------
 
+    @shows_store_problems
     def refresh_episode(self, episode_id: int) -> None:
         row = views.episode(self.db, episode_id)
         if row is None:
@@ -300,6 +310,7 @@ class TrajectoryTree(Tree[TreeItem]):
         else:
             node.set_label(self.episode_label(row))
 
+    @shows_store_problems
     def add_live_nodes(self, node_ids: list[int], *, follow: bool = False) -> None:
         """Place steps that a running stage just stored; unloaded parts stay lazy.
 
@@ -336,6 +347,7 @@ class TrajectoryTree(Tree[TreeItem]):
             return episode_node
         return None
 
+    @shows_store_problems
     def refresh_step(self, node_id: int, *, reload_children: bool = False) -> None:
         """Relabel one step (after a branch or a new note); optionally reload its children."""
         node = self.step_nodes.get(node_id)
