@@ -51,6 +51,7 @@ REVIEWER = f"bot{OSC_TITLE}"
 DATASET = f"ds{OSC_TITLE}{CLICK}"
 ADAPTER = f"ad{OSC_TITLE}{CLICK}"
 POLICY = f"adapter:{OSC_TITLE}{BOLD}"
+REFERENCE = f"ref{CLEAR}{CLICK}"
 
 # What must never reach the terminal: any OSC (the app writes no hyperlinks), a BEL, a
 # screen clear, a C1 control, and the raw payloads themselves.
@@ -119,5 +120,7 @@ def build_hostile_store(path: str | Path) -> HostileIds:
             for k, value in zip([1, 2], values, strict=True):
                 db["evals"].insert({"run_id": ids.run, "policy": policy, "k": k, "pass_at_k": value,
                                     "ci_low": value - 0.1, "ci_high": value + 0.1, "n_tasks": 1})
+        db["eval_pairs"].insert({"run_id": ids.run, "policy": POLICY, "reference": REFERENCE, "k": 1, "diff": 0.25,
+                                 "ci_low": 0.1, "ci_high": 0.4, "n_tasks": 1, "overlap_tasks": 0})
     db.close()
     return ids

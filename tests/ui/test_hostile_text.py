@@ -156,7 +156,8 @@ async def test_results_and_distill_show_policy_adapter_and_dataset_names_as_writ
     app = LeafeApp(store.path)
     async with app.run_test(size=WIDE, notifications=True) as pilot:
         await open_run_screen(pilot, store.run, "p", ResultsScreen)
-        assert_shown_safely(app, f"adapter:{hostile.SHOWN_OSC_TITLE}{hostile.BOLD}")
+        assert_shown_safely(app, f"adapter:{hostile.SHOWN_OSC_TITLE}{hostile.BOLD}",  # Pass@k and pairs
+                            f"ref{hostile.SHOWN_CLEAR}{hostile.CLICK}")
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("d")
