@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Pro
 from textual.worker import Worker, WorkerState
 
 from screens.base import WorkbenchScreen
-from screens.plain_text import plain_line, visible_line
+from screens.plain_text import plain, plain_line, visible_line
 from screens.progress_bridge import LogLine, MessageProgress, StageProgress
 from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
 from screens.widgets.loss_plot import PassAtKPlot
@@ -146,7 +146,7 @@ class ResultsScreen(WorkbenchScreen):
                              f"trained on {examples} examples / {train_tokens} tokens")
             lines += summary_lines(stored_ablation.stored_summary(self.db, self.shown_run))
         widget = self.query_one("#diagnostics", Static)
-        widget.update(Text("\n".join(lines)))
+        widget.update(plain("\n".join(lines)))  # adapter names come from outside
         widget.display = bool(lines)
 
     def show_pairs(self) -> bool:
