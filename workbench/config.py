@@ -243,6 +243,22 @@ class EvaluateConfig:
 
 
 @dataclass
+class LeafeConfig:
+    rounds: int = setting(
+        1,
+        "LEAFE rounds: round r explores and backtracks with round r-1's adapter, its corrections "
+        "join the dataset and the adapter is trained again; explore.rollouts_per_task is split "
+        "evenly over the rounds (1: one pass, no round suffix on names).",
+    )
+    validation_tasks: int | list[str | int] | None = setting(
+        None,
+        "Tasks that score each round's adapter (validation Pass@1, stored as the rounds curve); "
+        "unset: no validation step. Keep them apart from env.tasks and evaluate.tasks.",
+    )
+    validation_n: int = setting(2, "Rollouts per validation task and round.")
+
+
+@dataclass
 class BaselinesConfig:
     rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.")
     grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.")
@@ -291,6 +307,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    leafe: LeafeConfig = field(default_factory=LeafeConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
@@ -477,6 +494,13 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config: evaluate.k = {k} needs at least {k} rollouts per task, but evaluate.n = {config.evaluate.n}"
             )
+    if config.leafe.rounds < 1 or config.leafe.validation_n < 1:
+        raise ConfigError("config: leafe.rounds and leafe.validation_n must be at least 1")
+    if config.explore.rollouts_per_task % config.leafe.rounds:
+        raise ConfigError(
+            f"config: explore.rollouts_per_task = {config.explore.rollouts_per_task} does not split evenly "
+            f"over leafe.rounds = {config.leafe.rounds}; make it a multiple of the rounds"
+        )
     if not config.distill.beta >= 0:
         raise ConfigError(f"config: distill.beta must be 0 or more, got {config.distill.beta}")
 
