@@ -23,7 +23,7 @@ def test_two_rounds_on_navigation(workdir):
         "prompts": {"history_turns": 0},
         "backtrack": {"branches": 1, "max_depth": 1},
         "export": {"rehearsal": True},
-        "curate": {"policy": "auto", "min_gain": 0.0},
+        "curate": {"policy": "auto", "min_gain": 0.01},
         "distill": {"epochs": 1, "max_length": 512, "batch_size": 4},
         "leafe": {"rounds": 2, "validation_tasks": [20, 21], "validation_n": 1},
         "stages": {"run": ["explore", "reflect", "backtrack", "curate", "export", "distill"]},
