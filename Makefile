@@ -9,7 +9,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks benchmarks-vllm screenshots clean
+.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks benchmarks-vllm screenshots report clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ benchmarks-vllm: $(VLLM_STAMP)  ## Run the vLLM benchmarks (hf against vllm, gre
 
 screenshots: $(STAMP)  ## Regenerate the README's SVG screenshots in docs/screenshots/
 	$(BIN)/python tests/ui/make_screenshots.py
+
+DB ?= leafe.db
+OUT ?= report
+report: $(STAMP)  ## Tables (Markdown, CSV, JSON) and plots of a run: make report DB=STORE [RUN=ID] [OUT=DIR]
+	$(BIN)/python -m workbench.report --db $(DB) --out $(OUT) $(if $(RUN),--run $(RUN))
 
 clean:  ## Remove the virtual environments and caches (not your stores)
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

@@ -252,3 +252,33 @@ def m004_paired_evaluation(db: sqlite_utils.Database) -> None:
         defaults={"overlap_tasks": 0},
     )
     db["eval_pairs"].create_index(["run_id", "policy", "reference", "k"], unique=True)
+
+
+@migration
+def m005_leafe_rounds(db: sqlite_utils.Database) -> None:
+    # LEAFE rounds: the stages explore .. distill repeat once per round, so a stage row
+    # says which round it belongs to (null: the stage runs once), and `--resume` skips
+    # finished rounds. Each round's adapter is scored on validation tasks: the curve that
+    # shows whether rounds help (round 0 is the base policy).
+    db["run_stages"].add_column("round", int)
+    db["round_scores"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "round": int,
+            "policy": str,  # "base" for round 0, else adapter:NAME
+            "adapter_id": int,
+            "tasks": int,  # validation tasks played
+            "n": int,  # rollouts per task
+            "successes": int,
+            "pass_at_1": float,  # mean over tasks, with a 95% bootstrap interval
+            "ci_low": float,
+            "ci_high": float,
+            "env_steps": int,  # LEAFE's environment steps in the run up to this round
+            "train_examples": int,  # the round's adapter: examples and tokens trained on
+            "train_tokens": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["round_scores"].create_index(["run_id", "round"], unique=True)

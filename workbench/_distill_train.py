@@ -1,4 +1,8 @@
-"""The LoRA SFT loop behind `distill` and the SFT-based baselines.
+"""The SFT loop behind `distill` and the SFT-based baselines: LoRA, or every weight.
+
+`distill.method = "lora"` (the default) trains a peft adapter on the frozen base;
+`"full"` trains all weights, as the paper does at a low learning rate, and saves a whole
+model folder (weights, config and tokenizer) that loads wherever a model folder does.
 
 A plain loop driven by accelerate's `Accelerator`, so the same code trains on one CPU, on
 one GPU, or under `accelerate launch` with DDP, FSDP or DeepSpeed: the model, optimiser
@@ -84,15 +88,17 @@ def make_accelerator(model_config: ModelConfig):
     return Accelerator(cpu=on_cpu(model_config))
 
 
-def load_for_training(model_config: ModelConfig, accelerator: Any):
+def load_for_training(model_config: ModelConfig, accelerator: Any, *, full: bool = False):
     """Base model and tokenizer on the CPU (prepare moves them), frozen.
 
     With accelerate mixed precision the base loads in float32 and autocast lowers it;
     otherwise it keeps `[model] dtype`, and peft keeps the LoRA weights in float32 either way.
+    A full fine-tune (`full`) always holds its weights in float32: at the paper's learning
+    rates (1e-6 .. 1e-5) most bfloat16 updates would round away to nothing.
     """
     from workbench.models.hf import load_model_and_tokenizer
 
-    dtype = "float32" if accelerator.mixed_precision != "no" else model_config.dtype
+    dtype = "float32" if accelerator.mixed_precision != "no" or full else model_config.dtype
     config = dataclasses.replace(model_config, device="cpu", dtype=dtype, adapter="")
     model, tokenizer, source = load_model_and_tokenizer(config)
     tokenizer.padding_side = "right"
@@ -114,6 +120,14 @@ def add_lora(model: Any, settings: DistillConfig):
         return get_peft_model(model, lora)
     except ValueError as error:
         raise LeafeError(f"distill: LoRA target_modules {settings.target_modules}: {error}") from None
+
+
+def make_trainable(model: Any, settings: DistillConfig):
+    """The model the loop trains: a LoRA wrapper, or the model itself with every weight free."""
+    if settings.method == "full":
+        model.requires_grad_(True)
+        return model
+    return add_lora(model, settings)
 
 
 def weighted_target_loss(model: Any, batch: dict[str, Any]):
@@ -164,8 +178,9 @@ def train_lora(
     tensorboard_dir: Path | None = None,
     description: str = "distill",
 ) -> TrainResult:
-    """Train a LoRA adapter on `examples` (dataset rows) and save it to `save_to` in PEFT's
-    format (main process only). Every process of a launch calls this with the same data."""
+    """Train on `examples` (dataset rows) and save to `save_to` (main process only): a LoRA
+    adapter in PEFT's format, or with `method = "full"` a whole model folder. Every process
+    of a launch calls this with the same data."""
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -178,7 +193,8 @@ def train_lora(
     set_seed(settings.seed)
 
     started = time.monotonic()
-    model, tokenizer, _ = load_for_training(model_config, accelerator)
+    full = settings.method == "full"
+    model, tokenizer, _ = load_for_training(model_config, accelerator, full=full)
     tokenized, result.skipped = tokenize_examples(
         tokenizer, examples, max_length=settings.max_length, beta=settings.beta
     )
@@ -194,7 +210,7 @@ def train_lora(
             text=f"warning: distill: {result.skipped} of {len(examples)} examples left out: their first "
             f"answer does not fit in distill.max_length = {settings.max_length} tokens",
         )
-    model = add_lora(model, settings)
+    model = make_trainable(model, settings)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
@@ -266,6 +282,10 @@ def train_lora(
             accelerator.unwrap_model(model).save_pretrained(
                 str(save_to), state_dict=state, safe_serialization=True
             )
+            if full:
+                # A whole model folder: it must load on its own, tokenizer included.
+                tokenizer.padding_side = "left"
+                tokenizer.save_pretrained(str(save_to))
         accelerator.wait_for_everyone()
     finally:
         if writer is not None:

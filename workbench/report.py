@@ -1,0 +1,242 @@
+"""`python -m workbench.report --db STORE [--run ID] --out DIR` (`make report DB=...`):
+a run's results as files for the README and for other tools.
+
+From the store it writes `report.md` (Markdown tables: Pass@k with 95% intervals, paired
+differences, each trained adapter's budget and training compute, the rounds curve),
+the same figures as `report.json` and one CSV per table, and plots where a picture reads
+better: Pass@k against k on a log axis, validation Pass@1 against round. Plots are SVG,
+drawn here (no plotting library needed); with matplotlib installed, PNG copies as well.
+Sections a run has no data for are left out, with a line saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from store import pairs as stored_pairs
+from store import report as stored
+from store import rounds as stored_rounds
+from store.db import open_store
+from workbench.errors import LeafeError
+
+TRAINING_KEYS = ("env_steps_budget", "env_steps_used", "n_examples", "tokens", "steps", "wall_time", "method")
+
+
+def collect(db, run_id: int) -> dict[str, Any]:
+    """Every figure of the report, as plain data (what report.json holds)."""
+    pass_at_k = stored.pass_at_k_rows(db, run_id)
+    pairs = [pair.__dict__ for pair in stored_pairs.pairs(db, run_id)]
+    training = [
+        {"adapter": row["name"], "kind": row["kind"], **{key: row["metrics"].get(key) for key in TRAINING_KEYS}}
+        for row in stored.adapter_rows(db, run_id)
+    ]
+    rounds = [score.__dict__ for score in stored_rounds.scores(db, run_id)]
+    return {"run": stored.run_header(db, run_id), "pass_at_k": pass_at_k, "pairs": pairs,
+            "training": training, "rounds": rounds}
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if not math.isnan(value) else "-"
+    return str(value)
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def interval(value: float, low: float, high: float, signed: bool = False) -> str:
+    form = "{:+.3f}" if signed else "{:.3f}"
+    return f"{form.format(value)} [{form.format(low)}, {form.format(high)}]"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    run = data["run"] or {}
+    parts = [f"# Run {run.get('id')} {run.get('name') or ''}".rstrip(),
+             f"Status {run.get('status')}, {run.get('tokens_generated') or 0} tokens generated, "
+             f"{(run.get('wall_time') or 0) / 60:.1f} min of wall time."]
+    if data["pass_at_k"]:
+        ks = sorted({row["k"] for row in data["pass_at_k"]})
+        by_policy: dict[str, dict[int, dict]] = {}
+        for row in data["pass_at_k"]:
+            by_policy.setdefault(row["policy"], {})[row["k"]] = row
+        rows = [[policy + (" *" if any(r["overlap_tasks"] for r in cells.values()) else ""),
+                 next(iter(cells.values()))["n_tasks"],
+                 *(interval(cells[k]["pass_at_k"], cells[k]["ci_low"], cells[k]["ci_high"]) if k in cells else "-"
+                   for k in ks)] for policy, cells in by_policy.items()]
+        parts += ["## Pass@k (95% bootstrap interval over tasks)",
+                  markdown_table(["policy", "tasks", *(f"pass@{k}" for k in ks)], rows)]
+        if any(row[0].endswith(" *") for row in rows):
+            parts.append("\\* trained on some of the evaluation tasks: not a held-out measure there.")
+    else:
+        parts.append("No evaluation in this run.")
+    if data["pairs"]:
+        ks = sorted({pair["k"] for pair in data["pairs"]})
+        grouped: dict[tuple[str, str], dict[int, dict]] = {}
+        for pair in data["pairs"]:
+            grouped.setdefault((pair["policy"], pair["reference"]), {})[pair["k"]] = pair
+        rows = [[policy, reference, *(interval(c[k]["diff"], c[k]["ci_low"], c[k]["ci_high"], True) if k in c else "-"
+                                     for k in ks)] for (policy, reference), c in grouped.items()]
+        parts += ["## Paired difference, policy - reference (95% paired bootstrap over tasks)",
+                  markdown_table(["policy", "reference", *(f"pass@{k}" for k in ks)], rows)]
+    if data["training"]:
+        parts += ["## Budgets and training compute",
+                  markdown_table(["adapter", "kind", "env steps (budget)", "env steps (used)", "examples",
+                                  "tokens trained", "optimiser steps", "wall time (s)", "method"],
+                                 [[row["adapter"], row["kind"], *(row[key] for key in TRAINING_KEYS)]
+                                  for row in data["training"]])]
+    if data["rounds"]:
+        parts += ["## LEAFE rounds: validation Pass@1 (round 0 is the base policy)",
+                  markdown_table(["round", "policy", "tasks x n", "successes", "pass@1 [95% CI]", "env steps",
+                                  "examples"],
+                                 [[s["round"], s["policy"], f"{s['tasks']} x {s['n']}", s["successes"],
+                                   interval(s["pass_at_1"], s["ci_low"], s["ci_high"]), s["env_steps"],
+                                   s["train_examples"]] for s in data["rounds"]])]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# -- plots -----------------------------------------------------------------------------
+
+WIDTH, HEIGHT, MARGIN = 480, 320, 50
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def svg_plot(title: str, x_label: str, series: dict[str, list[tuple[float, float]]], *, log_x: bool,
+             x_ticks: list[float]) -> str:
+    """A line plot (y from 0 to 1) with one line and legend entry per series."""
+    xs = [math.log2(x) if log_x else x for x in x_ticks]
+    low, high = min(xs), max(xs)
+    span = (high - low) or 1.0
+
+    def px(x: float) -> float:
+        x = math.log2(x) if log_x else x
+        return MARGIN + (x - low) / span * (WIDTH - 2 * MARGIN)
+
+    def py(y: float) -> float:
+        return HEIGHT - MARGIN - y * (HEIGHT - 2 * MARGIN)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
+           'font-size="11">', f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+           f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="13">{escape(title)}</text>',
+           f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>',
+           f'<line x1="{MARGIN}" y1="{py(0)}" x2="{WIDTH - MARGIN}" y2="{py(0)}" stroke="black"/>',
+           f'<line x1="{MARGIN}" y1="{py(0)}" x2="{MARGIN}" y2="{py(1)}" stroke="black"/>']
+    for y in (0.0, 0.25, 0.5, 0.75, 1.0):
+        out.append(f'<text x="{MARGIN - 6}" y="{py(y) + 4}" text-anchor="end">{y:.2f}</text>')
+    for x in x_ticks:
+        out.append(f'<text x="{px(x)}" y="{py(0) + 15}" text-anchor="middle">{x:g}</text>')
+    for index, (name, points) in enumerate(series.items()):
+        colour = COLOURS[index % len(COLOURS)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in points]
+        out.append(f'<text x="{MARGIN + 8}" y="{MARGIN - 12 + 14 * index}" fill="{colour}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plots(data: dict[str, Any]) -> dict[str, tuple[str, str, dict, bool, list[float]]]:
+    """name -> (title, x label, series, log x, x ticks) for each plot the data supports."""
+    found = {}
+    if data["pass_at_k"]:
+        series: dict[str, list[tuple[float, float]]] = {}
+        for row in data["pass_at_k"]:
+            series.setdefault(row["policy"], []).append((row["k"], row["pass_at_k"]))
+        ks = sorted({row["k"] for row in data["pass_at_k"]})
+        if len(ks) > 1:
+            found["pass_at_k"] = ("Pass@k on the evaluation tasks", "k (log scale)",
+                                  {p: sorted(v) for p, v in series.items()}, True, ks)
+    if len(data["rounds"]) > 1:
+        points = [(s["round"], s["pass_at_1"]) for s in data["rounds"]]
+        found["rounds"] = ("Validation Pass@1 by LEAFE round", "round (0: base policy)",
+                           {"validation pass@1": points}, False, [float(r) for r, _ in points])
+    return found
+
+
+def write_png(path: Path, title: str, x_label: str, series: dict, log_x: bool) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    for name, points in series.items():
+        axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+    if log_x:
+        axis.set_xscale("log", base=2)
+    axis.set(title=title, xlabel=x_label, ylim=(0, 1))
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None) -> list[Path]:
+    """Write the report's files for `run_id` (default: the latest run); return their paths."""
+    if not Path(db_path).is_file():
+        raise LeafeError(f"report: store not found: {db_path}")
+    db = open_store(db_path)
+    run_id = run_id or stored.latest_run(db)
+    if run_id is None or stored.run_header(db, run_id) is None:
+        raise LeafeError(f"report: {db_path} has no run {run_id or ''}".rstrip())
+    data = collect(db, run_id)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "report.md", folder / "report.json"]
+    written[0].write_text(markdown(data))
+    written[1].write_text(json.dumps(data, indent=1, default=str))
+    for name in ("pass_at_k", "pairs", "training", "rounds"):
+        if data[name]:
+            write_csv(folder / f"{name}.csv", data[name])
+            written.append(folder / f"{name}.csv")
+    for name, (title, x_label, series, log_x, ticks) in plots(data).items():
+        (folder / f"{name}.svg").write_text(svg_plot(title, x_label, series, log_x=log_x, x_ticks=ticks))
+        written.append(folder / f"{name}.svg")
+        if write_png(folder / f"{name}.png", title, x_label, series, log_x):
+            written.append(folder / f"{name}.png")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", required=True, help="the run's store")
+    parser.add_argument("--run", type=int, help="run id (default: the latest)")
+    parser.add_argument("--out", default="report", help="folder to write (default: ./report)")
+    args = parser.parse_args(argv)
+    try:
+        for path in write_report(args.db, args.out, args.run):
+            print(path)
+    except LeafeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
