@@ -49,20 +49,28 @@ class TokenizedExample:
 
 
 def read_examples(path: str | Path) -> list[dict[str, Any]]:
-    """The examples of a dataset file, checked line by line (the error names the line)."""
+    """The examples of a dataset file, checked line by line (the error names the file, the
+    line and what is wrong: not UTF-8, not JSON, a missing field, turns out of order)."""
     path = Path(path)
     if not path.is_file():
         raise LeafeError(f"dataset {path} not found")
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"dataset {path}, line {number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise LeafeError(
+                    f"{where}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise LeafeError(f"dataset {path}, line {number}: not JSON ({error})") from None
-            examples.append(check_example(row, f"dataset {path}, line {number}"))
+                raise LeafeError(f"{where}: not JSON ({error})") from None
+            examples.append(check_example(row, where))
     return examples
 
 
@@ -77,6 +85,7 @@ def check_example(row: Any, where: str) -> dict[str, Any]:
             raise LeafeError(f"{where}: message {index} needs a role of {', '.join(ROLES)}")
         if not isinstance(message.get("content"), str):
             raise LeafeError(f"{where}: message {index} needs text `content`")
+    check_turn_order(messages, where)
     target_start = row.get("target_start")
     if target_start is None:
         # Without a marker, train on the last answer (the usual SFT shape).
@@ -88,6 +97,20 @@ def check_example(row: Any, where: str) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise LeafeError(f"{where}: `kind` must be a string")
     return {**row, "target_start": target_start, "kind": kind, "task": str(row.get("task", ""))}
+
+
+def check_turn_order(messages: list[dict[str, Any]], where: str) -> None:
+    """A system message only first, then user and assistant turns taking turns, the user
+    first: the shape chat templates render (some raise on anything else, mid-training)."""
+    start = 1 if messages[0]["role"] == "system" else 0
+    for index, message in enumerate(messages[start:], start=start):
+        expected = "user" if (index - start) % 2 == 0 else "assistant"
+        if message["role"] != expected:
+            before = f"after {messages[index - 1]['role']!r}" if index else "first"
+            raise LeafeError(
+                f"{where}: turns out of order: message {index} is {message['role']!r} {before}, "
+                f"expected {expected!r} (an optional system message first, then user and assistant in turn)"
+            )
 
 
 def example_weight(kind: str, beta: float) -> float:

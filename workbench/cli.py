@@ -55,6 +55,11 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+def say(text: str) -> None:
+    """A line for the person at once (a warning before the stages start), on stderr."""
+    print(f"leafe-tui: {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -118,7 +123,7 @@ def run_batch(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr), RichProgress() as progress:
         result = run_pipeline(
             config, db_path=config.store.path, resume=args.resume, progress=progress,
-            cancel=cancel, config_path=args.batch,
+            cancel=cancel, config_path=args.batch, warn=say,
         )
     for line in result.messages:
         if line.startswith("warning"):

@@ -8,6 +8,8 @@ type or a value outside its choices raises `ConfigError` with one line naming th
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 import types
 import typing
@@ -30,14 +32,82 @@ STAGES = (
     "ablation:no_note",
     "evaluate",
 )
+ADAPTER_PREFIX = "adapter:"
 TRAINING_STAGES = ("distill", "baseline:rft", "baseline:grpo", "baseline:early_experience")
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A config field with its default and a one-line help text (shown in the README)."""
+@dataclass(frozen=True)
+class Range:
+    """The values a number setting (or each number of a list setting) may take.
+
+    Beside the help text so one generic check covers every field (a NaN timeout used to
+    hang a run) and `--config-help` and the README show the same bounds the loader keeps.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    """The low end itself is refused (`> low` rather than `>= low`)."""
+    high_open: bool = False
+    per_core: int = 0
+    """The high end is this many times the machine's CPU cores (a bound that travels badly
+    between machines, so it is computed where the config is loaded)."""
+
+    def upper(self) -> float | None:
+        return self.per_core * (os.cpu_count() or 1) if self.per_core else self.high
+
+    def holds(self, value: float) -> bool:
+        upper = self.upper()
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return upper is None or (value < upper if self.high_open else value <= upper)
+
+    def describe(self, *, on_this_machine: bool = False) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"above {number(self.low)}" if self.low_open else f"at least {number(self.low)}")
+        if self.per_core:
+            shown = f" ({self.upper()} on this machine)" if on_this_machine else ""
+            parts.append(f"at most {self.per_core} x the CPU cores{shown}")
+        elif self.high is not None:
+            parts.append(f"below {number(self.high)}" if self.high_open else f"at most {number(self.high)}")
+        return " and ".join(parts)
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+SEED = Range(0, 2**32 - 1)  # numpy's and torch's seeds agree on this span
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    range: Range | None = None,
+    item_range: Range | None = None,
+    nonempty: bool = False,
+    unique: bool = False,
+    plain_name: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A config field with its default and a one-line help text (shown in the README).
+
+    `range`: the values a number may take; `item_range`: each number of a list;
+    `nonempty`: a list must hold something; `unique`: no item twice; `plain_name`: a name
+    that becomes a file or folder name inside the store's own folders, so it may not hold
+    a path. `validate` checks them all on load.
+    """
+    metadata = {
+        "help": help, "range": range, "item_range": item_range, "nonempty": nonempty,
+        "unique": unique, "plain_name": plain_name, **kwargs,
+    }
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
-    return field(default=default, metadata={"help": help, **kwargs})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -62,38 +132,44 @@ class ModelConfig:
         "bfloat16", "Weights and activations type (hf and vllm)."
     )
     device: str = setting("auto", "hf: `auto` (cuda if present, else cpu), `cpu`, or `cuda:N`.")
-    max_new_tokens: int = setting(256, "Most tokens one action may take.")
+    max_new_tokens: int = setting(256, "Most tokens one action may take.", range=AT_LEAST_1)
     context_length: int = setting(
-        0, "Prompt plus answer token limit; 0 takes the model's own (capped at 4096 on CPU)."
+        0, "Prompt plus answer token limit; 0 takes the model's own (capped at 4096 on CPU).",
+        range=AT_LEAST_0,
     )
-    batch_size: int = setting(16, "hf: most sequences decoded together in one forward pass.")
+    batch_size: int = setting(16, "hf: most sequences decoded together in one forward pass.", range=AT_LEAST_1)
     allow_download: bool = setting(
         False, "Let transformers fetch a Hugging Face id that is not cached (off: never touch the hub)."
     )
     # vllm
     gpu_memory_utilization: float = setting(
-        0.0, "vllm: share of GPU memory (of RAM on CPU) for the engine; 0 picks a value that fits."
+        0.0, "vllm: share of GPU memory (of RAM on CPU) for the engine; 0 picks a value that fits.",
+        range=Range(0, 1),
     )
-    max_model_len: int = setting(4096, "vllm: longest sequence the engine plans for.")
+    max_model_len: int = setting(4096, "vllm: longest sequence the engine plans for.", range=AT_LEAST_1)
     enforce_eager: bool = setting(True, "vllm: skip CUDA graph capture (fast start, small models).")
-    tensor_parallel_size: int = setting(1, "vllm: GPUs to shard the model over.")
+    tensor_parallel_size: int = setting(1, "vllm: GPUs to shard the model over.", range=AT_LEAST_1)
     # openai
     base_url: str = setting("", "openai: server URL, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = setting("OPENAI_API_KEY", "openai: environment variable holding the key.")
-    max_concurrency: int = setting(8, "openai: requests in flight at once.")
-    timeout: float = setting(120.0, "openai: seconds before one request is abandoned.")
-    max_retries: int = setting(5, "openai: retries on 429 and 5xx, with exponential backoff.")
+    max_concurrency: int = setting(8, "openai: requests in flight at once.", range=AT_LEAST_1)
+    timeout: float = setting(
+        120.0, "openai: seconds before one request is abandoned.", range=Range(0, 3600, low_open=True)
+    )
+    max_retries: int = setting(5, "openai: retries on 429 and 5xx, with exponential backoff.", range=Range(0, 100))
 
 
 @dataclass
 class SandboxConfig:
-    timeout: float = setting(5.0, "Wall-clock seconds one submission may run.")
-    cpu_seconds: int = setting(4, "CPU seconds one submission may use.")
-    memory_mb: int = setting(512, "Address-space limit of one submission, in MiB.")
-    file_size_mb: int = setting(16, "Largest file a submission may write, in MiB.")
-    max_processes: int = setting(32, "Most processes a submission may have alive at once.")
-    output_limit_kb: int = setting(64, "Output kept from a submission; the rest is dropped.")
-    workers: int = setting(0, "Submissions run at once; 0 means the number of CPU cores.")
+    timeout: float = setting(5.0, "Wall-clock seconds one submission may run.", range=Range(0, 600, low_open=True))
+    cpu_seconds: int = setting(4, "CPU seconds one submission may use.", range=Range(1, 600))
+    memory_mb: int = setting(512, "Address-space limit of one submission, in MiB.", range=Range(16))
+    file_size_mb: int = setting(16, "Largest file a submission may write, in MiB.", range=AT_LEAST_1)
+    max_processes: int = setting(32, "Most processes a submission may have alive at once.", range=AT_LEAST_1)
+    output_limit_kb: int = setting(64, "Output kept from a submission; the rest is dropped.", range=AT_LEAST_1)
+    workers: int = setting(
+        0, "Submissions run at once; 0 means the number of CPU cores.", range=Range(0, per_core=4)
+    )
     network: Literal["isolated", "inherit"] = setting(
         "isolated", "isolated: a network namespace with no interfaces where the OS allows it."
     )
@@ -108,9 +184,12 @@ class EnvConfig:
         "humaneval", "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id."
     )
     tasks: int | list[str | int] = setting(
-        3, "A count of first tasks, or a list of task names (coding) or seeds (navigation)."
+        3, "A count of first tasks, or a list of task names (coding) or seeds (navigation).",
+        range=AT_LEAST_1, nonempty=True, unique=True,
     )
-    max_steps: int = setting(3, "Interaction budget: most actions per episode, branches included.")
+    max_steps: int = setting(
+        3, "Interaction budget: most actions per episode, branches included.", range=AT_LEAST_1
+    )
     view: Literal["map", "words"] = setting(
         "map", "navigation: `map` draws the grid and sums it up in words; `words` gives only the words (easier for small models)."
     )
@@ -119,10 +198,10 @@ class EnvConfig:
 
 @dataclass
 class ExploreConfig:
-    rollouts_per_task: int = setting(1, "Independent episodes per task.")
-    temperature: float = setting(0.7, "Sampling temperature; 0 is greedy.")
-    top_p: float = setting(0.95, "Nucleus sampling mass.")
-    seed: int = setting(0, "Seed for sampling and anything random in the run.")
+    rollouts_per_task: int = setting(1, "Independent episodes per task.", range=AT_LEAST_1)
+    temperature: float = setting(0.7, "Sampling temperature; 0 is greedy.", range=AT_LEAST_0)
+    top_p: float = setting(0.95, "Nucleus sampling mass.", range=Range(0, 1, low_open=True))
+    seed: int = setting(0, "Seed for sampling and anything random in the run.", range=SEED)
 
 
 @dataclass
@@ -141,6 +220,7 @@ class PromptsConfig:
         -1,
         "Earlier (action, observation) turns the policy sees; -1 keeps them all (cut only to fit "
         "the context), 0 shows the latest observation alone (for views that hold the whole state).",
+        range=Range(-1),
     )
 
 
@@ -151,11 +231,11 @@ class ReflectConfig:
         "Who writes experience notes: `template` (rules over the structured feedback), `model`, "
         "another registered reflector, or a function as module:function.",
     )
-    every: int = setting(0, "Also reflect every N steps of an episode (0: only after failures).")
+    every: int = setting(0, "Also reflect every N steps of an episode (0: only after failures).", range=AT_LEAST_0)
     model: ModelConfig | None = setting(
         None, "[reflect.model]: the reflector's model, same keys as [model] (default: the policy)."
     )
-    max_new_tokens: int = setting(160, "Most tokens of a model-written note.")
+    max_new_tokens: int = setting(160, "Most tokens of a model-written note.", range=AT_LEAST_1)
     prompt: str = setting(
         "You review an agent's failed attempt. Steps:\n{steps}\n"
         "Answer in two lines:\nNOTE: <what went wrong and what to try, without code>\n"
@@ -169,10 +249,10 @@ class BacktrackConfig:
     rollback: Literal["reflector", "last", "first_error"] = setting(
         "reflector", "Which step to redo: the reflector's pick, the last step, or the first failure."
     )
-    branches: int = setting(2, "Alternative actions sampled at the rollback point.")
-    max_depth: int = setting(2, "How many times a failed branch may itself be reflected on.")
-    max_attempts: int = setting(8, "Most branches per episode, all depths together.")
-    temperature: float = setting(0.8, "Sampling temperature of branches.")
+    branches: int = setting(2, "Alternative actions sampled at the rollback point.", range=AT_LEAST_1)
+    max_depth: int = setting(2, "How many times a failed branch may itself be reflected on.", range=AT_LEAST_0)
+    max_attempts: int = setting(8, "Most branches per episode, all depths together.", range=AT_LEAST_0)
+    temperature: float = setting(0.8, "Sampling temperature of branches.", range=AT_LEAST_0)
 
 
 @dataclass
@@ -181,7 +261,9 @@ class CurateConfig:
         "auto", "auto approves successful corrections that pass the leakage check; human leaves all proposed."
     )
     reviewer: str = setting("auto", "Name recorded with automatic decisions.")
-    leakage_words: int = setting(8, "A correction copying this many consecutive note words is rejected.")
+    leakage_words: int = setting(
+        8, "A correction copying this many consecutive note words is rejected.", range=AT_LEAST_1
+    )
     min_gain: float | None = setting(
         None,
         "auto also approves a branch that did not succeed but beat its original path's score by at least "
@@ -199,7 +281,7 @@ class CurateConfig:
 @dataclass
 class ExportConfig:
     path: str = setting("", "JSONL file to write; empty: runs/run-<id>/corrections.jsonl beside the store.")
-    name: str = setting("", "Dataset name in the store; empty: leafe-run-<id>.")
+    name: str = setting("", "Dataset name in the store; empty: leafe-run-<id>.", plain_name=True)
     rehearsal: bool = setting(False, "Add successful original episodes as rehearsal examples.")
 
 
@@ -211,35 +293,43 @@ class DistillConfig:
         "`lora` trains a LoRA adapter (peft); `full` fine-tunes every weight, as the paper does "
         "(use a low learning_rate, e.g. 1e-5) and saves a whole model folder.",
     )
-    lora_r: int = setting(16, "LoRA rank.")
-    lora_alpha: int = setting(32, "LoRA scaling numerator.")
-    lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.")
+    lora_r: int = setting(16, "LoRA rank.", range=AT_LEAST_1)
+    lora_alpha: int = setting(32, "LoRA scaling numerator.", range=AT_LEAST_1)
+    lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.", range=Range(0, 1, high_open=True))
     target_modules: list[str] = setting(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "Module names that get LoRA weights.",
+        nonempty=True,
     )
-    learning_rate: float = setting(2e-4, "AdamW learning rate.")
-    epochs: int = setting(3, "Passes over the dataset.")
-    batch_size: int = setting(4, "Examples per optimiser step.")
-    max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).")
-    beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).")
+    learning_rate: float = setting(2e-4, "AdamW learning rate.", range=Range(0, 1, low_open=True))
+    epochs: int = setting(3, "Passes over the dataset.", range=AT_LEAST_1)
+    batch_size: int = setting(4, "Examples per optimiser step.", range=AT_LEAST_1)
+    max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).", range=AT_LEAST_1)
+    beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).", range=AT_LEAST_0)
     output: str = setting("", "Adapter folder; empty: adapters/<name> beside the store.")
-    name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.")
+    name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.", plain_name=True)
     report_to: Literal["none", "tensorboard"] = setting("none", "Also log the loss for TensorBoard.")
-    seed: int = setting(0, "Training seed.")
+    seed: int = setting(0, "Training seed.", range=SEED)
 
 
 @dataclass
 class EvaluateConfig:
     policies: list[str] = setting(
-        ["base"], "`base`, `adapter:NAME_OR_PATH`, ... evaluated in turn; `{run}` is this run's id."
+        ["base"], "`base`, `adapter:NAME_OR_PATH`, ... evaluated in turn; `{run}` is this run's id.",
+        nonempty=True, unique=True,
     )
-    n: int = setting(4, "Independent rollouts per task and policy.")
-    k: list[int] = setting([1, 2, 4], "Pass@k values to report (each at most n).")
-    tasks: int | list[str | int] | None = setting(None, "Held-out tasks; default: env.tasks.")
-    temperature: float = setting(0.7, "Sampling temperature of evaluation rollouts.")
-    seed: int = setting(1000, "Seed of evaluation rollouts (differs from exploration).")
-    bootstrap: int = setting(1000, "Bootstrap resamples over tasks for the 95% interval.")
+    n: int = setting(4, "Independent rollouts per task and policy.", range=AT_LEAST_1)
+    k: list[int] = setting(
+        [1, 2, 4], "Pass@k values to report (each at most n).", item_range=AT_LEAST_1, nonempty=True
+    )
+    tasks: int | list[str | int] | None = setting(
+        None, "Held-out tasks; default: env.tasks.", range=AT_LEAST_1, nonempty=True, unique=True
+    )
+    temperature: float = setting(0.7, "Sampling temperature of evaluation rollouts.", range=AT_LEAST_0)
+    seed: int = setting(1000, "Seed of evaluation rollouts (differs from exploration).", range=SEED)
+    bootstrap: int = setting(
+        1000, "Bootstrap resamples over tasks for the 95% interval (0: none).", range=Range(0, 1_000_000)
+    )
 
 
 @dataclass
@@ -249,28 +339,31 @@ class LeafeConfig:
         "LEAFE rounds: round r explores and backtracks with round r-1's adapter, its corrections "
         "join the dataset and the adapter is trained again; explore.rollouts_per_task is split "
         "evenly over the rounds (1: one pass, no round suffix on names).",
+        range=AT_LEAST_1,
     )
     validation_tasks: int | list[str | int] | None = setting(
         None,
         "Tasks that score each round's adapter (validation Pass@1, stored as the rounds curve); "
         "unset: no validation step. Keep them apart from env.tasks and evaluate.tasks.",
+        range=AT_LEAST_1, nonempty=True, unique=True,
     )
-    validation_n: int = setting(2, "Rollouts per validation task and round.")
+    validation_n: int = setting(2, "Rollouts per validation task and round.", range=AT_LEAST_1)
 
 
 @dataclass
 class BaselinesConfig:
-    rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.")
-    grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.")
+    rollouts_per_task: int = setting(0, "Rollouts for rft/grpo; 0: match LEAFE's step budget.", range=AT_LEAST_0)
+    grpo_group_size: int = setting(4, "grpo: completions per prompt in a group.", range=Range(2))
     grpo_steps: int = setting(
-        0, "grpo: optimiser steps; 0 derives them from the budget, so grpo spends [experiment] env_steps."
+        0, "grpo: optimiser steps; 0 derives them from the budget, so grpo spends [experiment] env_steps.",
+        range=AT_LEAST_0,
     )
     grpo_multi_turn: bool = setting(
         False,
         "grpo: play whole episodes, feedback turns masked from the loss (trl rollout_func); "
         "off: reward the first action only (cheaper on a CPU).",
     )
-    alternatives: int = setting(3, "early_experience: alternative actions per expert state.")
+    alternatives: int = setting(3, "early_experience: alternative actions per expert state.", range=AT_LEAST_0)
 
 
 @dataclass
@@ -291,7 +384,7 @@ class ExperimentConfig:
 
 @dataclass
 class StagesConfig:
-    run: list[str] = setting(["explore"], "Stages in order: " + ", ".join(STAGES) + ".")
+    run: list[str] = setting(["explore"], "Stages in order: " + ", ".join(STAGES) + ".", nonempty=True)
 
 
 @dataclass
@@ -444,7 +537,9 @@ def shown(value: Any) -> str:
 
 
 def validate(config: Config) -> None:
-    """Checks across fields that the types alone cannot express."""
+    """Every field against its own rules (`check_fields`), then checks across fields that
+    the types alone cannot express."""
+    check_fields(config, "")
     for stage in config.stages.run:
         if stage not in STAGES:
             raise ConfigError(f"config: [stages] run has unknown stage {stage!r} (known: {', '.join(STAGES)})")
@@ -455,41 +550,11 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config: [stages] run lists {later[0]!r} after 'evaluate'; put 'evaluate' after the training stages"
             )
-    positive = {
-        "env.max_steps": config.env.max_steps,
-        "explore.rollouts_per_task": config.explore.rollouts_per_task,
-        "model.max_new_tokens": config.model.max_new_tokens,
-        "backtrack.branches": config.backtrack.branches,
-        "evaluate.n": config.evaluate.n,
-        "distill.epochs": config.distill.epochs,
-        "distill.batch_size": config.distill.batch_size,
-        "env.sandbox.max_processes": config.env.sandbox.max_processes,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"config: {key} must be at least 1, got {value}")
-    if isinstance(config.env.tasks, int) and config.env.tasks < 1:
-        raise ConfigError(f"config: env.tasks must be at least 1, got {config.env.tasks}")
-    for key, value in {"explore.temperature": config.explore.temperature,
-                       "backtrack.temperature": config.backtrack.temperature,
-                       "evaluate.temperature": config.evaluate.temperature}.items():
-        if value < 0:
-            raise ConfigError(f"config: {key} must be 0 or more, got {value}")
-    if config.backtrack.max_depth < 0 or config.backtrack.max_attempts < 0:
-        raise ConfigError("config: backtrack.max_depth and backtrack.max_attempts must be 0 or more")
-    if config.prompts.history_turns < -1:
-        raise ConfigError(
-            f"config: prompts.history_turns must be -1 (all) or more, got {config.prompts.history_turns}"
-        )
-    if config.reflect.every < 0:
-        raise ConfigError(f"config: reflect.every must be 0 or more, got {config.reflect.every}")
     if config.model.backend == "scripted" and not config.model.script:
         raise ConfigError("config: model.script is required when model.backend = 'scripted'")
     if config.model.backend == "openai" and not config.model.base_url:
         raise ConfigError("config: model.base_url is required when model.backend = 'openai'")
     for k in config.evaluate.k:
-        if k < 1:
-            raise ConfigError(f"config: evaluate.k values must be at least 1, got {k}")
         if k > config.evaluate.n:
             raise ConfigError(
                 f"config: evaluate.k = {k} needs at least {k} rollouts per task, but evaluate.n = {config.evaluate.n}"
@@ -503,6 +568,66 @@ def validate(config: Config) -> None:
         )
     if not config.distill.beta >= 0:
         raise ConfigError(f"config: distill.beta must be 0 or more, got {config.distill.beta}")
+    for policy in config.evaluate.policies:
+        name = policy[len(ADAPTER_PREFIX):] if policy.startswith(ADAPTER_PREFIX) else None
+        if policy != "base" and not (name and name.strip()):
+            raise ConfigError(
+                f"config: evaluate.policies has {policy!r}, which is neither 'base' nor 'adapter:NAME_OR_PATH'"
+            )
+
+
+def check_fields(section: Any, prefix: str) -> None:
+    """Walk a config section and hold every value to its field's metadata: numbers finite
+    and in their `Range`, lists non-empty and without repeats where asked, names plain."""
+    for item in dataclasses.fields(section):
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        value = getattr(section, item.name)
+        if dataclasses.is_dataclass(value):
+            check_fields(value, key)
+            continue
+        if isinstance(value, list):
+            check_list(key, value, item.metadata)
+        elif is_number(value):
+            check_number(key, value, item.metadata.get("range"))
+        if item.metadata.get("plain_name") and isinstance(value, str) and value:
+            check_plain_name(key, value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_number(key: str, value: float, allowed: Range | None) -> None:
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if finite and (allowed is None or allowed.holds(value)):
+        return
+    bounds = allowed.describe(on_this_machine=True) if allowed else ""
+    wanted = f"a finite number{' ' + bounds if bounds else ''}" if not finite else bounds
+    raise ConfigError(f"config: {key} must be {wanted}, got {value!r}")
+
+
+def check_list(key: str, values: list[Any], metadata: Any) -> None:
+    if metadata.get("nonempty") and not values:
+        raise ConfigError(f"config: {key} is empty; give at least one item")
+    if metadata.get("unique"):
+        seen: set[Any] = set()
+        for value in values:
+            if value in seen:
+                raise ConfigError(f"config: {key} lists {value!r} twice; give each item once")
+            seen.add(value)
+    for index, value in enumerate(values):
+        if is_number(value):
+            check_number(f"{key}[{index}]", value, metadata.get("item_range"))
+
+
+def check_plain_name(key: str, name: str) -> None:
+    """A name that becomes one file or folder name: no separator, no `..`, no NUL, so it
+    never reaches outside the folder it is made in."""
+    if "/" in name or "\\" in name or "\0" in name or name.strip() in (".", "..") or name != name.strip():
+        raise ConfigError(
+            f"config: {key} = {name!r} must be a plain name (no '/', '\\', '..', NUL or surrounding spaces): "
+            "it names a file or folder inside the store's own folders"
+        )
 
 
 def resolve_paths(config: Config, base: Path) -> None:
@@ -554,7 +679,8 @@ def toml_value(value: Any) -> str:
 
 
 def help_rows(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every setting, for the README's reference and `--help`."""
+    """(key, default, help) for every setting, for the README's reference and `--help`;
+    the help ends with the values the loader allows, where a field limits them."""
     rows = []
     hints = typing.get_type_hints(cls)
     for item in dataclasses.fields(cls):
@@ -564,5 +690,23 @@ def help_rows(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]
             rows.extend(help_rows(hint, key))
             continue
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
-        rows.append((key, toml_value(default) if default is not None else "(none)", item.metadata.get("help", "")))
+        text = item.metadata.get("help", "")
+        rules = allowed_values(item.metadata)
+        rows.append((key, toml_value(default) if default is not None else "(none)", f"{text} ({rules})" if rules else text))
     return rows
+
+
+def allowed_values(metadata: Any) -> str:
+    """The field's rules in words, as `--config-help` and the README show them."""
+    rules = []
+    if metadata.get("range"):
+        rules.append(metadata["range"].describe())
+    if metadata.get("item_range"):
+        rules.append(f"each {metadata['item_range'].describe()}")
+    if metadata.get("nonempty"):
+        rules.append("a list may not be empty")
+    if metadata.get("unique"):
+        rules.append("no item twice")
+    if metadata.get("plain_name"):
+        rules.append("a plain name: no '/' or '..'")
+    return "; ".join(rules)

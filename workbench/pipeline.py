@@ -24,9 +24,11 @@ from typing import Any
 from store import queries
 from store import rounds as stored_rounds
 from store.db import LOCK_RETRIES, open_store, transaction
-from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
+from workbench.config import ADAPTER_PREFIX, TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
-from workbench.errors import LeafeError, NothingToTrain, StoreLocked
+from workbench.errors import ConfigError, LeafeError, NothingToTrain, StoreLocked
+from workbench.files import protected_files
+from workbench.outputs import check_output_paths, protected_inputs
 from workbench.rounds import plan_stages, run_in_round, stage_key
 
 # stage name -> "module:function"; imported only when the stage runs.
@@ -123,12 +125,18 @@ def provenance(config: Config) -> dict[str, Any]:
     }
 
 
-def validate_before_run(config: Config) -> None:
-    """Everything that can be checked without writing: the model name, the tasks."""
+def validate_before_run(config: Config, *, db_path: str | Path | None = None, config_path: str = "") -> None:
+    """Everything that can be checked without writing: where the run will write, the model
+    name, the tasks, a dataset file distill will read."""
+    from workbench._distill_data import read_examples
     from workbench.envs import open_suite
     from workbench.models import resolve_model_source
     from workbench.models.scripted import load_script
 
+    if db_path is not None:
+        check_output_paths(config, db_path=db_path, config_path=config_path)
+    if "distill" in config.stages.run and config.distill.dataset and Path(config.distill.dataset).is_file():
+        read_examples(config.distill.dataset)  # a bad line fails now, not after the stages before it
     if config.model.backend == "scripted":
         load_script(config.model.script)
         if any(stage in TRAINING_STAGES for stage in config.stages.run):
@@ -158,35 +166,49 @@ def run_pipeline(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     config_path: str = "",
+    warn: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run (or resume) the configured stages; see the module docstring."""
-    from workbench.envs import open_suite
-
+    """Run (or resume) the configured stages; see the module docstring. `warn` receives
+    lines for the person at once (default: the progress reporter's messages)."""
     started = time.monotonic()  # the run's wall time counts from here, whatever the stages do
     progress = progress or SilentProgress()
     cancel = cancel or threading.Event()
-    validate_before_run(config)
-    if config.model.adapter and not Path(db_path).exists():
-        from workbench.adapters import resolve_adapter
-
-        resolve_adapter(None, config.model.adapter)  # a folder, or a clear error before writing
+    warn = warn or (lambda text: progress.event("message", text=text))
+    validate_before_run(config, db_path=db_path, config_path=config_path)
+    if not Path(db_path).exists():
+        # No store yet: what it would be asked for must already exist elsewhere, and a
+        # refusal now leaves no new file behind.
+        check_adapters(None, config, run_id=1)
     db = open_store(db_path)
-    if config.model.adapter:
-        from workbench.adapters import resolve_adapter
-
-        resolve_adapter(db, config.model.adapter)
-    run_id = None
-    if resume:
-        run_id = queries.latest_unfinished_run(db)
-        latest = queries.latest_run(db)
-        if run_id is None and latest is not None:
-            return RunResult(
-                latest, "nothing-to-resume", counts=queries.run_counts(db, latest),
-                messages=[f"run {latest} is finished; nothing to resume"],
-            )
+    try:
+        run_id = None
+        if resume:
+            run_id = queries.latest_unfinished_run(db)
+            latest = queries.latest_run(db)
+            if run_id is None and latest is not None:
+                finished = RunResult(
+                    latest, "nothing-to-resume", counts=queries.run_counts(db, latest),
+                    messages=[f"run {latest} is finished; nothing to resume"],
+                )
+                db.close()
+                return finished
+        if run_id is not None:
+            # A resumed run keeps the config it started with, so its stages stay consistent.
+            stored = config_from_dict(queries.get_run(db, run_id)["config"])
+            changed = changed_keys(resolved(stored), resolved(config))
+            if changed:
+                where = config_path or "the config"
+                warn(
+                    f"warning: --resume continues run {run_id} with the config it started with; "
+                    f"{where} now differs in {', '.join(changed)} (run without --resume to use it)"
+                )
+            config = stored
+            check_output_paths(config, db_path=db_path, config_path=config_path)
+        check_adapters(db, config, run_id=run_id if run_id is not None else next_run_id(db))
+    except BaseException:
+        db.close()
+        raise
     if run_id is not None:
-        # A resumed run keeps the config it started with, so its stages stay consistent.
-        config = config_from_dict(queries.get_run(db, run_id)["config"])
         progress.event("message", text=f"resuming run {run_id}")
     else:
         # [leafe] rounds repeats explore .. distill; each stage row records its round.
@@ -202,6 +224,16 @@ def run_pipeline(
             )
             stored_rounds.set_stage_rounds(db, run_id, [round_number for _, round_number in plan])
         progress.event("message", text=f"run {run_id} started")
+    with protected_files(protected_inputs(config, db_path=db_path, config_path=config_path)):
+        return run_stages(db, run_id, config, progress=progress, cancel=cancel, started=started)
+
+
+def run_stages(
+    db, run_id: int, config: Config, *, progress: Progress, cancel: threading.Event, started: float
+) -> RunResult:
+    """The run's unfinished stages in order; how it ended, recorded in the store."""
+    from workbench.envs import open_suite
+
     suite = open_suite(config.env)
     context = StageContext(
         db=db, run_id=run_id, config=config, suite=suite, progress=progress, cancel=cancel, usage_since=started,
@@ -263,6 +295,64 @@ def mark_run(db, run_id: int, status: str, error: str = "", *, retries: int = LO
             queries.set_run_status(db, run_id, status, error)
     except LeafeError:
         pass
+
+
+def changed_keys(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (the store's path,
+    which `--db` sets, is where the run lives rather than how it runs, so it is left out)."""
+    keys = []
+    for key in sorted(set(before) | set(after)):
+        dotted = f"{prefix}.{key}" if prefix else key
+        first, second = before.get(key), after.get(key)
+        if isinstance(first, dict) and isinstance(second, dict):
+            keys.extend(changed_keys(first, second, dotted))
+        elif first != second and dotted != "store.path":
+            keys.append(dotted)
+    return keys
+
+
+def next_run_id(db) -> int:
+    """The id the next new run gets (runs.id is SQLite's rowid: the largest plus one)."""
+    return (queries.latest_run(db) or 0) + 1
+
+
+def adapters_made_before_evaluate(config: Config, run_id: int) -> set[str]:
+    """Names (and folders) of the adapters this run's stages before `evaluate` will train."""
+    from workbench.baselines._common import adapter_name
+
+    stages = config.stages.run[: config.stages.run.index("evaluate")]
+    made = set()
+    if "distill" in stages:
+        made.add(config.distill.name or f"leafe-run-{run_id}")
+        if config.distill.output:
+            made.add(str(Path(config.distill.output).expanduser().resolve()))
+    for stage in stages:
+        if stage.startswith("baseline:"):
+            made.add(adapter_name(stage.partition(":")[2], run_id))
+    return made
+
+
+def check_adapters(db, config: Config, *, run_id: int) -> None:
+    """Every adapter the run will load exists now, or an earlier stage of this run trains
+    it: a wrong name is refused before the first rollout, not after `base` was evaluated."""
+    from workbench.adapters import resolve_adapter
+    from workbench.evaluate import expand_policies
+
+    if config.model.adapter:
+        resolve_adapter(db, config.model.adapter)  # a folder or a name in the store, else one line
+    if "evaluate" not in config.stages.run:
+        return
+    made = adapters_made_before_evaluate(config, run_id)
+    for policy in expand_policies(config.evaluate.policies, run_id):
+        if policy == "base":
+            continue
+        name = policy[len(ADAPTER_PREFIX):].strip()
+        if name in made or str(Path(name).expanduser().resolve()) in made:
+            continue
+        try:
+            resolve_adapter(db, name)
+        except LeafeError as error:
+            raise ConfigError(f"config: evaluate.policies has {policy!r}: {error}") from None
 
 
 def summary_json(result: RunResult) -> str:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from store.db import open_store
 from workbench.config import config_from_dict
+from workbench.errors import ConfigError
 from workbench.evaluate import load_pass_at_k_table, pass_at_k_table
 from workbench.pipeline import run_pipeline
 
@@ -86,15 +87,16 @@ def test_k_above_n_is_refused_before_any_rollout(tmp_path):
 
 
 def test_unknown_policy_string_is_refused(tmp_path):
+    # Refused when the config loads, before any policy is evaluated.
     (tmp_path / "script.jsonl").write_text('{"task_id": "guess/0", "actions": ["3"]}\n')
-    config = config_from_dict({
-        "model": {"backend": "scripted", "script": str(tmp_path / "script.jsonl")},
-        "env": {"kind": GUESS, "tasks": 1, "max_steps": 1},
-        "evaluate": {"policies": ["base", "my-adapter"], "n": 1, "k": [1]},
-        "stages": {"run": ["evaluate"]},
-    })
-    result = run_pipeline(config, db_path=tmp_path / "leafe.db")
-    assert result.status == "failed" and "'adapter:NAME_OR_PATH'" in result.error
+    with pytest.raises(ConfigError, match="'adapter:NAME_OR_PATH'"):
+        config_from_dict({
+            "model": {"backend": "scripted", "script": str(tmp_path / "script.jsonl")},
+            "env": {"kind": GUESS, "tasks": 1, "max_steps": 1},
+            "evaluate": {"policies": ["base", "my-adapter"], "n": 1, "k": [1]},
+            "stages": {"run": ["evaluate"]},
+        })
+    assert not (tmp_path / "leafe.db").exists()
 
 
 @pytest.mark.integration

