@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store import costs as stored_costs
 from store import queries
 from store import rounds as stored_rounds
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
+from workbench.costs import StageMeter, cost_entry
 from workbench.errors import LeafeError, NothingToTrain, StoreLocked
 from workbench.rounds import plan_stages, run_in_round, stage_key
 
@@ -59,11 +61,14 @@ class RunResult:
     error: str = ""
     locked: bool = False
     """Interrupted because another writer held the store through every retry; `--resume` goes on."""
+    costs: list = field(default_factory=list)
+    """Each stage's cost (store.costs.StageCost), in order; see workbench/costs.py."""
 
     def as_json(self) -> dict[str, Any]:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
         if self.error:
             data["error"] = self.error
+        data["stage_costs"] = [{"stage": cost.stage, **cost_entry(cost)} for cost in self.costs]
         evaluate = self.summaries.get("evaluate") or {}
         if "table" in evaluate:
             data["pass_at_k"] = evaluate["table"]
@@ -218,11 +223,16 @@ def run_pipeline(
             context.check_cancelled()
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "running")
+            meter = StageMeter(context, row["stage"])
             try:
                 summary = run_in_round(row["stage"], row.get("round"), context, stage_function(row["stage"]))
             except NothingToTrain as error:
                 context.say(f"warning: {row['stage']} skipped: {error}")
                 summary = {"skipped": str(error), "skipped_adapter": error.adapter}
+            except BaseException:
+                record_cost(db, run_id, row["position"], meter, None, retries=0)  # the part it ran
+                raise
+            record_cost(db, run_id, row["position"], meter, summary)
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
             result.summaries[key] = summary
@@ -251,9 +261,18 @@ def run_pipeline(
         context.close()
         suite.close()
         result.counts = queries.run_counts(db, run_id)
+        result.costs = stored_costs.stage_costs(db, run_id)
         result.messages = context.messages
         db.close()
     return result
+
+
+def record_cost(db, run_id: int, position: int, meter: StageMeter, summary: dict | None, *,
+                retries: int = LOCK_RETRIES) -> None:
+    """Add what the stage cost to its row; a store locked even now loses only this record."""
+    cost, totals = meter.finish(summary)
+    with contextlib.suppress(LeafeError), transaction(db, retries=retries):
+        stored_costs.add_stage_cost(db, run_id, position, cost, counts_are_totals=totals)
 
 
 def mark_run(db, run_id: int, status: str, error: str = "", *, retries: int = LOCK_RETRIES) -> None:
