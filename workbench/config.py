@@ -280,12 +280,26 @@ class ExperimentConfig:
         "Interaction budget: environment steps every trained method spends (within 5%, else a warning); "
         "0: what LEAFE's exploration and backtracking spend in the run.",
     )
+    explore_share: float = setting(
+        0.3,
+        "With env_steps set: LEAFE's exploration plays waves until it has spent this share of the budget; "
+        "backtracking spends the rest.",
+    )
+    validation_tasks: list[str | int] | None = setting(
+        None,
+        "Tasks settings are chosen on (recorded with the run; test tasks that are also training or "
+        "validation tasks are warned about). A list of names or seeds; unset: none.",
+    )
 
     def __post_init__(self) -> None:
         if self.env_steps < 0:
             raise ConfigError(
                 f"config: experiment.env_steps must be 0 (match LEAFE) or a positive number of steps, "
                 f"got {self.env_steps}"
+            )
+        if not 0 < self.explore_share <= 1:
+            raise ConfigError(
+                f"config: experiment.explore_share must be above 0 and at most 1, got {self.explore_share}"
             )
 
 
