@@ -25,6 +25,7 @@ from store import ablation as stored_ablation
 from store import budget as stored_budgets
 from store import costs as stored_costs
 from store import pairs as stored_pairs
+from store import splits as stored_splits
 from store import views
 
 OVERLAP_MARK = "*"
@@ -150,6 +151,7 @@ class ResultsScreen(WorkbenchScreen):
         """Budgets per trained method and the no-note control, for one shown run; hidden otherwise."""
         from workbench.ablation import summary_lines
         from workbench.budget import budget_rows
+        from workbench.splits import splits_line
 
         lines: list[str] = []
         if self.shown_run is not None:
@@ -159,6 +161,8 @@ class ResultsScreen(WorkbenchScreen):
                 lines.append(f"{kind} ({name}): {steps} of {budget} env steps, {tokens} tokens generated, "
                              f"trained on {examples} examples / {train_tokens} tokens")
             lines += summary_lines(stored_ablation.stored_summary(self.db, self.shown_run))
+            split = splits_line(stored_splits.get_splits(self.db, self.shown_run))
+            lines += [split] if split else []
             lines += stage_cost_lines(stored_costs.stage_costs(self.db, self.shown_run))
         widget = self.query_one("#diagnostics", Static)
         widget.update(plain("\n".join(lines)))  # adapter names come from outside

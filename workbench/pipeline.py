@@ -24,12 +24,14 @@ from typing import Any
 from store import costs as stored_costs
 from store import queries
 from store import rounds as stored_rounds
+from store import splits as stored_splits
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
 from workbench.costs import StageMeter, cost_entry
 from workbench.errors import LeafeError, NothingToTrain, StoreLocked
 from workbench.rounds import plan_stages, run_in_round, stage_key
+from workbench.splits import record_splits
 
 # stage name -> "module:function"; imported only when the stage runs.
 STAGE_FUNCTIONS = {
@@ -61,6 +63,8 @@ class RunResult:
     error: str = ""
     locked: bool = False
     """Interrupted because another writer held the store through every retry; `--resume` goes on."""
+    splits: dict | None = None
+    """The run's training, validation and test tasks (workbench/splits.py)."""
     costs: list = field(default_factory=list)
     """Each stage's cost (store.costs.StageCost), in order; see workbench/costs.py."""
 
@@ -68,6 +72,8 @@ class RunResult:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
         if self.error:
             data["error"] = self.error
+        if self.splits is not None:
+            data["splits"] = self.splits
         data["stage_costs"] = [{"stage": cost.stage, **cost_entry(cost)} for cost in self.costs]
         evaluate = self.summaries.get("evaluate") or {}
         if "table" in evaluate:
@@ -151,6 +157,8 @@ def validate_before_run(config: Config) -> None:
         suite.load_tasks(config.env.tasks)
         if config.evaluate.tasks is not None:
             suite.load_tasks(config.evaluate.tasks)
+        if config.experiment.validation_tasks:
+            suite.load_tasks(config.experiment.validation_tasks)
     finally:
         suite.close()
 
@@ -213,6 +221,7 @@ def run_pipeline(
     )
     result = RunResult(run_id, "running")
     try:
+        record_splits(context)  # once per run: which tasks it trains, validates and tests on
         with transaction(db):
             queries.set_run_status(db, run_id, "running")
         for row in queries.stage_rows(db, run_id):
@@ -262,6 +271,7 @@ def run_pipeline(
         suite.close()
         result.counts = queries.run_counts(db, run_id)
         result.costs = stored_costs.stage_costs(db, run_id)
+        result.splits = stored_splits.get_splits(db, run_id)
         result.messages = context.messages
         db.close()
     return result

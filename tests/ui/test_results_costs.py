@@ -3,6 +3,8 @@ generated, environment steps and peak memory; stages that never ran are left out
 
 from __future__ import annotations
 
+import json
+
 import sqlite_utils
 
 from screens.app import LeafeApp
@@ -37,3 +39,17 @@ async def test_without_recorded_costs_nothing_is_listed(store):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run_screen(pilot, store.leafe_run, "p", ResultsScreen)
         assert "Stage costs" not in str(screen.query_one("#diagnostics").render())
+
+
+async def test_the_runs_splits_show_with_how_many_test_tasks_are_held_out(store):
+    db = sqlite_utils.Database(store.path)
+    splits = {"training": ["a", "b"], "validation": ["c"], "test": ["b", "d", "e"],
+              "overlap": {"b": "training"}, "same_start": {"d": "a"}, "held_out": 1}
+    db.execute("update runs set splits = ? where id = ?", [json.dumps(splits), store.leafe_run])
+    db.conn.commit()
+    db.close()
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_run_screen(pilot, store.leafe_run, "p", ResultsScreen)
+        text = str(screen.query_one("#diagnostics").render())
+        assert "Splits: 2 training, 1 validation, 3 test tasks; 1 test tasks held out (not held out: b, d)" in text
