@@ -285,11 +285,6 @@ class ExperimentConfig:
         "With env_steps set: LEAFE's exploration plays waves until it has spent this share of the budget; "
         "backtracking spends the rest.",
     )
-    validation_tasks: list[str | int] | None = setting(
-        None,
-        "Tasks settings are chosen on (recorded with the run; test tasks that are also training or "
-        "validation tasks are warned about). A list of names or seeds; unset: none.",
-    )
 
     def __post_init__(self) -> None:
         if self.env_steps < 0:

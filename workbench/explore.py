@@ -145,6 +145,8 @@ def explore_within_budget(context: StageContext, target: int, *, waves: int | No
     config = context.config
     tasks = context.suite.load_tasks(config.env.tasks)
     sampling = exploration_sampling(context)
+    # In a LEAFE round the policy is the previous round's adapter; its episodes say so.
+    policy = f"adapter:{config.model.adapter}" if config.model.adapter else "base"
     while True:
         context.check_cancelled()
         running = episodes_of(context.db, context.run_id, "explore", status="running")
@@ -155,7 +157,7 @@ def explore_within_budget(context: StageContext, target: int, *, waves: int | No
         if not chosen or waves == 0:
             break
         waves = None if waves is None else waves - 1
-        open_episodes(context, chosen, purpose="explore", policy="base", rollouts=first + 1, seed=config.explore.seed)
+        open_episodes(context, chosen, purpose="explore", policy=policy, rollouts=first + 1, seed=config.explore.seed)
         play_episodes(
             context, episodes_of(context.db, context.run_id, "explore", rollout=first), context.generator(),
             dataclasses.replace(sampling, seed=config.explore.seed + first), stage=f"explore wave {first + 1}",

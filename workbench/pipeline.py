@@ -157,8 +157,8 @@ def validate_before_run(config: Config) -> None:
         suite.load_tasks(config.env.tasks)
         if config.evaluate.tasks is not None:
             suite.load_tasks(config.evaluate.tasks)
-        if config.experiment.validation_tasks:
-            suite.load_tasks(config.experiment.validation_tasks)
+        if config.leafe.validation_tasks is not None:
+            suite.load_tasks(config.leafe.validation_tasks)
     finally:
         suite.close()
 

@@ -1,5 +1,5 @@
 """A run's task splits: the tasks it trains on (`env.tasks`), chooses settings on
-(`[experiment] validation_tasks`) and tests on (`evaluate.tasks`, default `env.tasks`),
+(`[leafe] validation_tasks`, which also score each LEAFE round) and tests on (`evaluate.tasks`, default `env.tasks`),
 recorded with the run when it starts, with the test tasks that are not held out.
 
 A test task is not held out when it is also a training or validation task (`overlap`), or,
@@ -25,11 +25,11 @@ from workbench.envs.base import Task
 
 def split_tasks(config: Config, suite: Any) -> dict[str, list[Task]]:
     """The training, validation and test tasks the config names (loaded by the suite)."""
-    validation = config.experiment.validation_tasks
+    validation = config.leafe.validation_tasks
     test = config.evaluate.tasks if config.evaluate.tasks is not None else config.env.tasks
     return {
         "training": suite.load_tasks(config.env.tasks),
-        "validation": suite.load_tasks(validation) if validation else [],
+        "validation": suite.load_tasks(validation) if validation is not None else [],
         "test": suite.load_tasks(test),
     }
 

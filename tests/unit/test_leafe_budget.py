@@ -100,3 +100,23 @@ def test_spend_leafe_budget_spends_each_rounds_cumulative_total(workdir):
         assert within_tolerance(used, total) and used <= total
         assert set(summaries) == {"explore", "reflect", "backtrack"}
     context.close()
+
+
+def test_in_leafe_rounds_each_rounds_backtracking_spends_its_share(workdir):
+    from workbench.backtrack import run_backtrack
+    from workbench.explore import explore_within_budget
+    from workbench.reflect import run_reflect
+
+    config = config_from_dict(settings(workdir, WRONG, experiment={"env_steps": 60}, leafe={"rounds": 2},
+                                             explore={"rollouts_per_task": 2}))
+    db = open_store(workdir / "s.db")
+    with transaction(db):
+        run_id = queries.create_run(db, config=resolved(config), stages=["backtrack"], provenance={})
+        db.execute("update run_stages set round = 1, status = 'running' where run_id = ?", [run_id])
+    context = StageContext(db=db, run_id=run_id, config=config, suite=open_suite(config.env))
+    explore_within_budget(context, 9)
+    run_reflect(context)
+    summary = run_backtrack(context)  # round 1 of 2: half of the 60 steps, not all of them
+    used = spent(db, run_id, "explore")[0]
+    assert summary["env_steps_budget"] == 30 and within_tolerance(used, 30) and used <= 30
+    context.close()

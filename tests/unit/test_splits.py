@@ -22,7 +22,7 @@ ROOM = "MiniGrid-Empty-Random-5x5-v0"  # only 32 distinct starts
 def navigation_config(training, validation, test):
     return config_from_dict({
         "env": {"kind": "navigation", "suite": ROOM, "tasks": training, "max_steps": 4},
-        "experiment": {"validation_tasks": validation}, "evaluate": {"tasks": test},
+        "leafe": {"validation_tasks": validation}, "evaluate": {"tasks": test},
     })
 
 
@@ -93,7 +93,7 @@ def run_guess(workdir, **sections):
 
 
 def test_a_run_records_its_splits_and_warns_about_test_tasks_it_trains_or_validates_on(workdir):
-    result = run_guess(workdir, experiment={"validation_tasks": ["guess/2"]},
+    result = run_guess(workdir, leafe={"validation_tasks": ["guess/2"]},
                        evaluate={"tasks": ["guess/1", "guess/2", "guess/3"]})
     splits = get_splits(open_store(workdir / "s.db"), result.run_id)
     assert splits["training"] == ["guess/0", "guess/1"] and splits["validation"] == ["guess/2"]
@@ -106,6 +106,6 @@ def test_a_run_records_its_splits_and_warns_about_test_tasks_it_trains_or_valida
 
 
 def test_held_out_test_tasks_give_no_warning(workdir):
-    result = run_guess(workdir, experiment={"validation_tasks": ["guess/2"]}, evaluate={"tasks": ["guess/3"]})
+    result = run_guess(workdir, leafe={"validation_tasks": ["guess/2"]}, evaluate={"tasks": ["guess/3"]})
     assert not [line for line in result.messages if "not held out" in line]
     assert result.as_json()["splits"]["held_out"] == 1
