@@ -23,11 +23,26 @@ from screens.store_problems import is_store_problem, shows_store_problems, store
 from screens.widgets.loss_plot import PassAtKPlot
 from store import ablation as stored_ablation
 from store import budget as stored_budgets
+from store import costs as stored_costs
 from store import pairs as stored_pairs
+from store import splits as stored_splits
 from store import views
 
 OVERLAP_MARK = "*"
 """After a policy trained on some of the evaluation tasks (not a held-out measure there)."""
+
+
+def stage_cost_lines(costs) -> list[str]:
+    """One line per stage that ran: wall time, tokens, environment steps, peak memory."""
+    from workbench.costs import cost_rows
+
+    ran = [cost for cost in costs if cost.wall_time > 0]
+    if not ran:
+        return []
+    return ["Stage costs (wall time, tokens generated, env steps, peak memory):"] + [
+        f"  {stage}: {wall}, {tokens} tokens, {steps} env steps, peak {peak}"
+        for stage, wall, tokens, steps, peak in cost_rows(ran)
+    ]
 
 
 class EvaluationFinished(Message):
@@ -136,6 +151,7 @@ class ResultsScreen(WorkbenchScreen):
         """Budgets per trained method and the no-note control, for one shown run; hidden otherwise."""
         from workbench.ablation import summary_lines
         from workbench.budget import budget_rows
+        from workbench.splits import splits_line
 
         lines: list[str] = []
         if self.shown_run is not None:
@@ -145,6 +161,9 @@ class ResultsScreen(WorkbenchScreen):
                 lines.append(f"{kind} ({name}): {steps} of {budget} env steps, {tokens} tokens generated, "
                              f"trained on {examples} examples / {train_tokens} tokens")
             lines += summary_lines(stored_ablation.stored_summary(self.db, self.shown_run))
+            split = splits_line(stored_splits.get_splits(self.db, self.shown_run))
+            lines += [split] if split else []
+            lines += stage_cost_lines(stored_costs.stage_costs(self.db, self.shown_run))
         widget = self.query_one("#diagnostics", Static)
         widget.update(plain("\n".join(lines)))  # adapter names come from outside
         widget.display = bool(lines)

@@ -33,19 +33,22 @@ from workbench.agent import (
     store_step,
     task_of,
 )
+from workbench.budget import explored_steps, leafe_spent
 from workbench.config import config_from_dict
 from workbench.context import Progress, SilentProgress, StageContext, Stopwatch
 from workbench.models.base import Sampling
 from workbench.reflect import reflect_on
 
+WAVE_SEED = 100_003  # a rollback point's n-th expansion samples apart from its earlier ones
 
-def branch_sampling(context: StageContext, level: int) -> Sampling:
+
+def branch_sampling(context: StageContext, level: int, wave: int = 0) -> Sampling:
     config = context.config
     return Sampling(
         temperature=config.backtrack.temperature,
         top_p=config.explore.top_p,
         max_new_tokens=config.model.max_new_tokens,
-        seed=config.explore.seed + 1000 * level,
+        seed=config.explore.seed + 1000 * level + WAVE_SEED * wave,
     )
 
 
@@ -96,12 +99,14 @@ def fan_out(
     planned: list[tuple[dict, int]] | None = None,
     with_note: bool = True,
     home: Callable[[dict, list[dict]], tuple[int, list[dict]]] | None = None,
+    wave: int = 0,
 ) -> list[Walker]:
     """Sample the first step of every branch at each note's rollback point and store it.
 
     The no-note control (`workbench.ablation`) calls it with `with_note=False` (no note
     anywhere in the prompt), its own branch counts (`planned`) and `home`, which gives each
     note the episode and stored history its branches hang from (default: the note's own).
+    `wave` > 0 samples a rollback point again, apart from its earlier branches (a budget).
 
     The environment steps run before the write transaction, in the step workers, and the
     new nodes land in one short transaction afterwards: the store's write lock is never
@@ -117,7 +122,7 @@ def fan_out(
         context.check_cancelled()
         prompts, parents, tasks, dropped = [], [], [], []
         generator = context.generator()
-        sampling = branch_sampling(context, level)
+        sampling = branch_sampling(context, level, wave)
         for note in group:
             tau = queries.node(context.db, note["rollback_node_id"])
             parent_path = queries.path_to(context.db, tau["parent_id"])
@@ -234,7 +239,115 @@ def reflect_on_failed(context: StageContext, leaves: Sequence[dict]) -> int:
     return len(reflect_on(context, paths))
 
 
+def settle_branches(context: StageContext, levels: set[int]) -> tuple[int, int]:
+    """After branches at `levels` ended: propose their corrections and reflect on the failed
+    ones that may still be branched from; return (corrections, notes) made."""
+    corrections = notes = 0
+    for level in sorted(levels):
+        leaves = finished_leaves(context, level)
+        corrections += propose_corrections(context, leaves, level)
+        if level < context.config.backtrack.max_depth:
+            notes += reflect_on_failed(context, leaves)
+    return corrections, notes
+
+
+def plan_budget_wave(context: StageContext, remaining: int) -> list[tuple[dict, int]]:
+    """(rollback point, branch count) of the next wave that surely fits in `remaining`
+    steps, each branch planned at its longest (from its rollback step to `env.max_steps`).
+
+    Breadth-first: the points expanded least often come first, then the lower levels; every
+    point gets at most `backtrack.branches` more, and a cheaper point may fill what a dearer
+    one left."""
+    from store.budget import branch_points
+
+    settings, max_steps = context.config.backtrack, context.config.env.max_steps
+    if settings.branches < 1:
+        return []
+    points = branch_points(context.db, context.run_id, settings.max_depth)
+    for point in points:
+        point["wave"] = -(-point["branches"] // settings.branches)  # expansions so far, a partial one counted
+    planned = []
+    for point in sorted(points, key=lambda p: (p["wave"], p["level"], p["id"])):
+        cost = max_steps - point["tau_depth"] + 1
+        count = min(settings.branches, max(0, remaining) // cost)
+        if count:
+            planned.append((point, count))
+            remaining -= count * cost
+    return planned
+
+
+def backtrack_within_budget(context: StageContext, total: int) -> dict:
+    """Branch wave after wave until LEAFE's environment steps in the run (exploration and
+    branches) reach `total` as closely as the next branch allows without overrunning it.
+
+    `backtrack.max_attempts` is not the cap here; the budget is. When no rollback point is
+    left that fits (every episode succeeded, or `max_depth` is spent everywhere), exploration
+    plays one more wave with what is left and its failures are reflected on, so the budget
+    is still spent. Everything is planned from what is stored, so a killed run resumes."""
+    from workbench.explore import explore_within_budget
+    from workbench.reflect import run_reflect
+
+    settings = context.config.backtrack
+    max_steps = context.config.env.max_steps
+    generator = context.generator()
+    summary = {"branches": 0, "corrections": 0, "notes": 0, "waves": 0, "explore_waves": 0}
+    while True:
+        context.check_cancelled()
+        stopwatch = Stopwatch(context)
+        levels = range(1, settings.max_depth + 1)
+        leftover = [walker for level in levels for walker in unfinished_branches(context, level)]
+        if leftover:  # branches a killed run left unfinished
+            roll_out(context, leftover, generator, branch_sampling(context, 1), max_steps=max_steps, stopwatch=stopwatch)
+            made = settle_branches(context, {walker.branch_depth for walker in leftover})
+            summary["corrections"] += made[0]
+            summary["notes"] += made[1]
+        remaining = total - leafe_spent(context)[0]
+        planned = plan_budget_wave(context, remaining)
+        if not planned:
+            before = leafe_spent(context)[0]
+            explore_within_budget(context, explored_steps(context) + remaining, waves=1)
+            if leafe_spent(context)[0] == before:
+                break
+            summary["explore_waves"] += 1
+            summary["notes"] += run_reflect(context)["notes"]
+            continue
+        context.progress.start("backtrack", None, f"backtrack wave {summary['waves'] + 1}: {len(planned)} rollback points")
+        new: list[Walker] = []
+        for key in sorted({(point["level"], point["wave"]) for point, _ in planned}):
+            group = [(point, count) for point, count in planned if (point["level"], point["wave"]) == key]
+            new += fan_out(context, [point for point, _ in group], key[0], stopwatch, planned=group, wave=key[1])
+        summary["branches"] += len(new)
+        summary["waves"] += 1
+        first = min(planned, key=lambda item: (item[0]["wave"], item[0]["level"]))[0]
+        roll_out(context, new, generator, branch_sampling(context, first["level"], first["wave"]),
+                 max_steps=max_steps, stopwatch=stopwatch)
+        made = settle_branches(context, {walker.branch_depth for walker in new})
+        summary["corrections"] += made[0]
+        summary["notes"] += made[1]
+        context.progress.finish()
+    used = leafe_spent(context)[0]
+    return {**summary, "env_steps": used, "env_steps_budget": total, "corrections_total": corrections_in_run(context)}
+
+
+def corrections_in_run(context: StageContext) -> int:
+    return context.db.execute(
+        """select count(*) from corrections join nodes on nodes.id = corrections.leaf_node_id
+           join episodes on episodes.id = nodes.episode_id where episodes.run_id = ?""",
+        [context.run_id],
+    ).fetchone()[0]
+
+
 def run_backtrack(context: StageContext) -> dict:
+    if context.config.experiment.env_steps:
+        # A declared budget: branch until LEAFE has spent it (workbench/budget.py); in LEAFE
+        # rounds, until it has spent round r's cumulative share, r / rounds of it.
+        from store.budget import running_round
+
+        total, rounds = context.config.experiment.env_steps, context.config.leafe.rounds
+        round_number = running_round(context.db, context.run_id, "backtrack")
+        if round_number and rounds > 1:
+            total = round(total * round_number / rounds)
+        return backtrack_within_budget(context, total)
     config = context.config.backtrack
     summary = {"branches": 0, "corrections": 0, "notes": 0, "levels": 0}
     if config.branches < 1 or config.max_depth < 1:
@@ -264,11 +377,7 @@ def run_backtrack(context: StageContext) -> dict:
         if level < config.max_depth:
             summary["notes"] += reflect_on_failed(context, leaves)
         context.progress.finish()
-    summary["corrections_total"] = context.db.execute(
-        """select count(*) from corrections join nodes on nodes.id = corrections.leaf_node_id
-           join episodes on episodes.id = nodes.episode_id where episodes.run_id = ?""",
-        [context.run_id],
-    ).fetchone()[0]
+    summary["corrections_total"] = corrections_in_run(context)
     return summary
 
 

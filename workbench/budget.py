@@ -4,9 +4,15 @@ recorded.
 `[experiment] env_steps = N` declares the budget; 0 (the default) takes what LEAFE's
 exploration and backtracking spent in the run. Each trained method (LEAFE, rft, grpo,
 early_experience) must spend N within 5%; one that cannot is named in a one-line warning
-(on stderr and in its stage summary) with what it spent. The baselines never spend more
-than N; LEAFE spends what its exploration and backtracking settings give, so a declared
-N it misses is only warned about.
+(on stderr and in its stage summary) with what it spent. No method spends more than N.
+
+LEAFE spends a declared N too (`spend_leafe_budget`): exploration plays waves of one
+episode per task until its share (`[experiment] explore_share` of N) would be overrun;
+backtracking then branches breadth-first, wave after wave (every rollback point once more
+per wave, the least-branched first, `backtrack.max_attempts` no longer the cap), until the
+next branch might overrun N; where no rollback point is left to branch from, exploration
+plays another wave with what is left. Without a declared N, LEAFE spends what its settings
+give and that is the budget of the others.
 
 Every training stage's summary and its adapter's metrics carry `env_steps` (spent),
 `env_steps_budget`, `tokens` (generated while collecting the data), `train_examples` and
@@ -20,6 +26,7 @@ from typing import Any
 
 from store.budget import spent
 from workbench.context import StageContext
+from workbench.envs.base import Task
 
 TOLERANCE = 0.05
 LEAFE_PURPOSE = "explore"  # LEAFE's branches live in its explore episodes
@@ -34,6 +41,41 @@ class Budget:
 def leafe_spent(context: StageContext) -> tuple[int, int]:
     """(environment steps, generated tokens) of LEAFE's exploration and backtracking in the run."""
     return spent(context.db, context.run_id, LEAFE_PURPOSE)
+
+
+def explored_steps(context: StageContext) -> int:
+    """Environment steps of LEAFE's exploration alone (original paths, not branches)."""
+    return spent(context.db, context.run_id, LEAFE_PURPOSE, original_only=True)[0]
+
+
+def explore_target(context: StageContext, total: int) -> int:
+    """Exploration's share of a LEAFE budget of `total` steps: all of it when the run does
+    not backtrack, else `[experiment] explore_share` of it."""
+    if "backtrack" not in context.config.stages.run:
+        return total
+    return round(context.config.experiment.explore_share * total)
+
+
+def next_wave(tasks: list[Task], remaining: int, max_steps: int) -> list[Task]:
+    """The tasks of the next wave (one episode each) that surely fit in `remaining` steps,
+    every episode taken at its longest: all of them, else the first few, else none."""
+    return list(tasks[: max(0, remaining) // max_steps])
+
+
+def spend_leafe_budget(context: StageContext, total: int) -> dict[str, Any]:
+    """Run LEAFE's exploration, reflection and backtracking until the run's LEAFE steps
+    (explore episodes, branches included) reach `total` within one episode's worth, without
+    overrunning it; return the three summaries. Stateless over the store, so it resumes, and
+    a caller that spends a budget in rounds passes each round's cumulative total."""
+    from workbench.backtrack import backtrack_within_budget
+    from workbench.explore import explore_within_budget
+    from workbench.reflect import run_reflect
+
+    return {
+        "explore": explore_within_budget(context, explore_target(context, total)),
+        "reflect": run_reflect(context),
+        "backtrack": backtrack_within_budget(context, total),
+    }
 
 
 def step_budget(context: StageContext, n_tasks: int) -> Budget:

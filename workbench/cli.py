@@ -167,6 +167,10 @@ def print_summary(result) -> None:
         tables = Console(markup=False, emoji=False)
         for table in evaluation_tables(visible_values(result.summaries["evaluate"])):
             tables.print(table)
+    if result.costs:
+        from workbench.costs import costs_table
+
+        Console().print(costs_table(result.costs))
 
 
 if __name__ == "__main__":

@@ -268,14 +268,8 @@ class CurateConfig:
         None,
         "auto also approves a branch that did not succeed but beat its original path's score by at least "
         "this much (navigation's \"got closer\"); unset: only successes.",
+        range=Range(0, low_open=True),
     )
-
-    def __post_init__(self) -> None:
-        if self.min_gain is not None and not self.min_gain > 0:
-            raise ConfigError(
-                f"config: curate.min_gain must be greater than 0 (leave it out to approve only successes), "
-                f"got {self.min_gain}"
-            )
 
 
 @dataclass
@@ -372,14 +366,14 @@ class ExperimentConfig:
         0,
         "Interaction budget: environment steps every trained method spends (within 5%, else a warning); "
         "0: what LEAFE's exploration and backtracking spend in the run.",
+        range=AT_LEAST_0,
     )
-
-    def __post_init__(self) -> None:
-        if self.env_steps < 0:
-            raise ConfigError(
-                f"config: experiment.env_steps must be 0 (match LEAFE) or a positive number of steps, "
-                f"got {self.env_steps}"
-            )
+    explore_share: float = setting(
+        0.3,
+        "With env_steps set: LEAFE's exploration plays waves until it has spent this share of the budget; "
+        "backtracking spends the rest.",
+        range=Range(0, 1, low_open=True),
+    )
 
 
 @dataclass

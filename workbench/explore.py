@@ -7,6 +7,7 @@ step; finished episodes are never redone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from store import queries
@@ -120,8 +121,58 @@ def episode_summary(context: StageContext, purpose: str) -> dict:
     return {"episodes": row[0], "successes": row[1], "steps": row[2]}
 
 
+def exploration_sampling(context: StageContext) -> Sampling:
+    config = context.config
+    return Sampling(
+        temperature=config.explore.temperature,
+        top_p=config.explore.top_p,
+        max_new_tokens=config.model.max_new_tokens,
+        seed=config.explore.seed,
+    )
+
+
+def explore_within_budget(context: StageContext, target: int, *, waves: int | None = None) -> dict:
+    """Play waves of one episode per training task until exploration's environment steps
+    reach `target` as closely as the next wave allows without overrunning it (each episode
+    planned at its longest, `env.max_steps`; the last wave may cover only the first tasks).
+
+    Every wave's episodes are stored before they are played, so a killed run finishes the
+    wave it was in and plans the next from what is stored; `explore.rollouts_per_task` is
+    not used. Wave w samples with seed `explore.seed + w`. `waves` caps the new waves played."""
+    from store.budget import episodes_of, next_rollout
+    from workbench.budget import explored_steps, next_wave
+
+    config = context.config
+    tasks = context.suite.load_tasks(config.env.tasks)
+    sampling = exploration_sampling(context)
+    # In a LEAFE round the policy is the previous round's adapter; its episodes say so.
+    policy = f"adapter:{config.model.adapter}" if config.model.adapter else "base"
+    while True:
+        context.check_cancelled()
+        running = episodes_of(context.db, context.run_id, "explore", status="running")
+        if running:  # a wave a killed run left unfinished
+            play_episodes(context, running, context.generator(), sampling, stage="explore")
+        first = next_rollout(context.db, context.run_id, "explore")
+        chosen = next_wave(tasks, target - explored_steps(context), config.env.max_steps)
+        if not chosen or waves == 0:
+            break
+        waves = None if waves is None else waves - 1
+        open_episodes(context, chosen, purpose="explore", policy=policy, rollouts=first + 1, seed=config.explore.seed)
+        play_episodes(
+            context, episodes_of(context.db, context.run_id, "explore", rollout=first), context.generator(),
+            dataclasses.replace(sampling, seed=config.explore.seed + first), stage=f"explore wave {first + 1}",
+        )
+    return {**episode_summary(context, "explore"), "env_steps": explored_steps(context), "env_steps_target": target,
+            "waves": next_rollout(context.db, context.run_id, "explore")}
+
+
 def run_explore(context: StageContext) -> dict:
     config = context.config
+    if config.experiment.env_steps:
+        # A declared budget: exploration spends its share of it in waves (workbench/budget.py).
+        from workbench.budget import explore_target
+
+        return explore_within_budget(context, explore_target(context, config.experiment.env_steps))
     tasks = context.suite.load_tasks(config.env.tasks)
     episode_ids = open_episodes(
         context, tasks, purpose="explore", policy="base",

@@ -21,15 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store import costs as stored_costs
 from store import queries
 from store import rounds as stored_rounds
+from store import splits as stored_splits
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import ADAPTER_PREFIX, TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
+from workbench.costs import StageMeter, cost_entry
 from workbench.errors import ConfigError, LeafeError, NothingToTrain, StoreLocked
 from workbench.files import protected_files
 from workbench.outputs import check_output_paths, protected_inputs
 from workbench.rounds import plan_stages, run_in_round, stage_key
+from workbench.splits import record_splits
 
 # stage name -> "module:function"; imported only when the stage runs.
 STAGE_FUNCTIONS = {
@@ -61,11 +65,18 @@ class RunResult:
     error: str = ""
     locked: bool = False
     """Interrupted because another writer held the store through every retry; `--resume` goes on."""
+    splits: dict | None = None
+    """The run's training, validation and test tasks (workbench/splits.py)."""
+    costs: list = field(default_factory=list)
+    """Each stage's cost (store.costs.StageCost), in order; see workbench/costs.py."""
 
     def as_json(self) -> dict[str, Any]:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
         if self.error:
             data["error"] = self.error
+        if self.splits is not None:
+            data["splits"] = self.splits
+        data["stage_costs"] = [{"stage": cost.stage, **cost_entry(cost)} for cost in self.costs]
         evaluate = self.summaries.get("evaluate") or {}
         if "table" in evaluate:
             data["pass_at_k"] = evaluate["table"]
@@ -154,6 +165,8 @@ def validate_before_run(config: Config, *, db_path: str | Path | None = None, co
         suite.load_tasks(config.env.tasks)
         if config.evaluate.tasks is not None:
             suite.load_tasks(config.evaluate.tasks)
+        if config.leafe.validation_tasks is not None:
+            suite.load_tasks(config.leafe.validation_tasks)
     finally:
         suite.close()
 
@@ -240,6 +253,7 @@ def run_stages(
     )
     result = RunResult(run_id, "running")
     try:
+        record_splits(context)  # once per run: which tasks it trains, validates and tests on
         with transaction(db):
             queries.set_run_status(db, run_id, "running")
         for row in queries.stage_rows(db, run_id):
@@ -250,11 +264,16 @@ def run_stages(
             context.check_cancelled()
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "running")
+            meter = StageMeter(context, row["stage"])
             try:
                 summary = run_in_round(row["stage"], row.get("round"), context, stage_function(row["stage"]))
             except NothingToTrain as error:
                 context.say(f"warning: {row['stage']} skipped: {error}")
                 summary = {"skipped": str(error), "skipped_adapter": error.adapter}
+            except BaseException:
+                record_cost(db, run_id, row["position"], meter, None, retries=0)  # the part it ran
+                raise
+            record_cost(db, run_id, row["position"], meter, summary)
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
             result.summaries[key] = summary
@@ -283,9 +302,19 @@ def run_stages(
         context.close()
         suite.close()
         result.counts = queries.run_counts(db, run_id)
+        result.costs = stored_costs.stage_costs(db, run_id)
+        result.splits = stored_splits.get_splits(db, run_id)
         result.messages = context.messages
         db.close()
     return result
+
+
+def record_cost(db, run_id: int, position: int, meter: StageMeter, summary: dict | None, *,
+                retries: int = LOCK_RETRIES) -> None:
+    """Add what the stage cost to its row; a store locked even now loses only this record."""
+    cost, totals = meter.finish(summary)
+    with contextlib.suppress(LeafeError), transaction(db, retries=retries):
+        stored_costs.add_stage_cost(db, run_id, position, cost, counts_are_totals=totals)
 
 
 def mark_run(db, run_id: int, status: str, error: str = "", *, retries: int = LOCK_RETRIES) -> None:

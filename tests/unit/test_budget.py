@@ -76,11 +76,13 @@ def test_leafe_spends_exploration_and_backtracking_and_is_the_default_budget(wor
 
 
 def test_leafe_off_a_declared_budget_is_warned_about(workdir):
-    result = leafe_run(workdir, {"guess/0": ["0"], "guess/1": ["0"]}, experiment={"env_steps": 40})
-    context = context_for(workdir, result.run_id, experiment={"env_steps": 40})
+    # 10 steps: exploration's 30% share holds one 3-step episode, two 3-step branches fit in
+    # the 7 left and the last step fits nothing (more in test_leafe_budget.py).
+    result = leafe_run(workdir, {"guess/0": ["0"], "guess/1": ["0"]}, experiment={"env_steps": 10})
+    context = context_for(workdir, result.run_id, experiment={"env_steps": 10})
     entries = leafe_accounting(context)
-    assert entries["env_steps"] == 18 and entries["env_steps_budget"] == 40
-    assert "LEAFE" in entries["budget_warning"] and "18 of the 40" in entries["budget_warning"]
+    assert entries["env_steps"] == 9 and entries["env_steps_budget"] == 10
+    assert "LEAFE" in entries["budget_warning"] and "9 of the 10" in entries["budget_warning"]
     assert context.messages == [entries["budget_warning"]]
 
 

@@ -357,6 +357,18 @@ class NavigationSuite(Suite):
         `done` when the agent already stands on the goal or no plan reaches it."""
         return first_expert_action(env.minigrid) or "done"
 
+    def start_state(self, task: Task) -> tuple:
+        """What an episode of `task` starts from: the layout (every cell's object, colour and
+        state), the agent's cell and its heading. Two seeds with the same start state are the
+        same task to a policy, so a test seed counts as held out only if its start state
+        differs from every training and validation seed's (`workbench/splits.py`)."""
+        if getattr(self, "_start_env", None) is None:
+            self._start_env = self.new_environment()  # one env for every seed: resets are cheap, makes are not
+        env = self._start_env
+        env.reset(task)
+        grid = env.minigrid
+        return (task_env_id(task), grid.grid.encode().tobytes(), env.agent_cell(), int(grid.agent_dir))
+
     def canonical_solution(self, task: Task) -> str | None:
         # A navigation task's answer is a sequence of actions found by `expert_action`.
         return None

@@ -1,0 +1,122 @@
+"""LEAFE spends a declared budget ([experiment] env_steps) with the scripted backend:
+exploration in waves up to its share, backtracking breadth-first with the rest, landing
+within 5% without overrunning; and `spend_leafe_budget`, which rounds call per round."""
+
+from __future__ import annotations
+
+from store import queries
+from store.budget import spent
+from store.db import open_store, transaction
+from tests.conftest import GUESS_ENV, write_script
+from workbench.budget import budget_warning, leafe_accounting, spend_leafe_budget, within_tolerance
+from workbench.config import config_from_dict, resolved
+from workbench.context import StageContext
+from workbench.envs import open_suite
+from workbench.pipeline import run_pipeline
+
+WRONG = {"guess/0": ["0"], "guess/1": ["0"]}  # secrets 3 and 7: every guess fails
+RIGHT = {"guess/0": ["3"], "guess/1": ["7"]}
+
+
+def settings(workdir, actions, **sections) -> dict:
+    data = {
+        "model": {"backend": "scripted", "script": str(write_script(workdir / "s.jsonl", actions))},
+        "env": {"kind": GUESS_ENV, "tasks": 2, "max_steps": 3},
+        "backtrack": {"branches": 2, "max_depth": 2, "max_attempts": 2, "rollback": "first_error"},
+        "stages": {"run": ["explore", "reflect", "backtrack"]},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+def leafe_run(workdir, actions, **sections):
+    result = run_pipeline(config_from_dict(settings(workdir, actions, **sections)), db_path=workdir / "s.db")
+    assert result.status == "finished", result.error
+    return result, open_store(workdir / "s.db")
+
+
+def explored(db, run_id: int) -> int:
+    return spent(db, run_id, "explore", original_only=True)[0]
+
+
+def test_leafe_spends_a_declared_budget_within_five_percent(workdir):
+    result, db = leafe_run(workdir, WRONG, experiment={"env_steps": 60})
+    used = spent(db, result.run_id, "explore")[0]
+    assert within_tolerance(used, 60) and used <= 60
+    # Exploration took its share (30% of 60 = 18: three waves of 2 episodes of 3 steps) ...
+    assert explored(db, result.run_id) == 18
+    assert db.execute("select count(*) from episodes where purpose = 'explore'").fetchone()[0] == 6
+    # ... and backtracking the rest, past `max_attempts` = 2 per episode: the budget is the cap.
+    branches = result.summaries["backtrack"]["branches"]
+    assert branches > 2 * 6 and result.summaries["backtrack"]["env_steps"] == used
+    assert budget_warning("LEAFE", used, 60) is None
+
+
+def test_leafe_budget_is_spent_breadth_first(workdir):
+    result, db = leafe_run(workdir, WRONG, experiment={"env_steps": 90})
+    # 27 steps explore 9 episodes; the 63 left branch from each of their 9 rollback points once
+    # (54 steps), then from the new points failed branches gave, before any point a second time.
+    per_note = [count for (count,) in db.execute(
+        """select count(*) from nodes join notes on notes.id = nodes.note_id
+           join nodes written on written.id = notes.node_id
+           where nodes.branch_depth > 0 and written.branch_depth = 0 group by notes.id""").fetchall()]
+    episodes = db.execute("select count(*) from episodes where purpose = 'explore'").fetchone()[0]
+    assert len(per_note) == episodes and set(per_note) == {2}  # one note per failed episode, each once
+    levels = {row[0] for row in db.execute("select distinct branch_depth from nodes where branch_depth > 0")}
+    assert levels == {1, 2}  # failed branches were reflected on and branched from again
+    used = spent(db, result.run_id, "explore")[0]
+    assert within_tolerance(used, 90) and used <= 90
+
+
+def test_when_every_episode_succeeds_exploration_spends_the_rest(workdir):
+    # Nothing fails, so there is no rollback point: exploration plays more waves instead.
+    result, db = leafe_run(workdir, RIGHT, experiment={"env_steps": 40})
+    used = spent(db, result.run_id, "explore")[0]
+    assert within_tolerance(used, 40) and used <= 40
+    assert result.summaries["backtrack"]["branches"] == 0 and result.summaries["backtrack"]["explore_waves"] > 0
+
+
+def test_a_budget_leafe_cannot_meet_is_named_in_the_warning(workdir):
+    # 10 steps: exploration's share (3) holds one 3-step episode; two 3-step branches fit in
+    # the 7 left, and the last step fits nothing: 9 of 10, outside 5%.
+    result, db = leafe_run(workdir, WRONG, experiment={"env_steps": 10})
+    assert spent(db, result.run_id, "explore")[0] == 9
+    config = config_from_dict(settings(workdir, WRONG, experiment={"env_steps": 10}))
+    context = StageContext(db=db, run_id=result.run_id, config=config, suite=open_suite(config.env))
+    entries = leafe_accounting(context)
+    assert "9 of the 10" in entries["budget_warning"] and "LEAFE" in entries["budget_warning"]
+
+
+def test_spend_leafe_budget_spends_each_rounds_cumulative_total(workdir):
+    config = config_from_dict(settings(workdir, WRONG))
+    db = open_store(workdir / "s.db")
+    with transaction(db):
+        run_id = queries.create_run(db, config=resolved(config), stages=[], provenance={})
+    context = StageContext(db=db, run_id=run_id, config=config, suite=open_suite(config.env))
+    for total in (40, 80):  # two rounds of 40 steps each
+        summaries = spend_leafe_budget(context, total)
+        used = spent(db, run_id, "explore")[0]
+        assert within_tolerance(used, total) and used <= total
+        assert set(summaries) == {"explore", "reflect", "backtrack"}
+    context.close()
+
+
+def test_in_leafe_rounds_each_rounds_backtracking_spends_its_share(workdir):
+    from workbench.backtrack import run_backtrack
+    from workbench.explore import explore_within_budget
+    from workbench.reflect import run_reflect
+
+    config = config_from_dict(settings(workdir, WRONG, experiment={"env_steps": 60}, leafe={"rounds": 2},
+                                             explore={"rollouts_per_task": 2}))
+    db = open_store(workdir / "s.db")
+    with transaction(db):
+        run_id = queries.create_run(db, config=resolved(config), stages=["backtrack"], provenance={})
+        db.execute("update run_stages set round = 1, status = 'running' where run_id = ?", [run_id])
+    context = StageContext(db=db, run_id=run_id, config=config, suite=open_suite(config.env))
+    explore_within_budget(context, 9)
+    run_reflect(context)
+    summary = run_backtrack(context)  # round 1 of 2: half of the 60 steps, not all of them
+    used = spent(db, run_id, "explore")[0]
+    assert summary["env_steps_budget"] == 30 and within_tolerance(used, 30) and used <= 30
+    context.close()
