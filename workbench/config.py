@@ -181,7 +181,9 @@ class EnvConfig:
         "coding", "`coding`, `navigation`, an installed package's environment, or a class as `module:Class`."
     )
     suite: str = setting(
-        "humaneval", "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id."
+        "humaneval",
+        "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id; sokoban: a room size "
+        "(`small`, `medium`, `large`, `7x7-2`) or an XSB level file; gymnasium: an environment id.",
     )
     tasks: int | list[str | int] = setting(
         3, "A count of first tasks, or a list of task names (coding) or seeds (navigation).",
@@ -192,6 +194,19 @@ class EnvConfig:
     )
     view: Literal["map", "words"] = setting(
         "map", "navigation: `map` draws the grid and sums it up in words; `words` gives only the words (easier for small models)."
+    )
+    options: dict[str, Any] = setting(
+        {}, "gymnasium: keyword arguments for gymnasium.make, e.g. {map_name = \"4x4\", is_slippery = false}."
+    )
+    action_names: list[str] = setting(
+        [], "gymnasium: a name per discrete action, in order (the policy may answer a name or a number)."
+    )
+    observation_text: str = setting(
+        "", "gymnasium: `module:function` turning an observation into text; empty: the env's `ansi` render."
+    )
+    success_return: float | None = setting(
+        None, "gymnasium: return that counts as success (score = return / it, at most 1); unset: success is "
+        "ending on a positive reward (score 1, else 0).",
     )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
@@ -484,6 +499,10 @@ def convert(hint: Any, value: Any, key: str) -> Any:
             choices = " | ".join(repr(choice) for choice in get_args(hint))
             raise ConfigError(f"config: {key} must be one of {choices}, got {shown(value)}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config: {key} must be a table, got {shown(value)}")
+        return dict(value)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"config: {key} must be {describe(hint)}, got {shown(value)}")
@@ -636,6 +655,8 @@ def resolve_paths(config: Config, base: Path) -> None:
     if config.model.script:
         config.model.script = fix(config.model.script)
     if config.env.kind == "coding" and config.env.suite.endswith((".jsonl", ".json")):
+        config.env.suite = fix(config.env.suite)
+    if config.env.kind == "sokoban" and config.env.suite.endswith((".xsb", ".sok", ".txt")):
         config.env.suite = fix(config.env.suite)
 
 
