@@ -97,6 +97,8 @@ class SokobanEnvironment:
         self.over = False
         self.stuck: Cell | None = None
         """The box that a push left in a dead corner, once one did."""
+        self.plan: dict[tuple, str] = {}
+        """The expert's next move from each state of its last solution (solving once per detour)."""
 
     # -- protocol -------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class SokobanEnvironment:
         self.level, self.walls = level_of(task)
         self.boxes, self.player = self.level.boxes, self.level.player
         self.steps, self.score, self.over, self.stuck = 0, 0.0, False, None
+        self.plan = {}
         return self.render()
 
     def step(self, action: str) -> StepResult:
@@ -159,6 +162,8 @@ class SokobanEnvironment:
                                                     "over", "stuck", "max_steps")}
 
     def restore(self, state: dict[str, Any]) -> None:
+        if state["level"] is not self.level:
+            self.plan = {}  # the expert's plan was for another level
         for key, value in state.items():
             setattr(self, key, value)
 
@@ -210,8 +215,23 @@ class SokobanEnvironment:
         """The first move of a fewest-pushes solution from here; None when none is found."""
         if self.level is None or self.over:
             return None
-        solution = solve(self.level, self.boxes, self.player)
-        return solution.moves[0] if solution is not None and solution.moves else None
+        state = (self.boxes, self.player)
+        if state not in self.plan:
+            solution = solve(self.level, self.boxes, self.player)
+            self.plan = plan_states(self.boxes, self.player, solution.moves) if solution is not None else {}
+        return self.plan.get(state)
+
+
+def plan_states(boxes: frozenset[Cell], player: Cell, moves: tuple[str, ...]) -> dict[tuple, str]:
+    """Each state along a solution with its next move, so following the expert solves once."""
+    plan = {}
+    for move in moves:
+        plan[(boxes, player)] = move
+        target = step_cell(player, move)
+        if target in boxes:
+            boxes = (boxes - {target}) | {step_cell(target, move)}
+        player = target
+    return plan
 
 
 # -- tasks ------------------------------------------------------------------------------
