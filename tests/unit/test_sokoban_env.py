@@ -9,10 +9,13 @@ the worker starts below the box, at row 2, column 3.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import write_script
+from tests.conftest import ROOT, write_script
 from workbench.config import EnvConfig, config_from_dict
 from workbench.envs import open_suite
 from workbench.envs.base import Environment, Task, step_succeeded
@@ -276,3 +279,22 @@ def test_a_scripted_run_stores_the_hazard_rolls_back_before_it_and_a_branch_solv
     assert branch[-1]["success"] == 1
     assert [row["status"] for row in db["corrections"].rows] == ["approved"]
     db.close()
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    ('suite = "tiny"', "leafe-tui: sokoban: env.suite 'tiny' is not a room size (small, medium, large, or "
+     "ROWSxCOLUMNS-BOXES such as 7x7-2) nor a level file (.xsb, .sok, .txt)"),
+    ('suite = "levels.xsb"\ntasks = [4]', "leafe-tui: sokoban: unknown task 'levels.xsb/4': "
+     "{folder}/levels.xsb holds levels 1 to 1"),
+])
+def test_a_bad_suite_or_task_stops_a_batch_run_with_exit_2_and_one_line(tmp_path, env, line):
+    (tmp_path / "levels.xsb").write_text(CORNER + "\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[env]\nkind = "sokoban"\n{env}\n')
+    process = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--batch", str(config), "--db", "s.db"], capture_output=True,
+        text=True, cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.strip().splitlines() == [line.format(folder=tmp_path)]
+    assert not (tmp_path / "s.db").exists()
