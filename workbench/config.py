@@ -199,14 +199,15 @@ class EnvConfig:
         {}, "gymnasium: keyword arguments for gymnasium.make, e.g. {map_name = \"4x4\", is_slippery = false}."
     )
     action_names: list[str] = setting(
-        [], "gymnasium: a name per discrete action, in order (the policy may answer a name or a number)."
+        [], "gymnasium: a name per discrete action, in order (the policy may answer a name or a number).",
+        unique=True,
     )
     observation_text: str = setting(
         "", "gymnasium: `module:function` turning an observation into text; empty: the env's `ansi` render."
     )
     success_return: float | None = setting(
         None, "gymnasium: return that counts as success (score = return / it, at most 1); unset: success is "
-        "ending on a positive reward (score 1, else 0).",
+        "ending on a positive reward (score 1, else 0).", range=Range(0, low_open=True),
     )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
