@@ -131,13 +131,18 @@ class EpisodeScreen(WatchesStore, WorkbenchScreen):
         self.last_node_id = self.latest_node_id()
         self.reload(expand_first=self.reveal_step is None)
         if self.reveal_step is not None:
-            self.tree.reveal(self.reveal_step)
-            self.tree.focus()
+            # Once the tree has its lines: the cursor then lands on the step and stays.
+            self.call_after_refresh(self.reveal_search_hit)
         self.set_interval(0.25, self.flush_pending)
         self.watch_store(self.read_activity)
 
     def on_unmount(self) -> None:
         self.stop_watching_store()
+
+    def reveal_search_hit(self) -> None:
+        if self.reveal_step is not None:
+            self.tree.reveal(self.reveal_step)
+            self.tree.focus()
 
     @shows_store_problems
     def latest_node_id(self) -> int:
