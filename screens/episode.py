@@ -64,7 +64,7 @@ class EpisodeScreen(WatchesStore, WorkbenchScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search", id="episode.search", tooltip="Find steps and notes containing a text"),
-        Binding("n", "next_match", "Next match", id="episode.next_match", key_display="n",
+        Binding("n", "next_match", "Next match", id="episode.next_match", key_display="n", show=False,
                 tooltip="The next step that the search found"),
         Binding("N", "previous_match", "Prev match", id="episode.previous_match", show=False,
                 tooltip="The previous step that the search found"),
@@ -287,7 +287,7 @@ class EpisodeScreen(WatchesStore, WorkbenchScreen):
             return
         self.match_index = (self.match_index + step) % len(self.matches)
         self.tree.reveal(self.matches[self.match_index])
-        self.query_one("#match-info", Static).update(f"match {self.match_index + 1}/{len(self.matches)}")
+        self.query_one("#match-info", Static).update(f"match {self.match_index + 1}/{len(self.matches)} (n, N)")
 
     def action_previous_match(self) -> None:
         self.action_next_match(-1)

@@ -128,7 +128,7 @@ class LiveScreen(WorkbenchScreen):
                     yield Input("humaneval", id="env-suite", compact=True)
                 # The task list has a row of its own: beside max_steps, a list cut at the
                 # field's edge read as one ("Easy/1, Easy/3" and 3 looked like "Easy/33").
-                yield Label("Tasks (a count, or names separated by commas)", classes="form-label")
+                yield Label("Tasks: a count, or names with commas", classes="form-label")
                 yield Input("3", id="env-tasks", compact=True)
                 yield Label("max_steps (budget) · rollouts", classes="form-label")
                 with Horizontal(classes="form-row"):
