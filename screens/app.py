@@ -39,7 +39,8 @@ class LeafeApp(App[None]):
         Binding("c", "curation", "Curate", id="app.curation", tooltip="Review this run's corrections"),
         Binding("d", "distill", "Distill", id="app.distill", tooltip="Train a LoRA adapter on approved corrections"),
         Binding("p", "results", "Pass@k", id="app.results", tooltip="Pass@k per policy; launch an evaluation"),
-        Binding("l", "live", "Live", id="app.live", show=False, tooltip="The live run screen"),
+        Binding("l", "live", "Live", id="app.live", show=False,
+                tooltip="Open the run that is running now (started here or by another program)"),
     ]
 
     def __init__(self, db_path: str | Path, *, reviewer: str = "reviewer") -> None:
@@ -114,7 +115,7 @@ class LeafeApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # On a dialog, only its own keys (and quit) apply.
-        navigation = action in ("curation", "distill", "results", "live", "help")
+        navigation = action in ("curation", "distill", "results", "live", "new_run", "help")
         if navigation and isinstance(self.screen, ModalScreen):
             return False
         # The key of the screen you are on is hidden there (the footer has room for the rest).
@@ -127,10 +128,11 @@ class LeafeApp(App[None]):
         finder = getattr(self.screen, "current_run_id", None)
         return finder() if callable(finder) else None
 
-    def open_run(self, run_id: int) -> None:
+    def open_run(self, run_id: int, *, step_id: int | None = None) -> None:
+        """A run's episode tree; with `step_id`, opened down to that step."""
         from screens.episode import EpisodeScreen
 
-        self.push_screen(EpisodeScreen(run_id))
+        self.push_screen(EpisodeScreen(run_id, reveal_step=step_id))
 
     def action_go_home(self) -> None:
         while len(self.screen_stack) > 1:
@@ -159,7 +161,8 @@ class LeafeApp(App[None]):
         if not isinstance(self.screen, ResultsScreen):
             self.push_screen(ResultsScreen(self.current_run_id()))
 
-    def action_live(self) -> None:
+    def action_new_run(self) -> None:
+        """The new-run form (and the run it started, while that one goes on)."""
         from screens.live import LiveScreen
 
         if isinstance(self.screen, LiveScreen):
@@ -168,6 +171,23 @@ class LeafeApp(App[None]):
             # Installed, so leaving it keeps the run's worker alive; `n` comes back to it.
             self.install_screen(LiveScreen(), name="live")
         self.push_screen("live")
+
+    def action_live(self) -> None:
+        """The run going on now: the one this workbench started, else the newest run the
+        store says is running (a batch run in another terminal), in its live tree."""
+        from screens.episode import EpisodeScreen
+        from screens.live import LiveScreen
+        from store.browse import running_run
+
+        if self.is_screen_installed("live") and getattr(self.get_screen("live"), "running", False):
+            if not isinstance(self.screen, LiveScreen):
+                self.push_screen("live")
+            return
+        run_id = running_run(self.db)
+        if run_id is None:
+            self.notify("No run is running now; n on the runs screen starts one.", severity="warning")
+        elif not (isinstance(self.screen, EpisodeScreen) and self.screen.run_id == run_id):
+            self.open_run(run_id)
 
     def action_help(self) -> None:
         from screens.help import HelpScreen, keys_of

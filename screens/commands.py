@@ -9,7 +9,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 NAVIGATION = (
     ("Runs: the home screen", "app.go_home", "List every run in the store"),
-    ("New live run", "app.live", "Start exploration on a config file or a form"),
+    ("New run", "app.new_run", "Start exploration on a config file or a form"),
+    ("Live run", "app.live", "Open the run that is running now"),
     ("Curate corrections", "app.curation", "Review the current run's corrections"),
     ("Distill an adapter", "app.distill", "Train LoRA on approved corrections"),
     ("Pass@k results", "app.results", "Compare policies and launch an evaluation"),

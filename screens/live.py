@@ -1,6 +1,11 @@
 """Start exploration (and reflect, backtrack, curate) on a config file or a form, and
 watch the tree grow as steps finish. The run goes on in a thread worker; ctrl+x cancels
-it after the current step (finished steps are already committed)."""
+it after the current step (finished steps are already committed).
+
+A form filled from a config file never changes the run: every stage of the file gets a
+checkbox, and a field left as the file filled it keeps the file's value exactly (a task
+list with commas in a name, a value the form shows with stand-ins for control characters).
+Only what a person changes overrides the file."""
 
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
 from store import views
 
 LIVE_STAGES = ("explore", "reflect", "backtrack", "curate")
+FORM_FIELDS = ("env-kind", "env-suite", "env-tasks", "max-steps", "rollouts", "model-name", "model-script")
 BACKENDS = [("hf (transformers)", "hf"), ("vllm", "vllm"), ("openai server", "openai"), ("scripted", "scripted")]
 
 
@@ -52,6 +58,29 @@ class RunFinished(Message):
         self.run_id = run_id
         self.status = status
         self.error = error
+
+
+def stage_widget_id(stage: str) -> str:
+    """`baseline:rft` -> `stage-baseline-rft` (a widget id has no colon)."""
+    return "stage-" + "".join(character if character.isalnum() or character in "_-" else "-"
+                              for character in stage)
+
+
+def form_stages(config_stages: list[str]) -> list[str]:
+    """The checkboxes for a config: its stages in its order, and the usual four that it
+    lacks, each placed where the pipeline runs it."""
+    from workbench.config import STAGES
+
+    def place(stage: str) -> int:
+        return STAGES.index(stage) if stage in STAGES else len(STAGES)
+
+    shown = list(config_stages)
+    for stage in LIVE_STAGES:
+        if stage in shown:
+            continue
+        later = [index for index, other in enumerate(shown) if place(other) > place(stage)]
+        shown.insert(later[0] if later else len(shown), stage)
+    return shown
 
 
 def parse_tasks(text: str) -> int | list[str | int]:
@@ -84,6 +113,8 @@ class LiveScreen(WorkbenchScreen):
         self.cancel = threading.Event()
         self.running = False
         self.pending = PendingNodes()
+        self.loaded_path = ""  # the config file the form was filled from
+        self.loaded_values: dict[str, object] = {}  # what each field showed once it was filled
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -95,9 +126,12 @@ class LiveScreen(WorkbenchScreen):
                 with Horizontal(classes="form-row"):
                     yield Input("coding", id="env-kind", compact=True)
                     yield Input("humaneval", id="env-suite", compact=True)
-                yield Label("Tasks · max_steps (budget) · rollouts", classes="form-label")
+                # The task list has a row of its own: beside max_steps, a list cut at the
+                # field's edge read as one ("Easy/1, Easy/3" and 3 looked like "Easy/33").
+                yield Label("Tasks: a count, or names with commas", classes="form-label")
+                yield Input("3", id="env-tasks", compact=True)
+                yield Label("max_steps (budget) · rollouts", classes="form-label")
                 with Horizontal(classes="form-row"):
-                    yield Input("3", id="env-tasks", compact=True)
                     yield Input("3", id="max-steps", type="integer", compact=True)
                     yield Input("1", id="rollouts", type="integer", compact=True)
                 yield Label("Model backend · name", classes="form-label")
@@ -105,9 +139,9 @@ class LiveScreen(WorkbenchScreen):
                 yield Input("embedded", id="model-name", compact=True)
                 yield Input(placeholder="script JSONL (scripted backend)", id="model-script", compact=True)
                 yield Label("Stages", classes="form-label")
-                with Horizontal(classes="form-row stage-row"):
+                with Horizontal(classes="form-row stage-row", id="stage-row"):
                     for stage in LIVE_STAGES:
-                        yield Checkbox(stage, value=stage in ("explore", "reflect", "backtrack"), id=f"stage-{stage}", compact=True)
+                        yield self.stage_checkbox(stage, stage in ("explore", "reflect", "backtrack"))
                 yield Button("Start (ctrl+s)", variant="primary", id="start", compact=True)
             with Vertical(id="live-watch"):
                 yield Static("Fill the form (or give a config file) and press ctrl+s.", id="live-status")
@@ -129,8 +163,30 @@ class LiveScreen(WorkbenchScreen):
     def value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
 
+    def stage_checkbox(self, stage: str, checked: bool) -> Checkbox:
+        return Checkbox(plain_line(stage), value=checked, id=stage_widget_id(stage), name=stage,
+                        classes="stage-choice", compact=True)
+
+    def checked_stages(self) -> list[str]:
+        """The stages to run, in the order their checkboxes show."""
+        return [box.name or "" for box in self.query(".stage-choice").results(Checkbox) if box.value]
+
+    async def show_stages(self, stages: list[str]) -> None:
+        """One checkbox per stage of the config (checked) and per usual stage it lacks."""
+        row = self.query_one("#stage-row", Horizontal)
+        await row.remove_children()
+        await row.mount_all([self.stage_checkbox(stage, stage in stages) for stage in form_stages(stages)])
+
+    def unchanged(self, widget_id: str) -> bool:
+        """The field still shows what the config file put there."""
+        if widget_id not in self.loaded_values or self.value("config-path") != self.loaded_path:
+            return False
+        widget = self.query_one(f"#{widget_id}")
+        current = widget.value.strip() if isinstance(widget, Input) else widget.value  # type: ignore[attr-defined]
+        return current == self.loaded_values[widget_id]
+
     @on(Input.Submitted, "#config-path")
-    def load_config_file(self) -> None:
+    async def load_config_file(self) -> None:
         """Fill the form from a config file, so what runs is what the form shows."""
         path = self.value("config-path")
         if not path:
@@ -155,8 +211,10 @@ class LiveScreen(WorkbenchScreen):
         self.query_one("#model-backend", Select).value = config.model.backend
         self.query_one("#model-name", Input).value = visible_line(config.model.name)
         self.query_one("#model-script", Input).value = visible_line(config.model.script)
-        for stage in LIVE_STAGES:
-            self.query_one(f"#stage-{stage}", Checkbox).value = stage in config.stages.run
+        await self.show_stages(list(config.stages.run))
+        self.loaded_path = path
+        self.loaded_values = {widget_id: self.value(widget_id) for widget_id in FORM_FIELDS}
+        self.loaded_values["model-backend"] = self.query_one("#model-backend", Select).value
         self.notify(f"Loaded {path}; press ctrl+s to start.", timeout=3)
 
     def form_config(self) -> Any:
@@ -168,24 +226,31 @@ class LiveScreen(WorkbenchScreen):
         data.setdefault("env", {})
         data.setdefault("model", {})
         data.setdefault("explore", {})
-        data["env"]["kind"] = self.value("env-kind") or "coding"
-        if self.value("env-suite"):
+        # A field still showing the file's value keeps the file's value as it is.
+        if not self.unchanged("env-kind"):
+            data["env"]["kind"] = self.value("env-kind") or "coding"
+        if self.value("env-suite") and not self.unchanged("env-suite"):
             data["env"]["suite"] = self.value("env-suite")
-        data["env"]["tasks"] = parse_tasks(self.value("env-tasks") or "1")
-        data["env"]["max_steps"] = int(self.value("max-steps") or 3)
-        data["explore"]["rollouts_per_task"] = int(self.value("rollouts") or 1)
-        backend = self.query_one("#model-backend", Select).value
-        data["model"]["backend"] = backend if isinstance(backend, str) else "hf"
-        data["model"]["name"] = self.value("model-name") or "embedded"
-        if self.value("model-script"):
+        if not self.unchanged("env-tasks"):
+            data["env"]["tasks"] = parse_tasks(self.value("env-tasks") or "1")
+        if not self.unchanged("max-steps"):
+            data["env"]["max_steps"] = int(self.value("max-steps") or 3)
+        if not self.unchanged("rollouts"):
+            data["explore"]["rollouts_per_task"] = int(self.value("rollouts") or 1)
+        if not self.unchanged("model-backend"):
+            backend = self.query_one("#model-backend", Select).value
+            data["model"]["backend"] = backend if isinstance(backend, str) else "hf"
+        if not self.unchanged("model-name"):
+            data["model"]["name"] = self.value("model-name") or "embedded"
+        if self.value("model-script") and not self.unchanged("model-script"):
             data["model"]["script"] = self.value("model-script")
-        stages = [stage for stage in LIVE_STAGES if self.query_one(f"#stage-{stage}", Checkbox).value]
+        stages = self.checked_stages()
         if not stages:
             from workbench.errors import ConfigError
 
             raise ConfigError("pick at least one stage")
-        data["stages"] = {"run": stages}
-        data["store"] = {"path": str(self.workbench.db_path)}
+        data.setdefault("stages", {})["run"] = stages
+        data.setdefault("store", {})["path"] = str(self.workbench.db_path)
         return config_from_dict(data)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

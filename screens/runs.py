@@ -13,6 +13,7 @@ from screens.base import WorkbenchScreen
 from screens.modals import ConfirmScreen
 from screens.plain_text import plain_line, visible_line
 from screens.store_problems import shows_store_problems
+from screens.store_watch import StoreRead, WatchesStore
 from screens.words import counted
 from store import admin, views
 
@@ -50,14 +51,18 @@ def rate_text(rate: float | None) -> Text:
     return Text(f"{rate:.0%}", style=style, justify="right")
 
 
-class RunsScreen(WorkbenchScreen):
-    """The runs table has focus with the newest run selected, so Enter opens it at once."""
+class RunsScreen(WatchesStore, WorkbenchScreen):
+    """The runs table has focus with the newest run selected, so Enter opens it at once.
+    Runs that other programs start or advance appear and update by themselves."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_run", "Open", id="runs.open", tooltip="Open the selected run's episode tree", priority=True),
         Binding("n", "new_run", "New run", id="runs.new", tooltip="Start exploration on a config file or a form"),
+        Binding("slash", "search", "Search", id="runs.search",
+                tooltip="Search the actions, observations and notes of every run"),
         Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the selected run (asks first)"),
-        Binding("r", "reload", "Refresh", id="runs.refresh", tooltip="Read the store again"),
+        Binding("r", "reload", "Refresh", id="runs.refresh", show=False,
+                tooltip="Read the store again (it is read by itself when another program writes)"),
     ]
     AUTO_FOCUS = "#runs-table"
     screen_title = "Runs"
@@ -65,6 +70,7 @@ class RunsScreen(WorkbenchScreen):
     def __init__(self) -> None:
         super().__init__(None)
         self.rows: dict[int, dict] = {}
+        self.filled = False  # the table was filled once (an empty store too)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,16 +90,32 @@ class RunsScreen(WorkbenchScreen):
         table.add_column("stages", key="stages")
         self.reload()
         super().on_mount()
+        self.watch_store(views.runs_overview)
+
+    def on_unmount(self) -> None:
+        self.stop_watching_store()
 
     def on_screen_resume(self) -> None:
         self.reload()
 
+    def on_store_read(self, message: StoreRead) -> None:
+        self.show_rows(message.result)
+
     @shows_store_problems
     def reload(self) -> None:
+        self.show_rows(views.runs_overview(self.db))
+
+    def show_rows(self, rows: list[dict]) -> None:
+        """Fill the table; the selected run stays selected. Rows read again but unchanged
+        leave the table as it is (no flicker while a run writes)."""
+        fresh = {row["id"]: row for row in rows}
         table = self.query_one("#runs-table", DataTable)
+        if self.filled and fresh == self.rows and table.row_count == len(fresh):
+            return
+        self.filled = True
         selected = self.current_run_id()
         table.clear()
-        self.rows = {row["id"]: row for row in views.runs_overview(self.db)}
+        self.rows = fresh
         for row in self.rows.values():
             episodes = f"{row['finished']}/{row['episodes']}" if row["finished"] != row["episodes"] else str(row["episodes"])
             # Strings from the store are cells of plain Text: a str cell would be read as markup.
@@ -169,7 +191,12 @@ class RunsScreen(WorkbenchScreen):
             self.workbench.open_run(run_id)
 
     def action_new_run(self) -> None:
-        self.workbench.action_live()
+        self.workbench.action_new_run()
+
+    def action_search(self) -> None:
+        from screens.search import SearchScreen
+
+        self.app.push_screen(SearchScreen())
 
     def action_reload(self) -> None:
         self.reload()

@@ -301,3 +301,31 @@ def m007_run_splits(db: sqlite_utils.Database) -> None:
     # test tasks are not held out (the same task, or in MiniGrid the same start state), so
     # a result can be read against its protocol.
     db["runs"].add_column("splits", str)  # JSON: training, validation, test, overlap, same_start
+
+
+@migration
+def m008_search_index(db: sqlite_utils.Database) -> None:
+    # Search across runs (the runs screen's `/`): FTS5 indexes of the steps' actions and
+    # observations and of the notes. They read their text from the tables themselves
+    # (external content: nothing is stored twice), and triggers keep them current, so a
+    # step or a note any program writes (a batch run, branch by hand) is found at once.
+    # `rebuild` indexes what the store already holds.
+    db.execute(
+        "create virtual table _search_nodes using fts5(action, observation, content='nodes', content_rowid='id')"
+    )
+    db.execute("create virtual table _search_notes using fts5(text, content='notes', content_rowid='id')")
+    for table, index, columns in (("nodes", "_search_nodes", ("action", "observation")),
+                                  ("notes", "_search_notes", ("text",))):
+        names = ", ".join(columns)
+        new = ", ".join(f"new.{column}" for column in columns)
+        old = ", ".join(f"old.{column}" for column in columns)
+        db.execute(f"""create trigger {index}_insert after insert on {table} begin
+                         insert into {index}(rowid, {names}) values (new.id, {new}); end""")
+        db.execute(f"""create trigger {index}_delete after delete on {table} begin
+                         insert into {index}({index}, rowid, {names}) values ('delete', old.id, {old}); end""")
+        db.execute(f"""create trigger {index}_update after update of {names} on {table} begin
+                         insert into {index}({index}, rowid, {names}) values ('delete', old.id, {old});
+                         insert into {index}(rowid, {names}) values (new.id, {new}); end""")
+        db.execute(f"insert into {index}({index}) values ('rebuild')")
+    # The tree and the episode list count each step's corrections: found by index, not by scan.
+    db["corrections"].create_index(["tau_node_id"], if_not_exists=True)

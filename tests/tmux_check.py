@@ -7,7 +7,9 @@ run error, task prompt and answer hold `ESC ] 0 ; pwned BEL` (retitle) and an OS
 (set the clipboard), with tmux accepting both from applications: the pane's title and
 tmux's paste buffers must stay as they were. Exits non-zero with a clear message (and
 the last screen) on the first failure; the tmux server, its own, is killed at the end
-whatever happens.
+whatever happens. Last, live refresh: with the app open on the runs screen, a batch run
+started in another process (a scripted policy on the guessing game) must appear, and
+read finished, without a key press.
 
 Run: `.venv/bin/python tests/tmux_check.py` (the Makefile's `tmux-check`).
 """
@@ -168,6 +170,50 @@ def run_hostile_check(db_path: Path) -> list[str]:
             "no clipboard set"]
 
 
+LIVE_SCRIPT = '{"task_id": "guess/0", "actions": ["5", "3"]}\n{"task_id": "guess/1", "actions": ["7"]}\n'
+LIVE_CONFIG = """[model]
+backend = "scripted"
+script = "{script}"
+[env]
+kind = "tests.fixtures.guess_env:GuessEnvironment"
+tasks = 2
+max_steps = 3
+"""
+
+
+def row_of(shown: str, name: str) -> str:
+    return next((line for line in shown.splitlines() if name in line), "")
+
+
+def run_live_refresh_check(db_path: Path, folder: Path) -> list[str]:
+    """A batch run in another process shows up on the open runs screen, no key pressed."""
+    start_app(db_path)
+    wait_for("start before the batch run", "Runs", "guess-explore")
+    script = folder / "live.jsonl"
+    script.write_text(LIVE_SCRIPT)
+    config = folder / "live-refresh.toml"
+    config.write_text(LIVE_CONFIG.format(script=script))
+    started = time.monotonic()
+    batch = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--batch", str(config), "--db", str(db_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    if batch.returncode != 0:
+        raise CheckFailed(f"live refresh: the batch run failed ({batch.returncode}): {batch.stderr[-500:]}")
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        shown = screen()
+        if "finished" in row_of(shown, "live-refresh"):
+            break
+        time.sleep(0.1)
+    else:
+        raise CheckFailed(f"live refresh: no finished 'live-refresh' row without a key press; screen:\n{screen()}")
+    seen = time.monotonic() - started
+    quit_app()
+    return [f"live refresh: a batch run in another process appeared, finished, {seen:.1f}s after it started, "
+            "no key pressed"]
+
+
 def main() -> int:
     if shutil.which("tmux") is None:
         print("tmux-check: tmux is not installed (apt-get install tmux)", file=sys.stderr)
@@ -178,7 +224,8 @@ def main() -> int:
         hostile_path = Path(folder) / "hostile.db"
         hostile.build_hostile_store(hostile_path)
         try:
-            for line in run_check(db_path) + run_hostile_check(hostile_path):
+            for line in (run_check(db_path) + run_hostile_check(hostile_path)
+                         + run_live_refresh_check(db_path, Path(folder))):
                 print(f"tmux-check: {line}")
         except CheckFailed as failure:
             print(f"tmux-check FAILED at {failure}", file=sys.stderr)

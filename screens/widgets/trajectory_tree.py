@@ -23,7 +23,11 @@ from textual.widgets.tree import TreeNode
 from screens.plain_text import visible, visible_line
 from screens.store_problems import shows_store_problems
 from screens.words import counted
-from store import views
+from store import browse, views
+
+# Expand-all stops after this many steps, so one key never freezes the interface on a
+# 10,000-step episode; the rest stays one key away.
+EXPAND_ALL_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,27 @@ def first_telling_line(action: str | None, width: int = 56) -> str:
 class TrajectoryTree(Tree[TreeItem]):
     """A run's episodes and steps; children load when a node is expanded."""
 
+    # Every key of the tree, the built-in ones included, with a description and an id: the
+    # help lists them and a person can remap them.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("right", "expand_cursor", "Expand", show=False, id="tree.expand"),
-        Binding("left", "collapse_cursor", "Collapse", show=False, id="tree.collapse"),
+        Binding("right", "expand_cursor", "Expand and enter", show=False, id="tree.expand",
+                tooltip="Open this node and move to its first child"),
+        Binding("left", "collapse_cursor", "Collapse", show=False, id="tree.collapse",
+                tooltip="Close this node, or move to its parent"),
+        Binding("shift+space", "expand_all", "Expand all", show=False, id="tree.expand_all",
+                tooltip="Open everything under this node (again: close it all)"),
+        Binding("space", "toggle_node", "Open/close", show=False, id="tree.toggle",
+                tooltip="Open or close this node"),
+        Binding("enter", "select_cursor", "Select", show=False, id="tree.select",
+                tooltip="Open or close; on a '… more' line, load the next page"),
+        Binding("up", "cursor_up", "Up", show=False, id="tree.up"),
+        Binding("down", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("shift+left", "cursor_parent", "To parent", show=False, id="tree.parent"),
+        Binding("shift+right", "cursor_parent_next_sibling", "To next ancestor", show=False,
+                id="tree.next_ancestor"),
+        Binding("shift+up", "cursor_previous_sibling", "To previous sibling", show=False,
+                id="tree.previous_sibling"),
+        Binding("shift+down", "cursor_next_sibling", "To next sibling", show=False, id="tree.next_sibling"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -106,6 +128,7 @@ class TrajectoryTree(Tree[TreeItem]):
         self.episode_nodes: dict[int, TreeNode[TreeItem]] = {}
         self.step_nodes: dict[int, TreeNode[TreeItem]] = {}
         self.loaded: set[int] = set()  # tree node ids whose children are in the tree
+        self.episode_filter = browse.EpisodeFilter()  # what the shown episodes passed
 
     # -- labels -------------------------------------------------------------------
 
@@ -131,7 +154,19 @@ class TrajectoryTree(Tree[TreeItem]):
             (f"  r{row['rollout']}{policy}  ", self.style_of("muted")),
             outcome,
             (f"  {counted(row['steps'] or 0, 'step')}", self.style_of("muted")),
+            *self.episode_marks(row),
         )
+
+    def episode_marks(self, row: dict) -> list[tuple[str, Style]]:
+        """★ corrections, ↪ branches and the best branch's score gain, where there are any."""
+        marks: list[tuple[str, Style]] = []
+        if row.get("n_corrections"):
+            marks.append((f"  ★{row['n_corrections']}", self.style_of("correction")))
+        if row.get("n_branches"):
+            marks.append((f"  ↪{row['n_branches']}", self.style_of("branch")))
+        if (row.get("gain") or 0.0) > 0.005:
+            marks.append((f"  Δ+{row['gain']:.2f}", self.style_of("passed")))
+        return marks
 
     def step_label(self, row: dict) -> Text:
         parts: list[tuple[str, Style] | Text] = []
@@ -213,7 +248,7 @@ class TrajectoryTree(Tree[TreeItem]):
             return
         more.remove()
         if item.id == -1 and self.run_id is not None:
-            rows = views.episodes_of_run(self.db, self.run_id, offset=item.offset)
+            rows = browse.episodes(self.db, self.run_id, self.episode_filter, offset=item.offset)
             for row in rows:
                 if row["id"] not in self.episode_nodes:
                     self.add_episode(row)
@@ -237,8 +272,52 @@ class TrajectoryTree(Tree[TreeItem]):
         node.expand()
 
     def action_expand_cursor(self) -> None:
-        if self.cursor_node is not None and self.cursor_node.allow_expand:
-            self.expand_node(self.cursor_node)
+        """Open the node and step into it, as in a file manager: right, right, right walks down."""
+        node = self.cursor_node
+        if node is None or not node.allow_expand:
+            return
+        self.expand_node(node)
+        if node.children:
+            self.move_cursor_now(node.children[0])
+
+    def action_expand_all(self) -> None:
+        """Everything under the cursor, loaded and open; pressed on a subtree that is all
+        open already, it closes it."""
+        node = self.cursor_node
+        if node is None:
+            return
+        if self.all_expanded(node):
+            node.collapse_all()
+            return
+        opened = self.expand_subtree(node)
+        if opened >= EXPAND_ALL_LIMIT:
+            self.notify(f"Opened the first {opened} steps; press shift+space on a deeper step for the rest.",
+                        severity="warning", timeout=4)
+
+    def all_expanded(self, node: TreeNode[TreeItem]) -> bool:
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            if current.allow_expand and (not current.is_expanded or current.id not in self.loaded):
+                return False
+            pending.extend(current.children)
+        return True
+
+    @shows_store_problems
+    def expand_subtree(self, node: TreeNode[TreeItem]) -> int:
+        """Load and open `node` and everything under it (up to EXPAND_ALL_LIMIT steps)."""
+        opened = 0
+        pending = [node]
+        while pending and opened < EXPAND_ALL_LIMIT:
+            current = pending.pop(0)
+            if not current.allow_expand:
+                continue
+            self.load_children(current)
+            self.load_all_children(current)
+            current.expand()
+            opened += len(current.children)
+            pending.extend(current.children)
+        return opened
 
     def action_collapse_cursor(self) -> None:
         node = self.cursor_node
@@ -300,23 +379,27 @@ class TrajectoryTree(Tree[TreeItem]):
     # -- live updates -------------------------------------------------------------
 
     @shows_store_problems
-    def refresh_episode(self, episode_id: int) -> None:
-        row = views.episode(self.db, episode_id)
+    def refresh_episode(self, episode_id: int, row: dict | None = None) -> None:
+        row = row if row is not None else browse.episode(self.db, episode_id)
         if row is None:
             return
         node = self.episode_nodes.get(episode_id)
         if node is None:
-            self.add_episode(row)
+            if not self.episode_filter.narrows():  # a filtered list gains only what matches
+                self.add_episode(row)
         else:
             node.set_label(self.episode_label(row))
 
     @shows_store_problems
-    def add_live_nodes(self, node_ids: list[int], *, follow: bool = False) -> None:
+    def add_live_nodes(self, node_ids: list[int], *, follow: bool = False, grow: bool = False) -> None:
         """Place steps that a running stage just stored; unloaded parts stay lazy.
 
         With `follow`, the path down to each new step is expanded so it is seen at once.
+        With `grow`, a path the person can see grows: a new step under a shown leaf opens
+        that leaf (a collapsed step with children stays as the person left it).
         """
         episodes: set[int] = set()
+        frontier: set[int] = set()  # tree nodes placed by this call: leaves a moment ago
         for node_id in node_ids:
             row = views.step_row(self.db, node_id)
             if row is None or row["parent_id"] is None:
@@ -326,9 +409,15 @@ class TrajectoryTree(Tree[TreeItem]):
                 self.refresh_episode(row["episode_id"])
             parent = self.parent_tree_node(row)
             if parent is not None:
+                was_leaf = not parent.allow_expand or parent.id in frontier
+                if grow and was_leaf and parent.id not in self.loaded and self.is_shown(parent):
+                    parent.allow_expand = True
+                    self.expand_node(parent)
                 parent.allow_expand = True
                 if parent.id in self.loaded and node_id not in self.step_nodes:
                     self.add_step(parent, row)
+                if node_id in self.step_nodes:
+                    frontier.add(self.step_nodes[node_id].id)
                 parent_step = self.step_nodes.get(row["parent_id"])
                 parent_row = views.step_row(self.db, row["parent_id"]) if parent_step is not None else None
                 if parent_step is not None and parent_row is not None:
@@ -337,6 +426,15 @@ class TrajectoryTree(Tree[TreeItem]):
                 self.reveal(node_id, move=False)
         for episode_id in episodes:
             self.refresh_episode(episode_id)
+
+    def is_shown(self, node: TreeNode[TreeItem]) -> bool:
+        """Every ancestor is open: the node has a line in the tree."""
+        ancestor = node.parent
+        while ancestor is not None and ancestor is not self.root:
+            if not ancestor.is_expanded:
+                return False
+            ancestor = ancestor.parent
+        return True
 
     def parent_tree_node(self, row: dict) -> TreeNode[TreeItem] | None:
         parent = self.step_nodes.get(row["parent_id"])

@@ -40,6 +40,12 @@ EXPECTED_COLUMNS = {
     "decisions": ["id", "correction_id", "previous_status", "previous_edited_action", "status",
                   "edited_action", "reviewer", "decided_at"],
     "_migrations": ["id", "name", "applied_at"],
+    # The search index (m005): FTS5 over the steps' and notes' text, with SQLite's own tables.
+    "_search_nodes": ["action", "observation"],
+    "_search_notes": ["text"],
+    **{f"_search_{source}_{part}": columns for source in ("nodes", "notes") for part, columns in (
+        ("data", ["id", "block"]), ("idx", ["segid", "term", "pgno"]), ("docsize", ["id", "sz"]),
+        ("config", ["k", "v"]))},
 }
 
 
