@@ -173,6 +173,11 @@ class SandboxConfig:
     network: Literal["isolated", "inherit"] = setting(
         "isolated", "isolated: a network namespace with no interfaces where the OS allows it."
     )
+    process_cap: Literal["auto", "cgroup", "scan"] = setting(
+        "auto",
+        "How a submission's processes are capped and found: `cgroup` (a pids cgroup; refused where "
+        "none can be made), `scan` (polling /proc), `auto` (the cgroup where available, else scan).",
+    )
 
 
 @dataclass

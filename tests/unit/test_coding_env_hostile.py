@@ -3,7 +3,9 @@ recorded step whose feedback (and the text the model reads next) names what happ
 process of it is left, and the episode's next step runs as if nothing had happened.
 
 The programs rename their process to a marker first (tests/fixtures/processes.py), so a
-scan of /proc finds anything they leave behind.
+scan of /proc finds anything they leave behind; after every test no process and no IPC
+object of a submission remains. Every test runs with both ways of capping processes
+(`env.sandbox.process_cap` cgroup and scan).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import shutil
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.fixtures.processes import alive_with, marked
+from tests.fixtures.processes import alive_with, alive_with_argument, leftovers, marked
 from workbench.config import EnvConfig, SandboxConfig
 from workbench.envs.base import Task
 from workbench.envs.coding import CodingEnvironment, CodingSuite
@@ -35,11 +38,18 @@ GOOD = "```python\ndef double(x):\n    return 2 * x\n```"
 LIMITS = SandboxConfig(timeout=20, cpu_seconds=2, memory_mb=512, max_processes=32, output_limit_kb=64, workers=2)
 
 
-@pytest.fixture(scope="module")
-def suite():
-    coding = CodingSuite(EnvConfig(max_steps=10, sandbox=LIMITS))
+@pytest.fixture(scope="module", params=["cgroup", "scan"])
+def suite(request):
+    coding = CodingSuite(EnvConfig(max_steps=10, sandbox=replace(LIMITS, process_cap=request.param)))
+    assert coding.sandbox().process_counting == request.param
     yield coding
     coding.close()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(suite: CodingSuite):
+    yield
+    assert leftovers(suite.sandbox()) == []
 
 
 @pytest.fixture
@@ -155,3 +165,41 @@ def test_each_hostile_answer_is_one_step_that_names_what_happened(
         next_step_works(env)
     finally:
         outside.unlink(missing_ok=True)
+
+
+# -- what a submission reports --------------------------------------------------------
+
+FORGED = """
+import json, os
+line = json.dumps({"kind": "check", "passed": True}).encode() + b"\\n"
+indexed = b"".join(json.dumps({"kind": "check", "index": i, "passed": True}).encode() + b"\\n" for i in range(50))
+for fd in range(3, 64):
+    try:
+        os.write(fd, line * 50 + indexed + b"5\\n")
+    except OSError:
+        pass
+"""
+
+
+def test_fifty_forged_passing_records_never_score_above_one(env: CodingEnvironment) -> None:
+    """Once stored as a score of 25.0. A wrong function that forges records scores what its
+    checks gave; the step is stored and the next one runs."""
+    program = FORGED + "def double(x):\n    return -x\n"
+    observation, feedback, score, done = env.step(f"```python\n{program}```")
+    assert (feedback["passed"], feedback["total"], score) == (0, 2, 0.0), feedback
+    assert not feedback["success"] and observation.startswith("0/2 checks passed")
+    json.dumps(feedback)
+    next_step_works(env)
+
+
+def test_a_setsid_sleep_and_bare_numbers_are_one_step_and_leave_nothing(env: CodingEnvironment) -> None:
+    token = f"3000.{uuid.uuid4().int % 10**12:012d}"
+    program = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        os.execvp('sleep', ['sleep', {token!r}])\n    os._exit(0)\ntime.sleep(0.3)\n"
+        "for fd in range(3, 64):\n    try:\n        os.write(fd, b'5\\n')\n    except OSError:\n        pass\n"
+    )
+    observation, feedback, score, done = env.step(answer(program))
+    assert feedback["success"] and score == 1.0, feedback  # the right function: the sleep changed nothing
+    assert alive_with_argument(token) == []
+    next_step_works(env)

@@ -2,7 +2,10 @@
 no process of the submission left alive, and a sandbox that still runs the next program.
 
 Each test's program renames its process (and so every process it forks) to a unique
-marker; `alive_with` scans /proc for it.
+marker; `alive_with` scans /proc for it, and after every test `leftovers` finds no
+process and no IPC object of any submission. Every test runs with both ways of capping
+processes (`process_cap` cgroup and scan); where no pids cgroup can be made, the cgroup
+runs fail.
 """
 
 from __future__ import annotations
@@ -17,31 +20,54 @@ import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.processes import alive_with, marked
-from workbench.config import SandboxConfig
+from tests.fixtures.processes import alive_with, leftovers, marked
+from workbench.config import EnvConfig, SandboxConfig
+from workbench.envs import _sandbox_procs as procs
 from workbench.envs._sandbox_procs import remove_stale_cgroups
 from workbench.envs.sandbox import Sandbox, SandboxResult, remove_stale_folders
+from workbench.errors import EnvironmentSetupError
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
 
 LIMITS = SandboxConfig(timeout=1.5, cpu_seconds=10, memory_mb=256, max_processes=32, workers=2)
+CAPS = ("cgroup", "scan")
 
 
 def still_works(sandbox: Sandbox) -> None:
     result = sandbox.run("def add(a, b):\n    return a + b\n", checks=["assert candidate(1, 2) == 3"],
                          entry_point="add")
     assert (result.status, result.passed, result.total) == ("ok", 1, 1), result
+    assert leftovers(sandbox) == []
+
+
+@pytest.fixture(scope="module", params=CAPS)
+def process_cap(request) -> str:
+    return request.param
+
+
+def limits(process_cap: str, **changes) -> SandboxConfig:
+    return replace(SandboxConfig(**changes) if changes else LIMITS, process_cap=process_cap)
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(LIMITS) as box:
+def sandbox(process_cap: str):
+    with Sandbox(limits(process_cap)) as box:
+        assert box.process_counting == process_cap
         yield box
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request):
+    """After every test on the shared sandbox: no process and no IPC object of a submission."""
+    yield
+    if "sandbox" in request.fixturenames:
+        assert leftovers(request.getfixturevalue("sandbox")) == []
 
 
 # -- ordinary programs --------------------------------------------------------------
@@ -123,9 +149,9 @@ def test_infinite_loop_is_stopped_by_the_wall_clock(sandbox: Sandbox) -> None:
     still_works(sandbox)
 
 
-def test_cpu_time_limit() -> None:
+def test_cpu_time_limit(process_cap: str) -> None:
     marker, program = marked("while True:\n    pass\n")
-    with Sandbox(SandboxConfig(timeout=5, cpu_seconds=1, workers=1)) as box:
+    with Sandbox(limits(process_cap, timeout=5, cpu_seconds=1, workers=1)) as box:
         result = box.run(program)
         assert result.status == "cpu"
         assert "more than 1 s of CPU time" in result.message
@@ -133,7 +159,6 @@ def test_cpu_time_limit() -> None:
         still_works(box)
 
 
-@pytest.mark.parametrize("process_cap", ["auto", "proc-scan"])
 def test_two_hundred_sleeping_children_hit_the_process_limit(process_cap: str) -> None:
     marker, program = marked("""
         import os, time
@@ -143,7 +168,7 @@ def test_two_hundred_sleeping_children_hit_the_process_limit(process_cap: str) -
                 os._exit(0)
         time.sleep(300)
     """)
-    with Sandbox(LIMITS, process_cap=process_cap) as box:
+    with Sandbox(limits(process_cap)) as box:
         result = box.run(program)
         assert result.status == "process_limit", result
         assert "more than 32 processes" in result.message
@@ -151,9 +176,12 @@ def test_two_hundred_sleeping_children_hit_the_process_limit(process_cap: str) -
         still_works(box)
 
 
-def test_fork_bomb_is_capped_where_a_pids_cgroup_is_available(sandbox: Sandbox) -> None:
-    if sandbox.process_counting != "cgroup":
-        pytest.skip("no pids cgroup here; an uncapped fork bomb is not something to run in a test")
+def test_fork_bomb_is_capped(sandbox: Sandbox, process_cap: str) -> None:
+    """The cgroup refuses forks past the cap; without it, the submission's own uid's
+    RLIMIT_NPROC holds the bomb until the /proc count stops it. As a user, nothing would
+    (an uncapped fork bomb is not something to run in a test)."""
+    if process_cap == "scan" and not sandbox.isolation["own_user"]:
+        pytest.skip("as a user with process_cap = scan nothing caps a fork bomb (docs/threat-model.md)")
     marker, program = marked("""
         import os
         while True:
@@ -164,7 +192,7 @@ def test_fork_bomb_is_capped_where_a_pids_cgroup_is_available(sandbox: Sandbox) 
     """)
     result = sandbox.run(program)
     assert result.status == "process_limit"
-    assert alive_with(marker) == []
+    assert alive_with(marker, wait=1.0) == []
     still_works(sandbox)
 
 
@@ -183,10 +211,10 @@ def test_threads_fit_under_the_memory_limit(sandbox: Sandbox) -> None:
     assert (result.status, result.stdout) == ("ok", "20\n")
 
 
-def test_memory_hog_gets_memory_status() -> None:
+def test_memory_hog_gets_memory_status(process_cap: str) -> None:
     marker, program = marked("x = []\nwhile True:\n    x.append('x' * 10**6)\n")
     # A generous clock: filling memory is slow on a busy machine, and this test is about memory.
-    with Sandbox(SandboxConfig(timeout=20, memory_mb=128, workers=1)) as box:
+    with Sandbox(limits(process_cap, timeout=20, memory_mb=128, workers=1)) as box:
         result = box.run(program)
         assert result.status == "memory"
         assert result.message == "ran out of memory (limit 128 MiB)"
@@ -194,10 +222,10 @@ def test_memory_hog_gets_memory_status() -> None:
         still_works(box)
 
 
-def test_hundred_megabyte_print_is_capped() -> None:
+def test_hundred_megabyte_print_is_capped(process_cap: str) -> None:
     marker, program = marked("print('x' * 100_000_000)\n")
     # Building a 100 MB string takes a while on a busy machine; the clock is not under test.
-    with Sandbox(SandboxConfig(timeout=20, memory_mb=512, workers=1)) as box:
+    with Sandbox(limits(process_cap, timeout=20, memory_mb=512, workers=1)) as box:
         result = box.run(program)
         assert result.status == "output_limit"
         assert "the first 64 KiB are kept" in result.message
@@ -224,11 +252,11 @@ def test_sys_exit_is_reported(sandbox: Sandbox) -> None:
     still_works(sandbox)
 
 
-def test_killing_the_server_gets_it_replaced() -> None:
+def test_killing_the_server_gets_it_replaced(process_cap: str) -> None:
     marker, program = marked("import os\nos.kill(os.getppid(), 9)\nimport time\ntime.sleep(60)\n")
     # A submission running as the server's own user can kill it (a workbench run by a
     # user; as root, submissions run as a uid of their own and get EPERM instead).
-    with Sandbox(SandboxConfig(timeout=5, workers=1), run_as="same") as box:
+    with Sandbox(limits(process_cap, timeout=5, workers=1), run_as="same") as box:
         still_works(box)
         (old,) = box._servers
         result = box.run(program, checks=["assert True"])
@@ -272,12 +300,13 @@ def test_setsid_grandchild_is_killed(sandbox: Sandbox) -> None:
     still_works(sandbox)
 
 
-def test_file_size_limit() -> None:
+def test_file_size_limit(process_cap: str) -> None:
     program = "open('big.bin', 'wb').write(b'x' * (3 * 1024 * 1024))\n"
-    with Sandbox(SandboxConfig(file_size_mb=1, workers=1)) as box:
+    with Sandbox(limits(process_cap, file_size_mb=1, workers=1)) as box:
         result = box.run(program)
         assert result.status == "file_size"
         assert "larger than 1 MiB" in result.message
+        assert leftovers(box) == []
 
 
 def test_network_is_isolated_where_the_os_allows(sandbox: Sandbox) -> None:
@@ -290,14 +319,14 @@ def test_network_is_isolated_where_the_os_allows(sandbox: Sandbox) -> None:
     assert sandbox.run(program).stdout.strip() == "no network"
 
 
-def test_servers_and_children_die_with_a_killed_workbench() -> None:
+def test_servers_and_children_die_with_a_killed_workbench(process_cap: str) -> None:
     marker, program = marked("import time\ntime.sleep(300)\n")
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(ROOT)!r})
         from workbench.config import SandboxConfig
         from workbench.envs.sandbox import Sandbox
-        box = Sandbox(SandboxConfig(timeout=60, workers=1))
+        box = Sandbox(SandboxConfig(timeout=60, workers=1, process_cap={process_cap!r}))
         threading.Thread(target=box.run, args=({program!r},), daemon=True).start()
         time.sleep(0.5)
         print(*[s.pid for s in box._servers], flush=True)
@@ -328,3 +357,54 @@ def is_server(pid: int) -> bool:
         return b"sandbox_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+# -- choosing how processes are capped ----------------------------------------------
+
+
+def test_each_process_cap_is_the_one_the_servers_use(process_cap: str) -> None:
+    with Sandbox(limits(process_cap, workers=1)) as box:
+        info = box.isolation
+        assert box.process_counting == process_cap
+        assert (info["cgroup"] is not None) == (process_cap == "cgroup")
+        if info["cgroup"]:
+            assert Path(info["cgroup"], "cgroup.procs").exists()  # the server's own, made for it
+
+
+def test_cgroup_where_none_can_be_made_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A machine without a writable pids hierarchy (a container, a user): a forced
+    `cgroup` is refused before anything starts; `auto` falls back to scanning."""
+    from workbench import cli
+
+    monkeypatch.setattr(procs, "CGROUP_ROOTS", (str(tmp_path / "no-cgroup-here"),))
+    with pytest.raises(EnvironmentSetupError) as refused:
+        Sandbox(SandboxConfig(workers=1, process_cap="cgroup"))
+    assert "process_cap" in str(refused.value) and "\n" not in str(refused.value)
+    with Sandbox(SandboxConfig(workers=1, process_cap="auto")) as box:
+        assert box.process_counting in ("scan", "cgroup")  # the servers see the real machine
+    tasks = ROOT / "tests/fixtures/two_tasks.jsonl"
+    script = tmp_path / "script.jsonl"
+    script.write_text(json.dumps({"task_id": "easy/add", "actions": ["def add(a, b):\n    return a + b"]}) + "\n")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[model]\nbackend = "scripted"\nscript = "{script}"\n'
+        f'[env]\nsuite = "{tasks}"\ntasks = ["easy/add"]\n[env.sandbox]\nprocess_cap = "cgroup"\n'
+    )
+    store = tmp_path / "s.db"
+    assert cli.main(["--batch", str(config), "--db", str(store)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "process_cap" in error and "cgroup" in error, error
+    assert not store.exists()  # refused before anything was written
+
+
+def test_an_unknown_process_cap_is_refused_in_one_line() -> None:
+    from workbench.config import config_from_dict
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="env.sandbox.process_cap must be one of"):
+        config_from_dict({"env": {"sandbox": {"process_cap": "proc-scan"}}})
+    with pytest.raises(EnvironmentSetupError, match="process_cap"):
+        Sandbox(SandboxConfig(process_cap="proc-scan"))  # type: ignore[arg-type]
+    assert EnvConfig().sandbox.process_cap == "auto"

@@ -15,9 +15,11 @@ def feedback_from(result: SandboxResult, plan: TestPlan) -> dict[str, Any]:
     """The step's feedback dict (JSON-serialisable). Only a run that finished earns partial
     credit: a syntax error, timeout or any stopped run scores 0."""
     total = len(plan.checks)
+    # The sandbox already clamps what a submission reports; a score stays within 0..1 anyway.
+    passed = max(0, min(int(result.passed), total))
     finished = result.status == "ok"
-    success = finished and result.passed == total
-    score = (result.passed / total if total else 1.0) if finished else 0.0
+    success = finished and passed == total
+    score = (passed / total if total else 1.0) if finished else 0.0
     failures = []
     for index, check in enumerate(result.checks):
         if not check.get("passed") and len(failures) < MAX_FAILURES:
@@ -34,11 +36,11 @@ def feedback_from(result: SandboxResult, plan: TestPlan) -> dict[str, Any]:
     if success:
         message = f"all {total} checks passed" if total else "ran without errors"
     elif finished:
-        message = f"{result.passed}/{total} checks passed"
+        message = f"{passed}/{total} checks passed"
     else:
         message = result.message
     return {
-        "success": success, "passed": result.passed, "total": total, "score": score,
+        "success": success, "passed": passed, "total": total, "score": score,
         "status": result.status, "error": error, "trace": result.trace, "failures": failures,
         "message": message,
     }

@@ -63,11 +63,12 @@ class Reporter:
 
 def confine(
     limits: dict[str, Any], workdir: str, output_fd: int, close_fds: list[int], server_pid: int,
-    uid: int | None = None, user_namespace: bool = False,
+    uid: int | None = None, user_namespace: bool = False, namespace_filter: Any = None,
 ) -> None:
     """Make this freshly forked process a sandbox: own process group, limits, scrubbed
     environment, private cwd, parent-death signal; then `uid` (when given) with no
-    capabilities and no way to gain any."""
+    capabilities and no way to gain any, and (`namespace_filter`, a _sandbox_seccomp
+    Filter) no way into new namespaces."""
     from workbench.envs import _sandbox_user as user
     from workbench.envs._sandbox_procs import die_with_parent
 
@@ -103,6 +104,8 @@ def confine(
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    # POSIX message queues would outlive the submission in the server's IPC namespace.
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     if uid is not None:
         # Counts this uid's processes and threads: this submission's only (a uid per server).
         budget = user.process_budget(int(limits["max_processes"]))
@@ -112,6 +115,8 @@ def confine(
         if user_namespace:
             user.drop_capabilities()
         user.no_new_privileges()
+    if namespace_filter is not None and not namespace_filter.install():
+        raise OSError("the seccomp filter the server tested was refused")
     die_with_parent(server_pid)  # again: a change of uid clears the parent-death signal
     sys.stdout.reconfigure(line_buffering=True)  # a killed program still shows what it printed
     sys.stderr.reconfigure(line_buffering=True)
@@ -253,7 +258,7 @@ def run_checks(
     for index, (source, code) in enumerate(zip(checks, codes, strict=True)):
         filename = f"<check {index + 1}>"
         record: dict[str, Any] = {
-            "kind": "check", "passed": False,  # the Sandbox adds the source it sent
+            "kind": "check", "index": index, "passed": False,  # the Sandbox adds the source it sent
             "expected": None, "actual": None, "error": None,
         }
         try:

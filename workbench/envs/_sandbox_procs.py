@@ -1,4 +1,4 @@
-"""Linux process tools the sandbox server needs: prctl, namespaces, /proc scans, pids cgroups.
+"""Linux process tools the sandbox needs: prctl, namespaces, /proc scans, pids cgroups.
 
 Everything here works on plain Linux as root or as a user; what needs privileges
 (a network namespace, a pids cgroup) reports failure instead of raising, and the
@@ -14,12 +14,14 @@ import os
 import signal
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWIPC = 0x08000000
 
 _libc: ctypes.CDLL | None = None
 
@@ -56,30 +58,42 @@ def limit_malloc_arenas(count: int) -> bool:
         return False
 
 
-def enter_namespaces(network: bool, user_namespace: bool = True) -> tuple[bool, bool]:
-    """(network isolated, in a user namespace of its own): move this process into a network
-    namespace with no interface up (`network`) and, when not root, into a user namespace.
+@dataclass
+class Namespaces:
+    """Which namespaces of its own a server entered."""
 
-    Root (CAP_SYS_ADMIN) makes a network namespace directly. Another user makes a user
-    namespace first, where the kernel allows it (`user_namespace`): its uid and gid map to
-    themselves, so files and signals work as before, while the kernel refuses ptrace,
-    /proc/<pid>/environ and /proc/<pid>/mem of the user's processes outside it to anything
-    inside (they live in another user namespace). The capabilities the new namespace gives
-    stay inside it; children drop them."""
+    network: bool = False
+    """A network namespace with no interface up: no network."""
+    user: bool = False
+    """A user namespace (a server not started by root)."""
+    ipc: bool = False
+    """An IPC namespace: every System V object in it is a submission's (see _sandbox_ipc)."""
+
+
+def enter_namespaces(network: bool, user_namespace: bool = True) -> Namespaces:
+    """Move this process into an IPC namespace of its own, a network namespace with no
+    interface up (`network`) and, when not root, a user namespace first.
+
+    Root (CAP_SYS_ADMIN) makes the network and IPC namespaces directly. Another user makes
+    a user namespace first, where the kernel allows it (`user_namespace`): its uid and gid
+    map to themselves, so files and signals work as before, while the kernel refuses
+    ptrace, /proc/<pid>/environ and /proc/<pid>/mem of the user's processes outside it to
+    anything inside (they live in another user namespace). The capabilities the new
+    namespace gives stay inside it; children drop them."""
     if os.geteuid() == 0 or not user_namespace:
-        return network and unshare(CLONE_NEWNET), False
+        return Namespaces(network=network and unshare(CLONE_NEWNET), ipc=unshare(CLONE_NEWIPC))
     uid, gid = os.geteuid(), os.getegid()
-    if unshare(CLONE_NEWUSER | (CLONE_NEWNET if network else 0)):
+    if unshare(CLONE_NEWUSER | CLONE_NEWIPC | (CLONE_NEWNET if network else 0)):
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with contextlib.suppress(OSError), open(f"/proc/self/{name}", "w") as file:
                 file.write(text)
-        return network, True
-    return network and unshare(CLONE_NEWNET), False
+        return Namespaces(network=network, user=True, ipc=True)
+    return Namespaces(network=network and unshare(CLONE_NEWNET), ipc=unshare(CLONE_NEWIPC))
 
 
 def unshare_network(user_namespace: bool = True) -> bool:
     """Whether this process now runs in a network namespace of its own (see enter_namespaces)."""
-    return enter_namespaces(True, user_namespace)[0]
+    return enter_namespaces(True, user_namespace).network
 
 
 def unshare(flags: int) -> bool:
@@ -138,6 +152,40 @@ def descendants(root: int, table: dict[int, tuple[int, str]] | None = None) -> d
 def alive(states: dict[int, str]) -> int:
     """How many of the processes are running or sleeping (zombies and dead ones do not count)."""
     return sum(1 for state in states.values() if state not in ("Z", "X"))
+
+
+def real_uid(pid: int) -> int | None:
+    """The real uid of `pid` from /proc/<pid>/status (readable for every process, unlike
+    the owner of /proc/<pid>, which an undumpable process turns into root)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def kill_user(uid: int, timeout: float = 2.0) -> int:
+    """SIGKILL every process whose real uid is `uid` until none is left; how many there were.
+
+    A submission's own uid (one per server) finds all it started, whatever became of the
+    server: orphans that went to init, a setsid'd grandchild, an exec'd `sleep`. A uid
+    cannot be shed without privileges the submission does not have."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    me = os.getpid()
+    while True:
+        found = [int(name) for name in os.listdir("/proc")
+                 if name.isdigit() and int(name) != me and real_uid(int(name)) == uid]
+        found = [pid for pid in found if (read_stat(pid) or (0, "Z"))[1] not in ("Z", "X")]
+        if not found or time.monotonic() > deadline:
+            return len(killed)
+        for pid in found:
+            if kill_if_still(pid, None):
+                killed.add(pid)
+        time.sleep(0.002)
 
 
 def kill_if_still(pid: int, belongs: Iterable[int] | None) -> bool:
@@ -251,6 +299,15 @@ class PidsCgroup:
                 time.sleep(0.01)
 
 
+def pids_cgroup_available() -> bool:
+    """Whether this process may make a pids cgroup (a server started from it may too)."""
+    probe = PidsCgroup.create(f"{CGROUP_PREFIX}{os.getpid()}-probe", 1)
+    if probe is None:
+        return False
+    probe.remove()
+    return True
+
+
 def remove_stale_cgroups() -> None:
     """Remove cgroups left by servers that were killed (their pid is in the name)."""
     for root in CGROUP_ROOTS:
@@ -259,6 +316,6 @@ def remove_stale_cgroups() -> None:
         except OSError:
             continue
         for path in entries:
-            owner = path.name[len(CGROUP_PREFIX) :]
+            owner = path.name[len(CGROUP_PREFIX) :].split("-", 1)[0]  # "<pid>" or "<pid>-probe"
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():
                 PidsCgroup(str(path)).remove()

@@ -23,7 +23,7 @@ from workbench.envs._coding_feedback import feedback_from, observation_text
 from workbench.envs._coding_notes import experience_note, feedback_of
 from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
 from workbench.envs.base import StepResult, Suite, Task
-from workbench.envs.sandbox import Sandbox
+from workbench.envs.sandbox import Sandbox, require_process_cap
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import CODING
 
@@ -51,6 +51,7 @@ class CodingSuite(Suite):
     supports_snapshot = True
 
     def __init__(self, config: EnvConfig) -> None:
+        require_process_cap(config.sandbox)  # refused before a run writes anything
         super().__init__(config)
         self._records: list[dict[str, Any]] | None = None
         self._sandbox: Sandbox | None = None

@@ -7,7 +7,15 @@ process group (in the server's own session, which has no terminal), an empty pri
 directory as cwd and HOME, CPU-time,
 address-space, file-size, core and open-file limits, a scrubbed environment, output
 capped, a wall-clock timeout, and afterwards its whole process group and every escaped
-descendant killed. The workbench is never the parent of submitted code.
+descendant killed and the System V IPC objects it made removed. The workbench is never
+the parent of submitted code, and what comes back from a submission is untrusted input:
+only well-formed records count, and `passed` never exceeds `total`.
+
+`limits.process_cap` says how a submission's processes are capped and found: `cgroup` (a
+pids cgroup: forks past the cap fail, even for root, and membership survives the server),
+`scan` (the server, a child subreaper, polls /proc), `auto` (the cgroup where one can be
+made). A server that dies anyway is swept from here: its cgroup, or the uid of its own
+its submissions ran as.
 
 When the workbench runs as root, each server runs its submissions as a uid of its own
 with no capabilities (see _sandbox_user): they read only what any user may read, signal
@@ -21,6 +29,9 @@ protected as the user submissions run as (the workbench's own user when it is no
 root), and processes that escape a killed server while the workbench itself is
 SIGKILLed may outlive it when no pids cgroup is available. docs/threat-model.md has the
 details and how to add a container around it all.
+
+Each server also has an IPC namespace of its own and children install a seccomp filter
+that refuses new namespaces, where the OS allows (`isolation` says what holds).
 
 Statuses: ok, syntax_error, exception, timeout, memory, cpu, output_limit, file_size,
 process_limit, exited, killed, server_died.
@@ -46,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import SandboxConfig
-from workbench.envs._sandbox_procs import PidsCgroup
+from workbench.envs._sandbox_procs import PidsCgroup, kill_user, pids_cgroup_available
 from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
 from workbench.errors import EnvironmentSetupError
 
@@ -55,6 +66,7 @@ STATUSES = (
     "file_size", "process_limit", "exited", "killed", "server_died",
 )
 FOLDER_PREFIX = "leafe-sandbox-"
+PROCESS_CAPS = ("auto", "cgroup", "scan")
 START_TIMEOUT = 60.0
 ANSWER_MARGIN = 30.0
 """Seconds past the submission's own timeout before a silent server counts as dead."""
@@ -84,6 +96,30 @@ class SandboxResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_answer(cls, answer: Any, sources: list[str], duration: float) -> SandboxResult | None:
+        """The result a server answered, with each check's source; None if the answer is not
+        one (a server a submission tampered with is then treated as dead)."""
+        if not isinstance(answer, dict) or answer.get("status") not in STATUSES:
+            return None
+        raw_checks = answer.get("checks")
+        checks = [dict(check) for check in raw_checks[: len(sources)] if isinstance(check, dict)] \
+            if isinstance(raw_checks, list) else []
+        for check, source in zip(checks, sources, strict=False):
+            check["source"] = source
+        error = answer.get("error")
+        return cls(
+            status=answer["status"], message=text(answer.get("message")), stdout=text(answer.get("stdout")),
+            checks=checks, passed=min(sum(1 for c in checks if c.get("passed") is True), len(sources)),
+            total=len(sources), trace=text(answer.get("trace")),
+            duration=answer["duration"] if isinstance(answer.get("duration"), float | int) else duration,
+            error=error if isinstance(error, dict) else None,
+        )
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
 
 @dataclass(eq=False)
 class _Server:
@@ -99,20 +135,20 @@ class _Server:
 class Sandbox:
     """A pool of sandbox servers; `run` is thread-safe and runs `workers` submissions at once."""
 
-    def __init__(self, limits: SandboxConfig, *, process_cap: str = "auto", run_as: str = "auto") -> None:
-        """`process_cap`: `auto` caps processes with a pids cgroup where the OS allows it
-        (forks past the cap fail, even for root) and otherwise polls /proc; `proc-scan`
-        always polls (a submission is stopped once it has too many processes alive).
+    def __init__(self, limits: SandboxConfig, *, run_as: str = "auto") -> None:
+        """`limits.process_cap`: `auto` caps processes with a pids cgroup where the OS allows
+        it (forks past the cap fail, even for root) and otherwise polls /proc; `scan` always
+        polls (a submission is stopped once it has too many processes alive); `cgroup`
+        insists on the cgroup and is refused (EnvironmentSetupError) where none can be made.
 
         `run_as`: `auto` runs submissions as a uid of their own when the workbench runs as
         root (see `user`); `same` keeps the workbench's user, root included, which gives a
         submission root's reach over files and processes (only for tests of the sandbox)."""
-        if process_cap not in ("auto", "proc-scan"):
-            raise ValueError(f"process_cap must be auto or proc-scan, not {process_cap!r}")
         if run_as not in ("auto", "same"):
             raise ValueError(f"run_as must be auto or same, not {run_as!r}")
+        require_process_cap(limits)
         self.limits = limits
-        self.process_cap = process_cap
+        self.process_cap = limits.process_cap
         self.run_as = run_as
         self.workers = limits.workers or os.cpu_count() or 1
         remove_stale_folders()
@@ -166,11 +202,13 @@ class Sandbox:
             return self._server_died(
                 server, closed.timed_out, len(request["checks"]), time.monotonic() - started
             )
+        except ValueError:  # not JSON: not an answer our server would give
+            answer = None
+        result = SandboxResult.from_answer(answer, request["checks"], time.monotonic() - started)
+        if result is None:
+            return self._server_died(server, True, len(request["checks"]), time.monotonic() - started)
         self._idle.put(server)
-        answer.pop("output_bytes", None)
-        for record, source in zip(answer["checks"], request["checks"], strict=False):
-            record["source"] = source
-        return SandboxResult(**answer)
+        return result
 
     @property
     def network_isolated(self) -> bool:
@@ -179,8 +217,8 @@ class Sandbox:
 
     @property
     def process_counting(self) -> str:
-        """`cgroup` (a pids cgroup caps forks, even for root) or `proc-scan` (polling /proc)."""
-        return "cgroup" if self.isolation["cgroup"] else "proc-scan"
+        """`cgroup` (a pids cgroup caps forks, even for root) or `scan` (polling /proc)."""
+        return "cgroup" if self.isolation["cgroup"] else "scan"
 
     @property
     def user(self) -> int:
@@ -191,13 +229,16 @@ class Sandbox:
     @property
     def isolation(self) -> dict[str, Any]:
         """What one server set up: network_isolated, cgroup (path or None), uid, own_user
-        (submissions run as a uid of their own), user_namespace, private_tmp (shared folders
-        such as /tmp replaced by private ones emptied after each submission), note (what
-        could not be done)."""
+        (submissions run as a uid of their own), user_namespace, ipc_namespace (System V
+        objects of its own, all removed after each submission), namespaces_denied (a seccomp
+        filter refuses submissions new namespaces), private_tmp (shared folders such as /tmp
+        replaced by private ones emptied after each submission), note (what could not be
+        done)."""
         server = self._acquire()
         self._idle.put(server)
-        return {key: server.info.get(key) for key in ("network_isolated", "cgroup", "uid", "own_user",
-                                                      "user_namespace", "private_tmp", "note")}
+        return {key: server.info.get(key) for key in (
+            "network_isolated", "cgroup", "uid", "own_user", "user_namespace", "ipc_namespace",
+            "namespaces_denied", "private_tmp", "note")}
 
     def warm_up(self) -> None:
         """Start every server now rather than on demand (benchmarks, batch runs)."""
@@ -311,8 +352,7 @@ class Sandbox:
         if silent:
             process.kill()
             code = process.wait()
-        if server.info.get("cgroup"):
-            PidsCgroup(server.info["cgroup"]).remove()  # whatever the submission left running
+        _sweep_after(server)  # before a new server can be given the dead one's pid (and uid)
         _dispose(server)
         with self._lock:
             self._servers.discard(server)
@@ -327,12 +367,34 @@ class Sandbox:
         return SandboxResult(status="server_died", message=message, total=total, duration=duration)
 
 
+def require_process_cap(limits: SandboxConfig) -> None:
+    """Refuse, in one line, a `process_cap` this machine cannot give."""
+    if limits.process_cap not in PROCESS_CAPS:
+        raise EnvironmentSetupError(
+            f"env.sandbox.process_cap must be one of {', '.join(PROCESS_CAPS)}, not {limits.process_cap!r}"
+        )
+    if limits.process_cap == "cgroup" and not pids_cgroup_available():
+        raise EnvironmentSetupError(
+            'env.sandbox.process_cap = "cgroup" but no pids cgroup can be made here '
+            '(needs root and a writable cgroup hierarchy with the pids controller); use "auto" or "scan"'
+        )
+
+
 def remove_stale_folders() -> None:
     """Remove temporary folders of sandboxes whose workbench was killed (its pid is in the name)."""
     for path in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
         owner = path.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_after(server: _Server) -> None:
+    """Kill whatever a dead server's submissions left, found without the server: the
+    members of its pids cgroup, and every process of the uid of its own they ran as."""
+    if server.info.get("cgroup"):
+        PidsCgroup(server.info["cgroup"]).remove()
+    if server.info.get("own_user"):
+        kill_user(int(server.info["uid"]))
 
 
 def _dispose(server: _Server) -> None:
@@ -361,8 +423,7 @@ def _shutdown(servers: set[_Server], idle: queue.Queue, spawner: ThreadPoolExecu
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
-        if server.info.get("cgroup"):
-            PidsCgroup(server.info["cgroup"]).remove()
+        _sweep_after(server)
         _dispose(server)
     servers.clear()
     shutil.rmtree(base, ignore_errors=True)

@@ -2,9 +2,11 @@
 
 It reads submissions as length-prefixed JSON on stdin, forks a fresh child for each
 (see _sandbox_child), watches it (wall clock, output size, process count), then kills
-its process group and every descendant that escaped it, and answers on stdout. The
-server is a child subreaper, so a setsid'd grandchild whose parent exits reparents
-here instead of to init and the sweep still finds it. It dies with the workbench
+its process group and every descendant that escaped it, removes the System V IPC
+objects it left (_sandbox_ipc), and answers on stdout. The server is a child subreaper,
+so a setsid'd grandchild whose parent exits reparents here instead of to init and the
+sweep still finds it; the sweep runs whatever happened while the submission ran. What
+the child reports is untrusted input (_sandbox_records). It dies with the workbench
 (PR_SET_PDEATHSIG) and its children die with it.
 
 Started by root, it runs every child as a uid of its own (see _sandbox_user). It makes
@@ -28,9 +30,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.envs import _sandbox_ipc as ipc
 from workbench.envs import _sandbox_procs as procs
+from workbench.envs import _sandbox_seccomp as seccomp
 from workbench.envs import _sandbox_user as user
 from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
+from workbench.envs._sandbox_records import Records
 from workbench.envs._sandbox_workspace import Workspace
 
 # Imported once here so each forked child finds them ready instead of paying for imports.
@@ -47,6 +52,10 @@ PRECOMPILE_LIMIT = 256 * 1024
 """Characters of source the server compiles itself; beyond that a slow compile could stall it."""
 EXIT_GRACE = 0.2
 """A child that sent its final record exits at once; after this it is killed like the rest."""
+RECORD_BYTES = 1 << 20
+RECORD_BYTES_PER_CHECK = 16 * 1024
+"""Bytes of records a submission may send (its real records are far smaller): past
+RECORD_BYTES plus this per check, it is stopped for flooding its result pipe."""
 
 
 @dataclass
@@ -59,8 +68,7 @@ class Watch:
     stop: str = ""
     output: bytearray = field(default_factory=bytearray)
     output_total: int = 0
-    records: list[dict[str, Any]] = field(default_factory=list)
-    pending: bytearray = field(default_factory=bytearray)
+    records: Records = field(default_factory=lambda: Records(0, RECORD_BYTES))
     leftovers: int = 0
 
 
@@ -82,6 +90,10 @@ class Server:
         self.uid: int | None = None
         """The uid children run as; None: the server's own."""
         self.user_namespace = False
+        self.ipc_namespace = False
+        """Whether every System V IPC object this server sees is a submission's."""
+        self.seccomp: seccomp.Filter | None = None
+        """The filter children install to keep out of new namespaces; None: not available."""
 
     # -- one submission --------------------------------------------------------------
 
@@ -99,12 +111,18 @@ class Server:
             self.child(request, code, workdir, output_write, result_write, [output_read, result_read])
         os.close(output_write)
         os.close(result_write)
-        watch = Watch(pid, refused_before=self.refused_seen)
+        total = len(request.get("checks") or [])
+        watch = Watch(pid, refused_before=self.refused_seen,
+                      records=Records(total, RECORD_BYTES + RECORD_BYTES_PER_CHECK * total))
         try:
-            self.supervise(watch, output_read, result_read, started)
-            if self.refused_forks() > watch.refused_before:
-                watch.stop = watch.stop or "process_limit"
-            self.sweep(watch)
+            try:
+                self.supervise(watch, output_read, result_read, started)
+                if self.refused_forks() > watch.refused_before:
+                    watch.stop = watch.stop or "process_limit"
+            finally:
+                # Whatever went wrong above, nothing the submission started outlives it.
+                self.sweep(watch)
+                self.remove_ipc_objects()
             # Read after the sweep: a fork bomb goes on being refused until it is killed.
             self.refused_seen = self.refused_forks()
             self.drain(watch, output_read, result_read)
@@ -122,7 +140,8 @@ class Server:
         status = 120
         try:
             close = [*others, *self.protocol_fds]
-            child.confine(self.limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace)
+            child.confine(self.limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace,
+                          self.seccomp)
             child.run_submission(request, child.Reporter(result_fd), code)
             status = 0
         except BaseException:
@@ -174,7 +193,7 @@ class Server:
                 pass
             if watch.stop:
                 return
-            if finished_at is None and any(r.get("kind") == "final" for r in watch.records):
+            if finished_at is None and watch.records.final is not None:
                 finished_at = time.monotonic()
             self.reap(watch)
             if watch.exit_status is not None:
@@ -201,18 +220,10 @@ class Server:
             if watch.output_total > self.output_ceiling:
                 watch.stop = watch.stop or "output_limit"
         else:
-            self.take_records(watch, chunk)
+            watch.records.feed(chunk)
+            if watch.records.flooded:
+                watch.stop = watch.stop or "record_flood"
         return "data"
-
-    def take_records(self, watch: Watch, chunk: bytes) -> None:
-        watch.pending += chunk
-        *lines, rest = bytes(watch.pending).split(b"\n")
-        watch.pending = bytearray(rest[: 1 << 22])
-        for line in lines:
-            try:
-                watch.records.append(json.loads(line))
-            except ValueError:
-                continue
 
     def reap(self, watch: Watch) -> bool:
         """Collect every exited child (orphans land here too); True when none is left at all."""
@@ -237,6 +248,12 @@ class Server:
 
     def sweep(self, watch: Watch) -> None:
         """Kill the submission's process group and every descendant, and reap them all."""
+        # Counted before anything is killed: a fork refused by the uid's RLIMIT_NPROC
+        # between two polls ends the program with an exception, and its children, still
+        # alive here, show what it tried.
+        if (self.cgroup is None and not watch.stop and not self.reap(watch)
+                and procs.alive(procs.descendants(self.pid)) > self.max_processes):
+            watch.stop = "process_limit"
         with contextlib.suppress(OSError):
             os.killpg(watch.pid, signal.SIGKILL)
         deadline = time.monotonic() + SWEEP_TIMEOUT
@@ -248,8 +265,6 @@ class Server:
                 break
             if not none_left:
                 found = procs.descendants(self.pid)
-                if procs.alive(found) > self.max_processes and not watch.stop and not self.cgroup:
-                    watch.stop = "process_limit"
                 tree = {self.pid, *found}
                 for pid in found:
                     if procs.kill_if_still(pid, tree):
@@ -263,6 +278,13 @@ class Server:
         leftovers.discard(watch.pid)
         watch.leftovers = len(leftovers)
 
+    def remove_ipc_objects(self) -> None:
+        """System V objects outlive the processes that made them: remove the submission's."""
+        if self.ipc_namespace:
+            ipc.remove_left(None)  # the server makes none: every object here is a submission's
+        elif self.uid is not None:
+            ipc.remove_left(self.uid)
+
     def drain(self, watch: Watch, output_fd: int, result_fd: int) -> None:
         """Everything left in the pipes; every writer is dead now, so this ends."""
         for fd, is_output in ((output_fd, True), (result_fd, False)):
@@ -272,11 +294,9 @@ class Server:
     # -- the answer -----------------------------------------------------------------
 
     def answer(self, request: dict[str, Any], watch: Watch, duration: float) -> dict[str, Any]:
-        checks = [r for r in watch.records if r.get("kind") == "check"]
-        for record in checks:
-            record.pop("kind", None)
-        final = next((r for r in watch.records if r.get("kind") == "final"), None)
-        passed = sum(1 for c in checks if c.get("passed"))
+        checks = watch.records.ran()  # well-formed, one per check sent, in order
+        final = watch.records.final
+        passed = sum(1 for check in checks if check["passed"])
         status, message = self.verdict(watch, final, len(checks), passed, len(request.get("checks") or []))
         if watch.leftovers:
             plural = "es" if watch.leftovers > 1 else ""
@@ -307,6 +327,11 @@ class Server:
                 f"printed more than {self.output_ceiling // 1024} KiB; stopped "
                 f"(the first {limits['output_limit_kb']} KiB are kept){progress}"
             )
+        if watch.stop == "record_flood":
+            return "output_limit", (
+                f"wrote more than {watch.records.byte_limit // 1024} KiB to the pipe that reports "
+                f"its checks; stopped{progress}"
+            )
         if watch.stop == "process_limit":
             # A pids cgroup counts threads as well; the /proc count sees processes only.
             what = "processes or threads" if self.cgroup else "processes"
@@ -314,7 +339,7 @@ class Server:
                 f"tried to run more than {self.max_processes} {what} at once; stopped{progress}"
             )
         if final is not None:
-            status = final.get("status", "ok")
+            status = final["status"]
             if status == "ok":
                 return "ok", f"ran; {passed}/{total} checks passed" if total else "ran"
             if status == "memory":
@@ -412,19 +437,32 @@ def main(argv: list[str] | None = None) -> int:
     # moving each child in (a cgroup v1 attach) would cost milliseconds per submission.
     # The server counts as one member, hence the + 1. Before any namespace: a user
     # namespace would no longer own the cgroup files.
-    if config.get("process_cap", "auto") == "auto":
+    process_cap = config.get("process_cap", "auto")
+    if process_cap in ("auto", "cgroup"):
         server.cgroup = procs.PidsCgroup.create(
             f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
         )
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
         server.cgroup = None
-    isolated, server.user_namespace = procs.enter_namespaces(config["limits"]["network"] == "isolated")
+    if server.cgroup is None and process_cap == "cgroup":
+        print("process_cap is cgroup but this server may not make a pids cgroup", file=sys.stderr)
+        return 2
+    namespaces = procs.enter_namespaces(config["limits"]["network"] == "isolated")
+    server.user_namespace, server.ipc_namespace = namespaces.user, namespaces.ipc
+    server.seccomp = seccomp.namespace_filter()
+    if server.seccomp is not None and not server.seccomp.works():
+        server.seccomp = None
     preparation = user.Preparation()
     if config.get("run_as", "auto") == "auto" and os.geteuid() == 0:
         scratch_mb = max(64, 4 * int(config["limits"]["file_size_mb"]))
         preparation = user.prepare(os.getpid(), [os.path.dirname(config["base"])], scratch_mb)
     server.uid = preparation.uid
+    if server.uid is not None:
+        # A uid follows from the server's pid, and pids are reused: whatever still runs as
+        # this uid was left by a dead server (its workbench SIGKILLed) and would share it,
+        # able to signal these submissions and counted in their process limit.
+        procs.kill_user(server.uid)
     server.workspace.scratch = preparation.scratch
     if server.uid is not None:
         os.chown(config["base"], server.uid, server.uid)
@@ -444,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     send_frame(protocol_out, {
-        "ready": True, "pid": os.getpid(), "network_isolated": isolated, "subreaper": subreaper,
+        "ready": True, "pid": os.getpid(), "network_isolated": namespaces.network, "subreaper": subreaper,
+        "ipc_namespace": server.ipc_namespace, "namespaces_denied": server.seccomp is not None,
         "cgroup": str(server.cgroup.path) if server.cgroup else None,
         "uid": server.uid if server.uid is not None else os.geteuid(),
         "own_user": server.uid is not None, "user_namespace": server.user_namespace,
