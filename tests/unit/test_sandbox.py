@@ -27,10 +27,10 @@ import pytest
 
 from tests.fixtures.processes import alive_with, leftovers, marked
 from workbench.config import EnvConfig, SandboxConfig
-from workbench.envs import _sandbox_procs as procs
-from workbench.envs._sandbox_procs import remove_stale_cgroups
-from workbench.envs.sandbox import Sandbox, SandboxResult, remove_stale_folders
 from workbench.errors import EnvironmentSetupError
+from workbench.sandbox import Sandbox, SandboxResult, remove_stale_folders
+from workbench.sandbox import _cgroup as cgroup
+from workbench.sandbox._cgroup import remove_stale_cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
@@ -105,7 +105,7 @@ def test_exception_trace_shows_only_the_submitted_code(sandbox: Sandbox) -> None
     assert "ZeroDivisionError: division by zero (line 5)" in result.checks[0]["error"]
     assert 'File "<submission>", line 2, in f' in result.trace
     assert 'File "<submission>", line 5, in helper' in result.trace
-    assert "_sandbox_child" not in result.trace and "<check" not in result.trace
+    assert "sandbox/_child" not in result.trace and "<check" not in result.trace
 
 
 def test_printing_cannot_forge_results(sandbox: Sandbox) -> None:
@@ -325,7 +325,7 @@ def test_servers_and_children_die_with_a_killed_workbench(process_cap: str) -> N
         import sys, threading, time
         sys.path.insert(0, {str(ROOT)!r})
         from workbench.config import SandboxConfig
-        from workbench.envs.sandbox import Sandbox
+        from workbench.sandbox import Sandbox
         box = Sandbox(SandboxConfig(timeout=60, workers=1, process_cap={process_cap!r}))
         threading.Thread(target=box.run, args=({program!r},), daemon=True).start()
         time.sleep(0.5)
@@ -354,7 +354,7 @@ def test_servers_and_children_die_with_a_killed_workbench(process_cap: str) -> N
 
 def is_server(pid: int) -> bool:
     try:
-        return b"sandbox_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"workbench.sandbox.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -378,7 +378,7 @@ def test_cgroup_where_none_can_be_made_is_refused_in_one_line(
     `cgroup` is refused before anything starts; `auto` falls back to scanning."""
     from workbench import cli
 
-    monkeypatch.setattr(procs, "CGROUP_ROOTS", (str(tmp_path / "no-cgroup-here"),))
+    monkeypatch.setattr(cgroup, "CGROUP_ROOTS", (str(tmp_path / "no-cgroup-here"),))
     with pytest.raises(EnvironmentSetupError) as refused:
         Sandbox(SandboxConfig(workers=1, process_cap="cgroup"))
     assert "process_cap" in str(refused.value) and "\n" not in str(refused.value)

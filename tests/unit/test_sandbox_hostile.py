@@ -37,9 +37,9 @@ from tests.fixtures.processes import (
     marked,
 )
 from workbench.config import SandboxConfig
-from workbench.envs import _sandbox_procs as procs
-from workbench.envs._sandbox_user import UID_BASE, private_ancestors
-from workbench.envs.sandbox import Sandbox
+from workbench.sandbox import Sandbox
+from workbench.sandbox import _namespaces as namespaces
+from workbench.sandbox._user import UID_BASE, private_ancestors
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox needs Linux")
@@ -124,7 +124,7 @@ def test_servers_mount_only_inside_a_mount_namespace_of_their_own() -> None:
     """The tmpfs covers (Python's private folder, /tmp) must never reach the machine. A
     forked child in a namespace it did not make through private_mount_namespace (made
     private by hand, so even a failing guard would cover nothing outside it) is refused."""
-    from workbench.envs import _sandbox_user as user
+    from workbench.sandbox import _user as user
 
     assert not user.in_private_mount_namespace()
     pid = os.fork()
@@ -142,7 +142,7 @@ def test_servers_mount_only_inside_a_mount_namespace_of_their_own() -> None:
 
 def test_a_user_namespace_with_few_ids_gets_a_mapped_uid(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rootless container maps 65536 ids: servers there pick distinct ids it maps."""
-    from workbench.envs import _sandbox_user as user
+    from workbench.sandbox import _user as user
 
     monkeypatch.setattr(user, "mapped_ids", lambda: [[(0, 65536)], [(0, 65536)]])
     monkeypatch.setattr(user, "uids_in_use", lambda: {0, 65533})
@@ -229,7 +229,7 @@ def test_a_server_that_may_not_make_a_network_namespace_says_so() -> None:
                 os.setgroups([])
                 os.setresgid(UID_BASE - 1, UID_BASE - 1, UID_BASE - 1)
                 os.setresuid(UID_BASE - 1, UID_BASE - 1, UID_BASE - 1)
-            os._exit(0 if procs.unshare_network(user_namespace=False) is False else 1)
+            os._exit(0 if namespaces.unshare_network(user_namespace=False) is False else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
@@ -262,7 +262,7 @@ WORKBENCH = textwrap.dedent("""
     import json, os, sys
     sys.path.insert(0, sys.argv[1])
     from workbench.config import SandboxConfig
-    from workbench.envs.sandbox import Sandbox
+    from workbench.sandbox import Sandbox
     # The control: the secret is in this process's own environment block, which is what
     # /proc/<pid>/environ shows to whoever may read it.
     visible = os.environ['LEAFE_SECRET_TOKEN'].encode() in open('/proc/self/environ', 'rb').read()
@@ -332,7 +332,7 @@ def test_a_workbench_run_by_a_user_keeps_its_environment_from_submissions() -> N
     """Submissions of a workbench run by a user run as that same user. The server makes
     itself undumpable and, where the kernel allows, enters a user namespace, so the
     user's own processes outside it refuse ptrace, environ and mem to submissions."""
-    from workbench.envs import _sandbox_user as user
+    from workbench.sandbox import _user as user
 
     unprivileged = UID_BASE - 2
 
@@ -827,7 +827,7 @@ def kernel_allows_user_namespaces_to(uid: int) -> bool:
                 os.setgroups([])
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
-            os._exit(0 if procs.unshare(procs.CLONE_NEWUSER) else 1)
+            os._exit(0 if namespaces.unshare(namespaces.CLONE_NEWUSER) else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
@@ -854,7 +854,7 @@ USER_WORKBENCH = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
     from workbench.config import SandboxConfig
-    from workbench.envs.sandbox import Sandbox
+    from workbench.sandbox import Sandbox
     leaver, reader, namespaces, escape = json.loads(sys.stdin.read())
     with Sandbox(SandboxConfig(timeout=10, workers=2, process_cap='scan')) as box:
         box.warm_up()
@@ -869,7 +869,7 @@ USER_WORKBENCH = textwrap.dedent("""
 def test_a_workbench_run_by_a_user_clears_ipc_and_denies_namespaces() -> None:
     """As a user (process_cap = scan: a user has no pids cgroup), each server makes its IPC
     namespace inside its own user namespace, and the seccomp filter still holds."""
-    from workbench.envs import _sandbox_user as user
+    from workbench.sandbox import _user as user
 
     unprivileged = UID_BASE - 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.envs._coding_checks import TestPlan
-from workbench.envs.sandbox import SandboxResult
+from workbench.sandbox import SandboxResult
 
 MAX_FAILURES = 5
 SHOWN_FAILURES = 3

@@ -23,9 +23,9 @@ from workbench.envs._coding_feedback import feedback_from, observation_text
 from workbench.envs._coding_notes import experience_note, feedback_of
 from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
 from workbench.envs.base import StepResult, Suite, Task
-from workbench.envs.sandbox import Sandbox, require_process_cap
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import CODING
+from workbench.sandbox import Sandbox, require_process_cap
 
 __all__ = [
     "INSTRUCTION", "WORDS_INSTRUCTION", "CodingEnvironment", "CodingSuite", "TestPlan",

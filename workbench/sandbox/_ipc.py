@@ -11,7 +11,7 @@ owner or creator is the submission's own uid (when it has one).
 
 POSIX message queues live in the IPC namespace too; submissions may not create any
 (RLIMIT_MSGQUEUE is 0). POSIX shared memory and semaphores are files in /dev/shm,
-emptied after each submission where the server has a private one (_sandbox_user).
+emptied after each submission where the server has a private one (_user).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import ctypes
 import os
 from dataclasses import dataclass
 
-from workbench.envs._sandbox_procs import libc
+from workbench.sandbox._procs import libc
 
 IPC_RMID = 0
 KINDS = {"shm": "shmid", "sem": "semid", "msg": "msqid"}

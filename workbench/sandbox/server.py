@@ -1,15 +1,15 @@
-"""The pre-started sandbox server: `python -m workbench.envs.sandbox_server CONFIG_JSON`.
+"""The pre-started sandbox server: `python -m workbench.sandbox.server CONFIG_JSON`.
 
 It reads submissions as length-prefixed JSON on stdin, forks a fresh child for each
-(see _sandbox_child), watches it (wall clock, output size, process count), then kills
+(see _child), watches it (wall clock, output size, process count), then kills
 its process group and every descendant that escaped it, removes the System V IPC
-objects it left (_sandbox_ipc), and answers on stdout. The server is a child subreaper,
+objects it left (_ipc), and answers on stdout. The server is a child subreaper,
 so a setsid'd grandchild whose parent exits reparents here instead of to init and the
 sweep still finds it; the sweep runs whatever happened while the submission ran. What
-the child reports is untrusted input (_sandbox_records). It dies with the workbench
+the child reports is untrusted input (_records). It dies with the workbench
 (PR_SET_PDEATHSIG) and its children die with it.
 
-Started by root, it runs every child as a uid of its own (see _sandbox_user). It makes
+Started by root, it runs every child as a uid of its own (see _user). It makes
 itself undumpable, so its /proc files (environ, mem) belong to root and a child running
 as the same user cannot read them.
 """
@@ -30,19 +30,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.envs import _sandbox_ipc as ipc
-from workbench.envs import _sandbox_procs as procs
-from workbench.envs import _sandbox_seccomp as seccomp
-from workbench.envs import _sandbox_user as user
-from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
-from workbench.envs._sandbox_records import Records
-from workbench.envs._sandbox_workspace import Workspace
+from workbench.sandbox import _ipc as ipc
+from workbench.sandbox import _procs as procs
+from workbench.sandbox import _seccomp as seccomp
+from workbench.sandbox import _user as user
+from workbench.sandbox._cgroup import CGROUP_PREFIX, PidsCgroup, remove_stale_cgroups
+from workbench.sandbox._namespaces import enter_namespaces
+from workbench.sandbox._protocol import ChannelClosed, receive_frame, send_frame
+from workbench.sandbox._records import Records
+from workbench.sandbox._workspace import Workspace
 
 # Imported once here so each forked child finds them ready instead of paying for imports.
 PRELOAD = (
     "ast", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "fractions",
     "functools", "hashlib", "heapq", "itertools", "json", "math", "operator", "random", "re",
-    "statistics", "string", "typing", "workbench.envs._sandbox_child",
+    "statistics", "string", "typing", "workbench.sandbox._child",
 )
 SCAN_INTERVAL = 0.025
 """Seconds between process counts while a submission runs (a /proc scan without a cgroup)."""
@@ -81,7 +83,7 @@ class Server:
         # Output past the cap is dropped; a program that keeps printing far past it is stopped.
         self.output_ceiling = max(16 * self.output_cap, 1 << 20)
         self.max_processes = int(self.limits["max_processes"])
-        self.cgroup: procs.PidsCgroup | None = None
+        self.cgroup: PidsCgroup | None = None
         self.protocol_fds: list[int] = []
         self.workspace = Workspace(self.base)
         # The cgroup's count of refused forks only moves while a submission runs, so the
@@ -135,7 +137,7 @@ class Server:
     def child(
         self, request: dict, code: Any, workdir: str, output_fd: int, result_fd: int, others: list[int]
     ) -> None:
-        from workbench.envs import _sandbox_child as child
+        from workbench.sandbox import _child as child
 
         status = 120
         try:
@@ -377,7 +379,7 @@ def warm_up() -> None:
 
     A forked child pays a page fault for every page its parent never touched: compiling
     and running code for the first time after the fork cost about a millisecond more."""
-    from workbench.envs import _sandbox_child as child
+    from workbench.sandbox import _child as child
 
     null = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -395,7 +397,7 @@ def precompile(request: dict[str, Any]) -> Any:
     unless the sources are large: then the child compiles them, under its limits. A child
     compiling for the first time after the fork pays page faults for it. Compiling runs
     none of the code."""
-    from workbench.envs import _sandbox_child as child
+    from workbench.sandbox import _child as child
 
     size = sum(len(request.get(key) or "") for key in ("program", "prelude", "setup"))
     size += sum(len(check) for check in request.get("checks") or [])
@@ -432,15 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(config["base"], exist_ok=True)
     server = Server(config)
     server.protocol_fds = [protocol_in, protocol_out]
-    procs.remove_stale_cgroups()
+    remove_stale_cgroups()
     # The server joins its own pids cgroup once, so every child it forks is born inside it:
     # moving each child in (a cgroup v1 attach) would cost milliseconds per submission.
     # The server counts as one member, hence the + 1. Before any namespace: a user
     # namespace would no longer own the cgroup files.
     process_cap = config.get("process_cap", "auto")
     if process_cap in ("auto", "cgroup"):
-        server.cgroup = procs.PidsCgroup.create(
-            f"{procs.CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
+        server.cgroup = PidsCgroup.create(
+            f"{CGROUP_PREFIX}{os.getpid()}", int(config["limits"]["max_processes"]) + 1
         )
     if server.cgroup is not None and not server.cgroup.join(os.getpid()):
         server.cgroup.remove()
@@ -448,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     if server.cgroup is None and process_cap == "cgroup":
         print("process_cap is cgroup but this server may not make a pids cgroup", file=sys.stderr)
         return 2
-    namespaces = procs.enter_namespaces(config["limits"]["network"] == "isolated")
+    namespaces = enter_namespaces(config["limits"]["network"] == "isolated")
     server.user_namespace, server.ipc_namespace = namespaces.user, namespaces.ipc
     server.seccomp = seccomp.namespace_filter()
     if server.seccomp is not None and not server.seccomp.works():

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from workbench.envs._sandbox_procs import libc, prctl
+from workbench.sandbox._procs import libc, prctl
 
 UID_BASE = 0x7A000000
 """2046820352: with pids below 2**22, these uids stay below the ranges systemd assigns

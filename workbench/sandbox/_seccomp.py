@@ -26,7 +26,8 @@ import errno
 import os
 import platform
 
-from workbench.envs._sandbox_procs import CLONE_NEWUSER, libc, prctl
+from workbench.sandbox._namespaces import CLONE_NEWUSER
+from workbench.sandbox._procs import libc, prctl
 
 PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38

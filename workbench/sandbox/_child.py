@@ -67,10 +67,10 @@ def confine(
 ) -> None:
     """Make this freshly forked process a sandbox: own process group, limits, scrubbed
     environment, private cwd, parent-death signal; then `uid` (when given) with no
-    capabilities and no way to gain any, and (`namespace_filter`, a _sandbox_seccomp
+    capabilities and no way to gain any, and (`namespace_filter`, a _seccomp
     Filter) no way into new namespaces."""
-    from workbench.envs import _sandbox_user as user
-    from workbench.envs._sandbox_procs import die_with_parent
+    from workbench.sandbox import _user as user
+    from workbench.sandbox._procs import die_with_parent
 
     # Signal dispositions are the server's defaults (SIGINT ignored: Ctrl-C in the
     # workbench's terminal is not for submissions), so nothing to undo here.
@@ -147,7 +147,7 @@ class Compiled:
 
 def compile_codes(request: dict[str, Any]) -> tuple:
     """(program, prelude, setup, [checks]) as code objects, None where absent or not
-    compiling (the server compiles before forking; see sandbox_server.precompile)."""
+    compiling (the server compiles before forking; see server.precompile)."""
     checks = request.get("checks") or []
     return (
         compiled_or_none(request.get("program") or "", SUBMISSION),

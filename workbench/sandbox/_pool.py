@@ -1,40 +1,11 @@
-"""Run untrusted programs (a model's code) away from the workbench process.
+"""The pool of sandbox servers the workbench talks to: `Sandbox`.
 
-`Sandbox(limits).run(program, checks=..., setup=..., entry_point=...)` sends the
-program to one of a pool of pre-started servers (`python -m
-workbench.envs.sandbox_server`), which forks a fresh child per submission: its own
-process group (in the server's own session, which has no terminal), an empty private
-directory as cwd and HOME, CPU-time,
-address-space, file-size, core and open-file limits, a scrubbed environment, output
-capped, a wall-clock timeout, and afterwards its whole process group and every escaped
-descendant killed and the System V IPC objects it made removed. The workbench is never
-the parent of submitted code, and what comes back from a submission is untrusted input:
-only well-formed records count, and `passed` never exceeds `total`.
-
-`limits.process_cap` says how a submission's processes are capped and found: `cgroup` (a
-pids cgroup: forks past the cap fail, even for root, and membership survives the server),
-`scan` (the server, a child subreaper, polls /proc), `auto` (the cgroup where one can be
-made). A server that dies anyway is swept from here: its cgroup, or the uid of its own
-its submissions ran as.
-
-When the workbench runs as root, each server runs its submissions as a uid of its own
-with no capabilities (see _sandbox_user): they read only what any user may read, signal
-only their own processes, and cannot read the workbench's or the server's environment
-through /proc. The servers start with a minimal environment and are undumpable.
-
-What it protects: the workbench's memory, state and environment, other submissions,
-runaway processes, output floods, relative paths (cwd is a private folder a few levels
-deep inside a folder emptied after each run). What it does not: absolute paths are as
-protected as the user submissions run as (the workbench's own user when it is not
-root), and processes that escape a killed server while the workbench itself is
-SIGKILLed may outlive it when no pids cgroup is available. docs/threat-model.md has the
-details and how to add a container around it all.
-
-Each server also has an IPC namespace of its own and children install a seccomp filter
-that refuses new namespaces, where the OS allows (`isolation` says what holds).
-
-Statuses: ok, syntax_error, exception, timeout, memory, cpu, output_limit, file_size,
-process_limit, exited, killed, server_died.
+`Sandbox(limits).run(...)` sends a submission to an idle pre-started server
+(`python -m workbench.sandbox.server`, started on demand up to `limits.workers`) and
+reads its answer; a server that dies or stops answering is killed, swept (its pids
+cgroup, or every process of the uid of its own its submissions ran as) before a new
+server can be given its pid, and replaced. The servers start from one long-lived
+thread with a minimal environment, and die with the workbench.
 """
 
 from __future__ import annotations
@@ -52,19 +23,17 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.config import SandboxConfig
-from workbench.envs._sandbox_procs import PidsCgroup, kill_user, pids_cgroup_available
-from workbench.envs._sandbox_protocol import ChannelClosed, receive_frame, send_frame
 from workbench.errors import EnvironmentSetupError
+from workbench.sandbox._cgroup import PidsCgroup, pids_cgroup_available
+from workbench.sandbox._procs import kill_user
+from workbench.sandbox._protocol import ChannelClosed, receive_frame, send_frame
+from workbench.sandbox._result import SandboxResult
 
-STATUSES = (
-    "ok", "syntax_error", "exception", "timeout", "memory", "cpu", "output_limit",
-    "file_size", "process_limit", "exited", "killed", "server_died",
-)
 FOLDER_PREFIX = "leafe-sandbox-"
 PROCESS_CAPS = ("auto", "cgroup", "scan")
 START_TIMEOUT = 60.0
@@ -72,53 +41,6 @@ ANSWER_MARGIN = 30.0
 """Seconds past the submission's own timeout before a silent server counts as dead."""
 
 
-@dataclass
-class SandboxResult:
-    """What one submission did. `checks`: one dict per check, in order, as far as they ran:
-    {source, passed, expected, actual, error} (expected/actual are short reprs or None)."""
-
-    status: str
-    message: str
-    stdout: str = ""
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    passed: int = 0
-    total: int = 0
-    trace: str = ""
-    duration: float = 0.0
-    error: dict[str, Any] | None = None
-    """{type, message, line} of a syntax error or of the first exception, line in the program."""
-
-    @property
-    def succeeded(self) -> bool:
-        """Ran to the end and every check passed."""
-        return self.status == "ok" and self.passed == self.total
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_answer(cls, answer: Any, sources: list[str], duration: float) -> SandboxResult | None:
-        """The result a server answered, with each check's source; None if the answer is not
-        one (a server a submission tampered with is then treated as dead)."""
-        if not isinstance(answer, dict) or answer.get("status") not in STATUSES:
-            return None
-        raw_checks = answer.get("checks")
-        checks = [dict(check) for check in raw_checks[: len(sources)] if isinstance(check, dict)] \
-            if isinstance(raw_checks, list) else []
-        for check, source in zip(checks, sources, strict=False):
-            check["source"] = source
-        error = answer.get("error")
-        return cls(
-            status=answer["status"], message=text(answer.get("message")), stdout=text(answer.get("stdout")),
-            checks=checks, passed=min(sum(1 for c in checks if c.get("passed") is True), len(sources)),
-            total=len(sources), trace=text(answer.get("trace")),
-            duration=answer["duration"] if isinstance(answer.get("duration"), float | int) else duration,
-            error=error if isinstance(error, dict) else None,
-        )
-
-
-def text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 @dataclass(eq=False)
@@ -324,7 +246,7 @@ class Sandbox:
         # The server's stderr, read only when it fails to start; it lives as long as the server.
         log = tempfile.TemporaryFile(dir=self._base)  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.envs.sandbox_server", json.dumps(config)],
+            [sys.executable, "-m", "workbench.sandbox.server", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0,
             env=env, cwd=self._base, start_new_session=True,  # terminal Ctrl-C is not theirs
         )
