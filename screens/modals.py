@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static, TextArea
+from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 
 from screens.plain_text import plain, plain_line, visible
 
@@ -145,6 +145,35 @@ class EditTextScreen(ModalScreen[EditResult | None]):
             self.notify("The text is empty; write something or press escape.", severity="warning")
             return
         self.dismiss(EditResult(text, extra))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReasonScreen(ModalScreen[str | None]):
+    """Ask for an optional one-line reason: Enter keeps it (empty is fine), escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="reason.cancel", tooltip="Close; nothing is decided", priority=True),
+    ]
+
+    def __init__(self, question: str, *, placeholder: str = "optional: why (Enter)") -> None:
+        super().__init__()
+        self.question = question
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(plain_line(self.question), classes="dialog-title")
+            yield Input(placeholder=self.placeholder, id="reason")
+            yield Static("Enter decides (a reason is optional) · esc cancels", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)
