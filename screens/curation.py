@@ -14,16 +14,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from screens.base import WorkbenchScreen
-from screens.modals import EditResult, EditTextScreen
+from screens.modals import EditResult, EditTextScreen, ReasonScreen
 from screens.plain_text import plain, plain_line
 from screens.store_problems import shows_store_problems
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
 from screens.words import counted
-from store import curation, views
+from store import curation, decision_log, views
 
 STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
 
@@ -37,15 +38,60 @@ def decision_message(correction_id: int, asked: str, recorded: str) -> tuple[str
             "warning")
 
 
+def history_text(correction_id: int, decisions: list[dict]) -> Text:
+    """A correction's decisions, oldest first, one per line; undos and undone ones marked."""
+    text = Text(f"Decisions on correction {correction_id}\n", style="bold")
+    if not decisions:
+        text.append("None yet: it is as the backtrack stage proposed it.", style="dim")
+    for decision in decisions:
+        undo = decision["undoes"] is not None
+        line = Text.assemble(
+            (f"#{decision['id']} ", "dim"), plain_line((decision["decided_at"] or "")[:19].replace("T", " ")), "  ",
+            plain_line(decision["reviewer"] or "", width=20, style="bold"), "  ",
+            ("undo: " if undo else "", "magenta"),
+            plain_line(decision["previous_status"] or "", style=STATUS_STYLE.get(decision["previous_status"], "")),
+            " → ",
+            plain_line(decision["status"] or "", style=STATUS_STYLE.get(decision["status"], "")),
+        )
+        if decision["reason"]:
+            line.append("  ")
+            line.append_text(plain_line(f"({decision['reason']})", width=80, style="dim"))
+        if decision["undone_by"] is not None:
+            line.append(f"  undone by #{decision['undone_by']}", style="magenta")
+        text.append_text(line)
+        text.append("\n")
+    return text
+
+
+class HistoryScreen(ModalScreen[None]):
+    """Every decision on one correction; escape, h or q closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,h,q", "dismiss", "Close", id="history.close"),
+    ]
+
+    def __init__(self, correction_id: int, decisions: list[dict]) -> None:
+        super().__init__()
+        self.correction_id = correction_id
+        self.decisions = decisions
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog dialog-wide"):
+            yield Static(history_text(self.correction_id, self.decisions), id="history")
+        yield Footer(compact=True)
+
+
 class CurationScreen(WorkbenchScreen):
     """The run's corrections, the first proposed one selected."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "decide('approved')", "Approve", id="curation.approve"),
         Binding("e", "edit", "Edit", id="curation.edit", tooltip="Edit the corrected action; saved as `edited`"),
-        Binding("r", "decide('rejected')", "Reject", id="curation.reject"),
+        Binding("r", "reject", "Reject", id="curation.reject", tooltip="Reject, with an optional reason"),
         Binding("n", "note", "Note", id="curation.note", tooltip="Write or change the note by hand (author human)"),
-        Binding("u", "undo", "Undo", id="curation.undo", tooltip="Undo your last decision"),
+        Binding("u", "undo", "Undo", id="curation.undo",
+                tooltip="Undo your last decision; press again to step further back (each undo is recorded)"),
+        Binding("h", "history", "History", id="curation.history", tooltip="Every decision on this correction"),
         Binding("space", "mark", "Mark", id="curation.mark", tooltip="Mark or unmark for A / R"),
         Binding("A", "decide_marked('approved')", "Approve marked", id="curation.approve_marked",
                 tooltip="Approve every marked correction at once"),
@@ -85,7 +131,8 @@ class CurationScreen(WorkbenchScreen):
         super().on_mount()
         table = self.query_one("#queue", DataTable)
         for label, key in (("", "mark"), ("#", "id"), ("task", "task"), ("status", "status"),
-                           ("τ", "tau"), ("score", "score"), ("note", "note"), ("by", "by")):
+                           ("τ", "tau"), ("score", "score"), ("note", "note"), ("by", "by"),
+                           ("reason", "reason")):
             table.add_column(label, key=key)
         self.reload()
         first = next((cid for cid, row in self.rows.items() if row["status"] == "proposed"), None)
@@ -126,6 +173,8 @@ class CurationScreen(WorkbenchScreen):
             Text(f"{row['original_score'] or 0:.2f}→{row['branch_score'] or 0:.2f}"),
             plain_line(row["note"], width=48),
             plain_line(row["decided_by"] or "", width=24),
+            # Why it was rejected (the reviewer's words or the leakage check's) or approved.
+            plain_line(row["reason"] or "", width=60, style="dim"),
         ]
 
     def selected_id(self) -> int | None:
@@ -191,16 +240,34 @@ class CurationScreen(WorkbenchScreen):
             self.select(following)
         self.notify(message, severity=severity, timeout=2 if severity == "information" else 6)
 
-    def action_decide(self, status: str) -> None:
+    def action_decide(self, status: str, reason: str = "") -> None:
         correction_id = self.selected_id()
         if correction_id is None:
             return
         reviewer = self.reviewer
         self.write_store(
             f"Correction {correction_id} {status}",
-            lambda db: curation.decide(db, correction_id, status, reviewer=reviewer),
+            lambda db: curation.decide(db, correction_id, status, reviewer=reviewer, reason=reason),
             lambda recorded: self.after_decision(correction_id, *decision_message(correction_id, status, recorded)),
         )
+
+    def action_reject(self) -> None:
+        correction_id = self.selected_id()
+        if correction_id is None:
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                self.action_decide("rejected", reason)
+
+        self.app.push_screen(ReasonScreen(f"Reject correction {correction_id}"), answered)
+
+    @shows_store_problems
+    def action_history(self) -> None:
+        correction_id = self.selected_id()
+        if correction_id is None:
+            return
+        self.app.push_screen(HistoryScreen(correction_id, decision_log.history(self.db, correction_id)))
 
     def action_edit(self) -> None:
         correction_id = self.selected_id()
@@ -257,7 +324,9 @@ class CurationScreen(WorkbenchScreen):
                 return
             self.reload()
             self.select(correction_id)
-            self.notify(f"Undid the last decision on correction {correction_id}.", timeout=2)
+            status = self.rows[correction_id]["status"] if correction_id in self.rows else "?"
+            self.notify(f"Undid the last decision on correction {correction_id}: {status} again "
+                        "(u steps further back).", timeout=3)
 
         reviewer = self.reviewer
         self.write_store("The undo", lambda db: curation.undo_last(db, reviewer=reviewer), undone)

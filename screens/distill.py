@@ -1,20 +1,24 @@
-"""Distil approved corrections (or a dataset) into a LoRA adapter, watching the loss, and
-list the adapters with their lineage. Training runs in a thread worker."""
+"""Distil approved corrections (or a dataset) into a LoRA adapter (or every weight),
+watching the loss, and list the adapters with their lineage.
+
+The form shows what training will use before it starts: the examples by kind (approved,
+edited, rehearsal, with rehearsal a visible toggle), the dataset name the export will
+write (an existing dataset is never rewritten), the method, epochs, batch size and
+learning rate. Training is `workbench.distill_job.distill_from_run`, run by the stage
+runner in a thread worker."""
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import (
     Button,
+    Checkbox,
     DataTable,
     Footer,
     Header,
@@ -26,24 +30,19 @@ from textual.widgets import (
     Select,
     Static,
 )
-from textual.worker import Worker, WorkerState
 
-from screens.base import WorkbenchScreen, one_line
 from screens.plain_text import plain_line, visible_line
-from screens.progress_bridge import LogLine, MessageProgress, StageProgress
-from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
+from screens.progress_bridge import LogLine, StageProgress
+from screens.stage_runner import StageFinished, StageRunnerScreen
+from screens.store_problems import shows_store_problems
 from screens.widgets.loss_plot import LossPlot
 from screens.words import counted
 from store import views
-from workbench.context import Cancelled
 
-
-class TrainingFinished(Message):
-    """train_adapter returned an adapter id."""
-
-    def __init__(self, adapter_id: int) -> None:
-        super().__init__()
-        self.adapter_id = adapter_id
+METHODS = [("lora (a LoRA adapter)", "lora"), ("full (every weight)", "full")]
+NUMBER_FIELDS = (("lora-r", "lora_r"), ("lora-alpha", "lora_alpha"), ("learning-rate", "learning_rate"),
+                 ("epochs", "epochs"), ("batch-size", "batch_size"))
+"""Form field -> [distill] key, for the numbers the form shows and sends."""
 
 
 def lineage_text(row: dict) -> str:
@@ -63,7 +62,7 @@ def lineage_text(row: dict) -> str:
     return visible_line(" · ".join(parts))
 
 
-class DistillScreen(WorkbenchScreen):
+class DistillScreen(StageRunnerScreen):
     """Pick the data, set LoRA, train; the adapters table shows what was trained from what."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -72,11 +71,11 @@ class DistillScreen(WorkbenchScreen):
     ]
     AUTO_FOCUS = "#adapters"
     screen_title = "Distill"
+    progress_bar_id = "distill-progress"
+    busy_notice = "Training is in progress; ctrl+x cancels it."
 
     def __init__(self, run_id: int | None) -> None:
         super().__init__(run_id)
-        self.cancel = threading.Event()
-        self.training = False
         self.adapter_rows: dict[int, dict] = {}
 
     def compose(self) -> ComposeResult:
@@ -88,15 +87,19 @@ class DistillScreen(WorkbenchScreen):
                     yield RadioButton("approved corrections of this run", value=True, id="source-corrections", compact=True)
                     yield RadioButton("an exported dataset", id="source-dataset", compact=True)
                 yield Select([], prompt="dataset", id="dataset", compact=True)
+                yield Checkbox("rehearsal: + successful episodes", id="rehearsal", compact=True)
                 yield Static(id="example-count")
+                yield Label("method", classes="form-label")
+                yield Select(METHODS, value="lora", allow_blank=False, id="method", compact=True)
                 yield Label("LoRA rank · alpha", classes="form-label")
                 with Horizontal(classes="form-row"):
                     yield Input("16", id="lora-r", type="integer", compact=True)
                     yield Input("32", id="lora-alpha", type="integer", compact=True)
-                yield Label("learning rate · epochs", classes="form-label")
+                yield Label("learning rate · epochs · batch size", classes="form-label")
                 with Horizontal(classes="form-row"):
                     yield Input("0.0002", id="learning-rate", type="number", compact=True)
                     yield Input("3", id="epochs", type="integer", compact=True)
+                    yield Input("4", id="batch-size", type="integer", compact=True)
                 yield Label("Adapter name", classes="form-label")
                 yield Input(placeholder=self.default_name(), id="adapter-name", compact=True)
                 yield Button("Train (ctrl+s)", variant="primary", id="train", compact=True)
@@ -124,10 +127,12 @@ class DistillScreen(WorkbenchScreen):
         """LoRA settings from the run's config, and the store's datasets to choose from."""
         config = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
         distill = config.get("distill", {})
-        for widget_id, key in (("lora-r", "lora_r"), ("lora-alpha", "lora_alpha"),
-                               ("learning-rate", "learning_rate"), ("epochs", "epochs")):
+        for widget_id, key in NUMBER_FIELDS:
             if key in distill:
                 self.query_one(f"#{widget_id}", Input).value = visible_line(distill[key])
+        if distill.get("method") in ("lora", "full"):
+            self.query_one("#method", Select).value = distill["method"]
+        self.query_one("#rehearsal", Checkbox).value = bool(config.get("export", {}).get("rehearsal", False))
         if self.run_id is None:
             self.query_one("#source-dataset", RadioButton).value = True
         datasets = views.datasets(self.db)
@@ -146,19 +151,36 @@ class DistillScreen(WorkbenchScreen):
 
     @on(RadioSet.Changed)
     @on(Select.Changed, "#dataset")
+    @on(Checkbox.Changed, "#rehearsal")
     @shows_store_problems
     def update_count(self) -> None:
+        """What training will use, by kind, before anything is trained."""
         count = self.query_one("#example-count", Static)
+        rehearsal = self.query_one("#rehearsal", Checkbox)
+        rehearsal.disabled = self.source() != "corrections"
         if self.source() == "corrections":
             if self.run_id is None:
                 count.update(Text("Open a run first (its approved corrections are the data).", style="yellow"))
                 return
-            counts = views.correction_counts(self.db, self.run_id)
-            trainable = counts["approved"] + counts["edited"]
-            count.update(Text.assemble(
-                (counted(trainable, "example"), "bold"),
-                f" ({counts['approved']} approved, {counts['edited']} edited; {counts['proposed']} still proposed)",
-            ))
+            from workbench.distill_job import free_name, planned_examples
+
+            kinds = planned_examples(self.db, self.run_id, rehearsal=rehearsal.value)
+            proposed = views.correction_counts(self.db, self.run_id)["proposed"]
+            total = kinds["approved"] + kinds["edited"] + kinds["rehearsal"]
+            taken = {row["name"] for row in views.datasets(self.db)}
+            wanted = f"leafe-run-{self.run_id}"
+            dataset = free_name(wanted, taken)
+            text = Text.assemble(
+                (counted(total, "example"), "bold"),
+                f": {kinds['approved']} approved, {kinds['edited']} edited, "
+                + (f"{kinds['rehearsal']} rehearsal" if rehearsal.value else "rehearsal off"),
+                f"; {proposed} still proposed",
+            )
+            if kinds["left_out"]:
+                text.append(f"; {kinds['left_out']} left out (they copy their note)", style="yellow")
+            text.append_text(plain_line(f"\nwrites dataset {dataset}"
+                                        + (f" ({wanted} is kept)" if dataset != wanted else ""), style="dim"))
+            count.update(text)
         else:
             dataset_id = self.query_one("#dataset", Select).value
             rows = {row["id"]: row for row in views.datasets(self.db)}
@@ -177,8 +199,11 @@ class DistillScreen(WorkbenchScreen):
                 raise ValueError(f"{widget_id.replace('-', ' ')} must be positive")
             return value
 
-        return {"lora_r": number("lora-r", int), "lora_alpha": number("lora-alpha", int),
-                "learning_rate": number("learning-rate", float), "epochs": number("epochs", int)}
+        settings = {key: number(widget_id, float if key == "learning_rate" else int)
+                    for widget_id, key in NUMBER_FIELDS}
+        method = self.query_one("#method", Select).value
+        settings["method"] = method if method in ("lora", "full") else "lora"
+        return settings
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "train":
@@ -226,9 +251,13 @@ class DistillScreen(WorkbenchScreen):
 
     # -- training -------------------------------------------------------------------
 
+    @property
+    def training(self) -> bool:
+        return self.busy
+
     def action_train(self) -> None:
-        if self.training:
-            self.notify("Training is in progress; ctrl+x cancels it.", severity="warning")
+        if self.busy:
+            self.notify(self.busy_notice, severity="warning")
             return
         try:
             settings = self.settings()
@@ -243,60 +272,23 @@ class DistillScreen(WorkbenchScreen):
         if source == "corrections" and self.run_id is None:
             self.notify("Open a run first, or choose a dataset.", severity="warning")
             return
-        name = self.query_one("#adapter-name", Input).value.strip() or self.default_name()
-        existing = {row["name"] for row in self.adapter_rows.values()}
-        base, suffix = name, 2
-        while name in existing:
-            name, suffix = f"{base}-{suffix}", suffix + 1
-        self.training = True
-        self.cancel.clear()
+        from workbench.distill_job import DistillRequest, distill_from_run
+
+        request = DistillRequest(
+            run_id=self.run_id, dataset_id=dataset_id if source == "dataset" and isinstance(dataset_id, int) else None,
+            name=self.query_one("#adapter-name", Input).value.strip() or self.default_name(),
+            settings=settings, rehearsal=self.query_one("#rehearsal", Checkbox).value,
+        )
+        db_path = self.workbench.db_path
         self.query_one("#loss-plot", LossPlot).set_points([])
-        self.query_one("#distill-status", Static).update(plain_line(f"Training {name}…"))
-        self.train(source, dataset_id if isinstance(dataset_id, int) else None, settings, name)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="distill")
-    def train(self, source: str, dataset_id: int | None, settings: dict[str, Any], name: str) -> int:
-        from store.db import open_store
-        from workbench.config import Config, config_from_dict
-
-        db = open_store(self.workbench.db_path)
-        try:
-            config = config_from_dict(views.run_config(db, self.run_id)) if self.run_id is not None else Config()
-            progress = MessageProgress(self)
-            if source == "corrections":
-                from workbench.export import export_dataset
-
-                progress.event("message", text="exporting approved corrections")
-                dataset = export_dataset(db, config, self.run_id)
-            else:
-                dataset = db["datasets"].get(dataset_id)
-            if not dataset["n_examples"]:
-                raise ValueError("the dataset has no examples: approve some corrections first")
-            from workbench.distill import default_output, train_adapter
-
-            # Like the distill stage: adapters/<name> beside the store unless the run's
-            # config names a folder (never the folder the app was started from).
-            output = config.distill.output or str(default_output(db, name))
-            adapter_id = train_adapter(
-                db, dataset_path=dataset["path"], dataset_id=dataset["id"],
-                settings=dataclasses.replace(config.distill, **settings), model=config.model,
-                name=name, output=output, run_id=self.run_id, kind="leafe",
-                progress=progress, cancel=self.cancel,
-            )
-        finally:
-            db.close()
-        self.post_message(TrainingFinished(adapter_id))
-        return adapter_id
+        self.query_one("#distill-status", Static).update(plain_line(f"Training {request.name}…"))
+        self.start_stage(lambda progress, cancel: distill_from_run(db_path, request, progress=progress, cancel=cancel))
 
     def action_cancel_training(self) -> None:
-        if self.training:
-            self.cancel.set()
+        if self.cancel_stage():
             self.query_one("#distill-status", Static).update("Cancelling…")
 
-    def on_stage_progress(self, message: StageProgress) -> None:
-        bar = self.query_one("#distill-progress", ProgressBar)
-        bar.add_class("-active")
-        bar.update(total=message.total, progress=message.completed)
+    def progress_shown(self, message: StageProgress) -> None:
         loss = message.fields.get("loss")
         status = f"{message.description}" + (f"  loss {loss:.4f}" if isinstance(loss, int | float) else "")
         self.query_one("#distill-status", Static).update(plain_line(status))
@@ -306,26 +298,17 @@ class DistillScreen(WorkbenchScreen):
     def on_log_line(self, message: LogLine) -> None:
         self.query_one("#distill-status", Static).update(plain_line(message.text))
 
-    def on_training_finished(self, message: TrainingFinished) -> None:
-        self.training = False
-        self.reload_adapters(select=message.adapter_id)
-        self.notify(f"Adapter {message.adapter_id} trained.", timeout=4)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "distill" or event.state not in (WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        self.training = False
-        error = event.worker.error
-        if event.state == WorkerState.CANCELLED or isinstance(error, Cancelled):
+    def stage_finished(self, message: StageFinished) -> None:
+        if message.cancelled:
             text = "Training cancelled; no adapter was stored."
             self.query_one("#distill-status", Static).update(plain_line(text))
             self.notify(text, severity="warning", timeout=5)
             return
-        if isinstance(error, ImportError):
-            text = f"Distillation is not available: {one_line(error)}"
-        elif error is not None and is_store_problem(error):
-            text = f"Training stopped: {store_problem_line(self.workbench.db_path, error)}"
-        else:
-            text = f"Training stopped: {one_line(str(error)) or type(error).__name__}"
-        self.query_one("#distill-status", Static).update(plain_line(text))
-        self.notify(text, severity="error", timeout=8)
+        if message.failed:
+            text = f"Training stopped: {message.error}"
+            self.query_one("#distill-status", Static).update(plain_line(text))
+            self.notify(text, severity="error", timeout=8)
+            return
+        self.reload_adapters(select=message.result)
+        self.update_count()  # the new dataset's name is taken now
+        self.notify(f"Adapter {message.result} trained.", timeout=4)

@@ -10,13 +10,12 @@ Only what a person changes overrides the file."""
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import (
     Button,
     Checkbox,
@@ -30,34 +29,19 @@ from textual.widgets import (
     Static,
     Tree,
 )
-from textual.worker import Worker, WorkerState
 
-from screens.base import WorkbenchScreen
 from screens.plain_text import plain, plain_line, visible_line
-from screens.progress_bridge import (
-    LogLine,
-    MessageProgress,
-    NodeStored,
-    PendingNodes,
-    StageProgress,
-)
-from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
+from screens.progress_bridge import LogLine, NodeStored, PendingNodes, RunStarted, StageProgress
+from screens.stage_runner import StageFinished, StageRunnerScreen
 from screens.widgets.trajectory_tree import TrajectoryTree, TreeItem
-from store import views
+from workbench.context import Progress
+
+if TYPE_CHECKING:
+    from workbench.pipeline import RunResult
 
 LIVE_STAGES = ("explore", "reflect", "backtrack", "curate")
 FORM_FIELDS = ("env-kind", "env-suite", "env-tasks", "max-steps", "rollouts", "model-name", "model-script")
 BACKENDS = [("hf (transformers)", "hf"), ("vllm", "vllm"), ("openai server", "openai"), ("scripted", "scripted")]
-
-
-class RunFinished(Message):
-    """The pipeline returned (finished, interrupted or failed)."""
-
-    def __init__(self, run_id: int, status: str, error: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.status = status
-        self.error = error
 
 
 def stage_widget_id(stage: str) -> str:
@@ -96,7 +80,7 @@ def parse_tasks(text: str) -> int | list[str | int]:
     return items
 
 
-class LiveScreen(WorkbenchScreen):
+class LiveScreen(StageRunnerScreen):
     """The form on the left, the growing tree and the log on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -107,11 +91,11 @@ class LiveScreen(WorkbenchScreen):
     ]
     AUTO_FOCUS = "#config-path"
     screen_title = "Live run"
+    progress_bar_id = "live-progress"
+    busy_notice = "A run is in progress; ctrl+x cancels it."
 
     def __init__(self) -> None:
         super().__init__(None)
-        self.cancel = threading.Event()
-        self.running = False
         self.pending = PendingNodes()
         self.loaded_path = ""  # the config file the form was filled from
         self.loaded_values: dict[str, object] = {}  # what each field showed once it was filled
@@ -259,9 +243,13 @@ class LiveScreen(WorkbenchScreen):
 
     # -- running --------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        return self.busy
+
     def action_start(self) -> None:
-        if self.running:
-            self.notify("A run is in progress; ctrl+x cancels it.", severity="warning")
+        if self.busy:
+            self.notify(self.busy_notice, severity="warning")
             return
         from workbench.errors import LeafeError
 
@@ -270,31 +258,23 @@ class LiveScreen(WorkbenchScreen):
         except (LeafeError, ValueError) as error:
             self.notify(f"Cannot start: {error}", severity="error", timeout=6)
             return
-        self.cancel.clear()
-        self.running = True
         self.run_id = None
         self.tree.run_id = None
         self.tree.show_episodes([])
         self.query_one("#live-log", RichLog).clear()
         self.query_one("#live-status", Static).update(plain_line(f"Starting: {', '.join(config.stages.run)}…"))
-        self.run_stages(config, self.value("config-path"))
+        db_path, config_path = self.workbench.db_path, self.value("config-path")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="live-run")
-    def run_stages(self, config: Any, config_path: str) -> None:
-        from workbench.pipeline import run_pipeline
+        def run(progress: Progress, cancel: threading.Event) -> RunResult:
+            from workbench.pipeline import run_pipeline
 
-        result = run_pipeline(
-            config, db_path=self.workbench.db_path, progress=MessageProgress(self), cancel=self.cancel,
-            config_path=config_path,
-        )
-        self.post_message(RunFinished(result.run_id, result.status, result.error))
+            return run_pipeline(config, db_path=db_path, progress=progress, cancel=cancel, config_path=config_path)
+
+        self.start_stage(run)
 
     def action_cancel_run(self) -> None:
-        if not self.running:
-            self.notify("No run in progress.", severity="warning", timeout=2)
-            return
-        self.cancel.set()
-        self.query_one("#live-status", Static).update("Cancelling after the current step…")
+        if self.cancel_stage():
+            self.query_one("#live-status", Static).update("Cancelling after the current step…")
 
     def action_open_tree(self) -> None:
         if self.run_id is not None:
@@ -302,10 +282,10 @@ class LiveScreen(WorkbenchScreen):
 
     # -- what the worker reports --------------------------------------------------------
 
-    @shows_store_problems
+    def on_run_started(self, message: RunStarted) -> None:
+        self.adopt_run(message.run_id)
+
     def on_node_stored(self, message: NodeStored) -> None:
-        if self.run_id is None and message.episode_id:
-            self.adopt_run(views.run_of_episode(self.db, message.episode_id))
         self.pending.add(message.node_id)
 
     def adopt_run(self, run_id: int | None) -> None:
@@ -320,39 +300,28 @@ class LiveScreen(WorkbenchScreen):
         if node_ids:
             self.tree.add_live_nodes(node_ids, follow=True)
 
-    def on_stage_progress(self, message: StageProgress) -> None:
-        bar = self.query_one("#live-progress", ProgressBar)
-        bar.add_class("-active")
-        bar.update(total=message.total, progress=message.completed)
+    def progress_shown(self, message: StageProgress) -> None:
         extra = "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in message.fields.items())
         self.query_one("#live-status", Static).update(plain_line(f"{message.description}  {extra}".strip()))
 
     def on_log_line(self, message: LogLine) -> None:
         self.query_one("#live-log", RichLog).write(plain(message.text))
-        if self.run_id is None and message.text.startswith("run ") and message.text.endswith(" started"):
-            number = message.text.split()[1]
-            if number.isdigit():
-                self.adopt_run(int(number))
 
-    def on_run_finished(self, message: RunFinished) -> None:
-        self.running = False
+    def stage_finished(self, message: StageFinished) -> None:
         self.flush_pending()
-        self.adopt_run(message.run_id)
-        text = visible_line(f"Run {message.run_id} {message.status}" + (f": {message.error}" if message.error else ""))
+        result: RunResult | None = message.result
+        if result is None:
+            text = "Run cancelled before it started" if message.cancelled else f"Run failed: {message.error}"
+            self.query_one("#live-status", Static).update(plain_line(text))
+            self.notify(text, severity="error" if message.failed else "warning", timeout=8)
+            return
+        self.adopt_run(result.run_id)
+        text = visible_line(f"Run {result.run_id} {result.status}" + (f": {result.error}" if result.error else ""))
         self.query_one("#live-status", Static).update(plain(text + "  (ctrl+o opens it, c curates)"))
         self.query_one("#live-log", RichLog).write(plain(text))
-        self.notify(text, severity="error" if message.status == "failed" else "information", timeout=5)
+        self.notify(text, severity="error" if result.status == "failed" else "information", timeout=5)
         for episode_id in list(self.tree.episode_nodes):
             self.tree.refresh_episode(episode_id)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "live-run" and event.state == WorkerState.ERROR:
-            self.running = False
-            error = event.worker.error
-            reason = (store_problem_line(self.workbench.db_path, error) if error is not None and is_store_problem(error)
-                      else visible_line(error))
-            self.query_one("#live-status", Static).update(plain(f"Run failed: {reason}"))
-            self.notify(f"Run failed: {reason}", severity="error", timeout=8)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeItem]) -> None:
         event.stop()

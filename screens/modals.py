@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static, TextArea
+from textual.widgets import Button, Footer, Input, Label, Static, TextArea
 
 from screens.plain_text import plain, plain_line, visible
 
@@ -59,11 +59,19 @@ class EditTextScreen(ModalScreen[EditResult | None]):
     """Edit a text (an action, a note) in a TextArea; ctrl+s saves, escape cancels.
 
     With `extra_label`, a second, smaller TextArea follows (a note beside an action).
+    The keyboard moves as in any form: Tab and shift+Tab move the focus (ctrl+t indents,
+    ctrl+a selects all, ctrl+n goes to the note), and the footer shows these keys.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Keep the text and close"),
         Binding("escape", "cancel", "Cancel", id="edit.cancel", tooltip="Close without saving", priority=True),
+        Binding("ctrl+t", "indent", "Indent", id="edit.indent", priority=True,
+                tooltip="Indent at the cursor (Tab moves the focus)"),
+        Binding("ctrl+a", "select_all", "Select all", id="edit.select_all", priority=True,
+                tooltip="Select the whole text of the focused editor"),
+        Binding("ctrl+n", "focus_note", "Note", id="edit.note", priority=True,
+                tooltip="Go to the note field"),
     ]
 
     def __init__(self, title: str, text: str, *, hint: str = "", code: bool = True,
@@ -88,17 +96,41 @@ class EditTextScreen(ModalScreen[EditResult | None]):
             yield Label(plain_line(self.title_text), classes="dialog-title")
             if hint:
                 yield Static(plain(hint), classes="dialog-hint")
-            editor = TextArea(text, id="edit-text", show_line_numbers=self.code, tab_behavior="indent")
-            yield editor
+            # Tab moves the focus, as everywhere else; ctrl+t indents (shown in the footer).
+            yield TextArea(text, id="edit-text", show_line_numbers=self.code, tab_behavior="focus")
             if self.extra_label:
-                yield Label(plain_line(self.extra_label), classes="dialog-label")
-                yield TextArea(extra_text, id="edit-extra", classes="dialog-extra")
+                yield Label(plain_line(f"{self.extra_label} (ctrl+n)"), classes="dialog-label")
+                yield TextArea(extra_text, id="edit-extra", classes="dialog-extra", tab_behavior="focus")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.save_label} (ctrl+s)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#edit-text", TextArea).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "focus_note":
+            return bool(self.extra_label)  # no note field, no key in the footer
+        return True
+
+    def editor(self) -> TextArea | None:
+        """The focused editor, or None when a button has the focus."""
+        return self.focused if isinstance(self.focused, TextArea) else None
+
+    def action_indent(self) -> None:
+        editor = self.editor()
+        if editor is not None:
+            editor.insert(" " * editor.indent_width)
+
+    def action_select_all(self) -> None:
+        editor = self.editor()
+        if editor is not None:
+            editor.select_all()
+
+    def action_focus_note(self) -> None:
+        if self.extra_label:
+            self.query_one("#edit-extra", TextArea).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -113,6 +145,35 @@ class EditTextScreen(ModalScreen[EditResult | None]):
             self.notify("The text is empty; write something or press escape.", severity="warning")
             return
         self.dismiss(EditResult(text, extra))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReasonScreen(ModalScreen[str | None]):
+    """Ask for an optional one-line reason: Enter keeps it (empty is fine), escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="reason.cancel", tooltip="Close; nothing is decided", priority=True),
+    ]
+
+    def __init__(self, question: str, *, placeholder: str = "optional: why (Enter)") -> None:
+        super().__init__()
+        self.question = question
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(plain_line(self.question), classes="dialog-title")
+            yield Input(placeholder=self.placeholder, id="reason")
+            yield Static("Enter decides (a reason is optional) · esc cancels", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

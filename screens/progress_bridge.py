@@ -56,6 +56,14 @@ class PendingNodes:
         taken, self.node_ids = self.node_ids, []
         return taken
 
+class RunStarted(Message):
+    """The pipeline created (or resumed) run `run_id`: a screen can follow it from now on."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
 class LogLine(Message):
     """A line from a stage for the log pane."""
 
@@ -106,3 +114,5 @@ class MessageProgress:
             self.target.post_message(NodeStored(int(data["node_id"]), int(data.get("episode_id") or 0)))
         elif kind == "message":
             self.target.post_message(LogLine(str(data.get("text", ""))))
+        elif kind == "run_started" and data.get("run_id") is not None:
+            self.target.post_message(RunStarted(int(data["run_id"])))

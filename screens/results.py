@@ -5,21 +5,18 @@ comparisons of policies (when the run has any), and a key to launch an evaluatio
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
 
-from screens.base import WorkbenchScreen
 from screens.plain_text import plain, plain_line, visible_line
-from screens.progress_bridge import LogLine, MessageProgress, StageProgress
-from screens.store_problems import is_store_problem, shows_store_problems, store_problem_line
+from screens.progress_bridge import LogLine
+from screens.stage_runner import StageFinished, StageRunnerScreen
+from screens.store_problems import shows_store_problems
 from screens.widgets.loss_plot import PassAtKPlot
 from store import ablation as stored_ablation
 from store import budget as stored_budgets
@@ -27,6 +24,10 @@ from store import costs as stored_costs
 from store import pairs as stored_pairs
 from store import splits as stored_splits
 from store import views
+from workbench.context import Progress
+
+if TYPE_CHECKING:
+    from workbench.pipeline import RunResult
 
 OVERLAP_MARK = "*"
 """After a policy trained on some of the evaluation tasks (not a held-out measure there)."""
@@ -45,15 +46,7 @@ def stage_cost_lines(costs) -> list[str]:
     ]
 
 
-class EvaluationFinished(Message):
-    def __init__(self, run_id: int, status: str, error: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.status = status
-        self.error = error
-
-
-class ResultsScreen(WorkbenchScreen):
+class ResultsScreen(StageRunnerScreen):
     """The run's Pass@k table (or every run's, with `a`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -64,12 +57,12 @@ class ResultsScreen(WorkbenchScreen):
     ]
     AUTO_FOCUS = "#evals"
     screen_title = "Results"
+    progress_bar_id = "eval-progress"
+    busy_notice = "An evaluation is running; ctrl+x cancels it."
 
     def __init__(self, run_id: int | None) -> None:
         super().__init__(run_id)
         self.shown_run: int | None = run_id
-        self.cancel = threading.Event()
-        self.evaluating = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -211,10 +204,14 @@ class ResultsScreen(WorkbenchScreen):
                 "store": {"path": str(self.workbench.db_path)}}
         return config_from_dict(data)
 
+    @property
+    def evaluating(self) -> bool:
+        return self.busy
+
     @shows_store_problems
     def action_evaluate(self) -> None:
-        if self.evaluating:
-            self.notify("An evaluation is running; ctrl+x cancels it.", severity="warning")
+        if self.busy:
+            self.notify(self.busy_notice, severity="warning")
             return
         from workbench.errors import LeafeError
 
@@ -223,43 +220,31 @@ class ResultsScreen(WorkbenchScreen):
         except (LeafeError, ValueError) as error:
             self.notify(f"Cannot evaluate: {error}", severity="error", timeout=6)
             return
-        self.evaluating = True
-        self.cancel.clear()
         self.query_one("#results-info", Static).update(
             plain_line(f"Evaluating {', '.join(config.evaluate.policies)} with n = {config.evaluate.n}…"))
-        self.evaluate(config)
+        db_path = self.workbench.db_path
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
-    def evaluate(self, config: Any) -> None:
-        from workbench.pipeline import run_pipeline
+        def evaluate(progress: Progress, cancel: threading.Event) -> RunResult:
+            from workbench.pipeline import run_pipeline
 
-        result = run_pipeline(config, db_path=self.workbench.db_path, progress=MessageProgress(self),
-                              cancel=self.cancel, config_path="")
-        self.post_message(EvaluationFinished(result.run_id, result.status, result.error))
+            return run_pipeline(config, db_path=db_path, progress=progress, cancel=cancel, config_path="")
+
+        self.start_stage(evaluate)
 
     def action_cancel_evaluation(self) -> None:
-        if self.evaluating:
-            self.cancel.set()
-
-    def on_stage_progress(self, message: StageProgress) -> None:
-        bar = self.query_one("#eval-progress", ProgressBar)
-        bar.add_class("-active")
-        bar.update(total=message.total, progress=message.completed)
+        self.cancel_stage()
 
     def on_log_line(self, message: LogLine) -> None:
         self.query_one("#results-info", Static).update(plain_line(message.text))
 
-    def on_evaluation_finished(self, message: EvaluationFinished) -> None:
-        self.evaluating = False
-        self.shown_run = message.run_id
+    def stage_finished(self, message: StageFinished) -> None:
+        result: RunResult | None = message.result
+        if result is None:
+            text = ("Evaluation cancelled." if message.cancelled else f"Evaluation failed: {message.error}")
+            self.query_one("#results-info", Static).update(plain_line(text))
+            self.notify(text, severity="error" if message.failed else "warning", timeout=8)
+            return
+        self.shown_run = result.run_id
         self.reload()
-        text = f"Evaluation run {message.run_id} {message.status}" + (f": {message.error}" if message.error else "")
-        self.notify(text, severity="error" if message.status == "failed" else "information", timeout=5)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "evaluate" and event.state == WorkerState.ERROR:
-            self.evaluating = False
-            error = event.worker.error
-            reason = (store_problem_line(self.workbench.db_path, error) if error is not None and is_store_problem(error)
-                      else error)
-            self.notify(f"Evaluation failed: {reason}", severity="error", timeout=8)
+        text = f"Evaluation run {result.run_id} {result.status}" + (f": {result.error}" if result.error else "")
+        self.notify(visible_line(text), severity="error" if result.status == "failed" else "information", timeout=5)

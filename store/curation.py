@@ -1,7 +1,7 @@
 """Curation decisions on corrections, and notes written by people.
 
-Every decision is written at once, timestamped, with who made it, and kept in
-`decisions` so the last one can be undone. Statuses form a closed set.
+Every decision is written at once, timestamped, with who made it and why, and kept in
+`decisions`; an undo is a decision of its own (store/decision_log.py). Statuses form a closed set.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def record_decision(
             "edited_action": new_edited,
             "reviewer": reviewer,
             "decided_at": stamp,
+            "reason": reason,
         }
     )
     db["corrections"].update(
@@ -128,23 +129,11 @@ def decide_many(db: sqlite_utils.Database, correction_ids: Iterable[int], status
 
 
 def undo_last(db: sqlite_utils.Database, *, reviewer: str | None = None) -> int | None:
-    """Undo the latest decision (by `reviewer`, if given); returns the correction's id."""
-    where, params = ("where reviewer = ?", [reviewer]) if reviewer else ("", [])
-    with transaction(db):
-        row = db.execute(
-            f"select id, correction_id, previous_status, previous_edited_action from decisions {where} "
-            "order by id desc limit 1",
-            params,
-        ).fetchone()
-        if row is None:
-            return None
-        decision_id, correction_id, previous_status, previous_edited = row
-        db["corrections"].update(
-            correction_id,
-            {"status": previous_status, "edited_action": previous_edited, "decided_by": reviewer or "", "decided_at": now()},
-        )
-        db["decisions"].delete(decision_id)
-    return correction_id
+    """Undo the newest decision not undone yet (by `reviewer`, if given), as a decision of
+    its own (see store/decision_log.py); returns the correction's id."""
+    from store.decision_log import undo_latest
+
+    return undo_latest(db, reviewer=reviewer)
 
 
 def add_human_note(

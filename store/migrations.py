@@ -329,3 +329,12 @@ def m008_search_index(db: sqlite_utils.Database) -> None:
         db.execute(f"insert into {index}({index}) values ('rebuild')")
     # The tree and the episode list count each step's corrections: found by index, not by scan.
     db["corrections"].create_index(["tau_node_id"], if_not_exists=True)
+
+
+@migration
+def m009_decision_log(db: sqlite_utils.Database) -> None:
+    # Curation keeps its audit trail: an undo is a decision of its own (it names the decision
+    # it reverts in `undoes`) instead of deleting that row, and every decision keeps its
+    # reason (a reviewer's reason for a rejection, the leakage check's, a gain).
+    db["decisions"].add_column("reason", str)
+    db["decisions"].add_column("undoes", int, fk="decisions", fk_col="id")

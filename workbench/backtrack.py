@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from store import queries
+from store import queries, steps
 from store.curation import add_human_note
 from store.db import now, open_store, transaction
 from workbench.agent import (
@@ -34,8 +34,8 @@ from workbench.agent import (
     task_of,
 )
 from workbench.budget import explored_steps, leafe_spent
-from workbench.config import config_from_dict
-from workbench.context import Progress, SilentProgress, StageContext, Stopwatch
+from workbench.context import Progress, StageContext, Stopwatch
+from workbench.errors import LeafeError
 from workbench.models.base import Sampling
 from workbench.reflect import reflect_on
 
@@ -401,52 +401,48 @@ def branch_by_hand(
     first step is a sibling of `node_id`. A note, if given, is stored (author `human`),
     placed in the policy's context, and a successful branch becomes a proposed correction.
     """
-    import threading
-
-    from workbench.envs import open_suite
-
-    db = open_store(db_path)
-    try:
+    with StageContext.for_run(db_path, run_of_step(db_path, node_id), progress=progress, cancel=cancel) as context:
+        db, config = context.db, context.config
         original = queries.node(db, node_id)
         if original["parent_id"] is None:
             raise ValueError("the root holds the task; branch from one of its steps")
         episode = db["episodes"].get(original["episode_id"])
-        config = config_from_dict(queries.get_run(db, episode["run_id"])["config"])
-        suite = open_suite(config.env)
-        context = StageContext(
-            db=db, run_id=episode["run_id"], config=config, suite=suite,
-            progress=progress or SilentProgress(), cancel=cancel or threading.Event(),
-        )
-        try:
-            level = original["branch_depth"] + 1
-            note = None
-            if note_text and note_text.strip():
-                note_id = add_human_note(db, node_id, node_id, note_text, author=author)
-                note = (note_id, note_text.strip())
-            parent_path = queries.path_to(db, original["parent_id"])
-            task = task_of(context, episode["id"])
-            walker = Walker(episode["id"], task, environment_at(context, task, parent_path), parent_path,
-                            branch_depth=level, pending_note=note)
-            text, cleaning = clean_text(action_text)
-            result, success = execute(walker.env, text)
-            with transaction(db):
-                store_step(
-                    context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
-                    success, tokens=0, truncated=0, max_steps=config.env.max_steps,
-                )
-                db["nodes"].update(node_id, {"backtrack_point": 1})
-            first = walker.node_id
-            context.progress.event("node", node_id=first, episode_id=episode["id"])
-            if not walker.done:
-                roll_out(context, [walker], context.generator(), branch_sampling(context, level),
-                         max_steps=config.env.max_steps)
-            if note is not None:
-                leaf = queries.node(db, walker.node_id)
-                leaf["episode_score"] = episode["score"]
-                propose_corrections(context, [leaf], level)
-            return [step["id"] for step in walker.path if step["id"] >= first]
-        finally:
-            context.close()
-            suite.close()
+        level = original["branch_depth"] + 1
+        note = None
+        if note_text and note_text.strip():
+            note_id = add_human_note(db, node_id, node_id, note_text, author=author)
+            note = (note_id, note_text.strip())
+        parent_path = queries.path_to(db, original["parent_id"])
+        task = task_of(context, episode["id"])
+        walker = Walker(episode["id"], task, environment_at(context, task, parent_path), parent_path,
+                        branch_depth=level, pending_note=note)
+        text, cleaning = clean_text(action_text)
+        result, success = execute(walker.env, text)
+        with transaction(db):
+            store_step(
+                context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
+                success, tokens=0, truncated=0, max_steps=config.env.max_steps,
+            )
+            db["nodes"].update(node_id, {"backtrack_point": 1})
+        first = walker.node_id
+        context.progress.event("node", node_id=first, episode_id=episode["id"])
+        if not walker.done:
+            roll_out(context, [walker], context.generator(), branch_sampling(context, level),
+                     max_steps=config.env.max_steps)
+        if note is not None:
+            leaf = queries.node(db, walker.node_id)
+            leaf["episode_score"] = episode["score"]
+            propose_corrections(context, [leaf], level)
+        return [step["id"] for step in walker.path if step["id"] >= first]
+
+
+def run_of_step(db_path: str, node_id: int) -> int:
+    """The run a stored step belongs to (a step that is not there is one clear line)."""
+    db = open_store(db_path)
+    try:
+        run_id = steps.run_of_node(db, node_id)
     finally:
         db.close()
+    if run_id is None:
+        raise LeafeError(f"no step {node_id} in {db_path}")
+    return run_id

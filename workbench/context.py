@@ -11,14 +11,19 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlite_utils
+from sqlite_utils.db import NotFoundError
 
 from store import queries
-from store.db import LOCK_RETRIES, transaction
-from workbench.config import Config, ModelConfig
+from store.db import LOCK_RETRIES, open_store, transaction
+from workbench.config import Config, ModelConfig, config_from_dict
+from workbench.errors import LeafeError
 
 if TYPE_CHECKING:
     from workbench.envs import Suite
@@ -40,7 +45,7 @@ class Progress(Protocol):
 
     def event(self, kind: str, **data: Any) -> None:
         """Something a viewer may show at once: `node` (a new step), `message` (a line),
-        `episode` (an episode of `stage` ended) ... A viewer ignores kinds it does not know."""
+        `episode` (an episode of `stage` ended), `run_started` (`run_id` is the run's) ... A viewer ignores kinds it does not know."""
         ...
 
 
@@ -78,6 +83,39 @@ class StageContext:
     snapshot_capacity: int = 4096
     usage_since: float = field(default_factory=time.monotonic)
     """When the wall time stored for the run was last brought up to date."""
+
+    @classmethod
+    @contextmanager
+    def for_run(
+        cls,
+        db_path: str | Path,
+        run_id: int,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StageContext]:
+        """The context a stage of stored run `run_id` gets, outside the pipeline (a branch
+        by hand, a job of the TUI): the run's own config and suite, on a store opened here.
+        The store, the suite and any model are closed when the block ends."""
+        from workbench.envs import open_suite
+
+        db = open_store(db_path)
+        try:
+            try:
+                run = queries.get_run(db, run_id)
+            except NotFoundError:
+                raise LeafeError(f"no run {run_id} in {db_path}") from None
+            config = config_from_dict(run["config"])
+            suite = open_suite(config.env)
+            context = cls(db=db, run_id=run_id, config=config, suite=suite,
+                          progress=progress or SilentProgress(), cancel=cancel or threading.Event())
+            try:
+                yield context
+            finally:
+                context.close()
+                suite.close()
+        finally:
+            db.close()
 
     def generator(self, config: ModelConfig | None = None) -> Generator:
         """The model for `config` (default: the policy), created once per run."""

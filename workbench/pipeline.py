@@ -223,6 +223,7 @@ def run_pipeline(
         raise
     if run_id is not None:
         progress.event("message", text=f"resuming run {run_id}")
+        progress.event("run_started", run_id=run_id)
     else:
         # [leafe] rounds repeats explore .. distill; each stage row records its round.
         plan = plan_stages(config)
@@ -237,6 +238,7 @@ def run_pipeline(
             )
             stored_rounds.set_stage_rounds(db, run_id, [round_number for _, round_number in plan])
         progress.event("message", text=f"run {run_id} started")
+        progress.event("run_started", run_id=run_id)
     with protected_files(protected_inputs(config, db_path=db_path, config_path=config_path)):
         return run_stages(db, run_id, config, progress=progress, cancel=cancel, started=started)
 

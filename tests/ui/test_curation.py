@@ -57,7 +57,7 @@ async def test_approve_writes_at_once_and_moves_to_the_next(store):
         row = correction(store.path, store.corrections["sorted"])
         assert (row["status"], row["decided_by"]) == ("approved", "ana")
         assert screen.selected_id() == store.corrections["all_pairs"]
-        await pilot.press("r")
+        await pilot.press("r", "enter")  # the reason is optional
         await saved(pilot)
         assert correction(store.path, store.corrections["all_pairs"])["status"] == "rejected"
         assert screen.selected_id() == store.corrections["mad_mean"]

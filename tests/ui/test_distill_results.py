@@ -66,7 +66,7 @@ async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypat
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_distill(app, pilot, store.leafe_run)
-        assert "1 example (1 approved" in shown(screen, "example-count")
+        assert shown(screen, "example-count").startswith("1 example: 1 approved, 0 edited, rehearsal off")
         table = screen.query_one("#adapters")
         assert table.row_count == 1
         assert "run 1 · dataset leafe-run-1 · corrections 4" in [str(c) for c in table.get_row_at(0)]

@@ -38,7 +38,7 @@ EXPECTED_COLUMNS = {
     "round_scores": ["id", "run_id", "round", "policy", "adapter_id", "tasks", "n", "successes", "pass_at_1",
                      "ci_low", "ci_high", "env_steps", "train_examples", "train_tokens"],
     "decisions": ["id", "correction_id", "previous_status", "previous_edited_action", "status",
-                  "edited_action", "reviewer", "decided_at"],
+                  "edited_action", "reviewer", "decided_at", "reason", "undoes"],
     "_migrations": ["id", "name", "applied_at"],
     # The search index (m005): FTS5 over the steps' and notes' text, with SQLite's own tables.
     "_search_nodes": ["action", "observation"],
