@@ -301,3 +301,15 @@ def m007_run_splits(db: sqlite_utils.Database) -> None:
     # test tasks are not held out (the same task, or in MiniGrid the same start state), so
     # a result can be read against its protocol.
     db["runs"].add_column("splits", str)  # JSON: training, validation, test, overlap, same_start
+
+
+@migration
+def m008_training_seeds(db: sqlite_utils.Database) -> None:
+    # Training seeds: [experiment] seeds repeats data collection, training and evaluation
+    # once per seed inside one run. Each seed's data lives in a seed run of its own (its
+    # parent the run a person started, `seed` its training seed), so every per-run query
+    # stays as it is; the parent's stage rows say which seed they belong to, so `--resume`
+    # skips the finished stages of finished seeds.
+    db["runs"].add_column("parent_run_id", int)  # null: a run a person started
+    db["runs"].add_column("seed", int)  # the training seed of a seed run
+    db["run_stages"].add_column("seed", int)  # null: the run has one seed
