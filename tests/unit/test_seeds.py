@@ -87,6 +87,14 @@ def test_two_seeds_give_two_sets_of_episodes_adapters_and_evaluations(workdir, t
     base = across[("base", 1)]
     # Scripted: guess/2 always right, guess/3 always wrong, in both seeds: Pass@1 0.5, no spread.
     assert base["seeds"] == 2 and base["mean"] == 0.5 and base["std"] == 0.0 and base["per_seed"] == {"0": 0.5, "1": 0.5}
+    # The report: the spread over seeds, then each seed's own tables; the run a person started is the default.
+    from workbench.report import write_report
+
+    written = {path.name for path in write_report(workdir / "s.db", workdir / "report")}
+    assert {"across_seeds.csv", "seeds_pass_at_k.csv"} <= written
+    report = (workdir / "report" / "report.md").read_text()
+    assert report.startswith("# Run 1") and "| adapter:leafe-run-1 | 1 | 2 | 0.500 ± 0.000 |" in report
+    assert "## Training seed 1 (seed run 3)" in report and "| adapter:leafe-run-1-seed1 | base |" in report
 
 
 def test_resume_after_a_kill_in_seed_two_skips_seed_ones_finished_stages(workdir, tiny_folder, monkeypatch):
