@@ -45,15 +45,6 @@ def episodes_of(
     return [row[0] for row in db.execute(f"select id from episodes where {where} order by id", values).fetchall()]
 
 
-def running_round(db: sqlite_utils.Database, run_id: int, stage: str) -> int | None:
-    """The LEAFE round of the run's `stage` row in progress (None outside rounds or stages)."""
-    row = db.execute(
-        "select round from run_stages where run_id = ? and stage = ? and status = 'running' order by position limit 1",
-        [run_id, stage],
-    ).fetchone()
-    return row[0] if row else None
-
-
 def branch_points(db: sqlite_utils.Database, run_id: int, max_level: int) -> list[dict]:
     """Every note of the run's exploration (`explore` episodes) at which backtracking may
     branch: notes written on steps at branch depth below `max_level`. Each with `level`

@@ -338,3 +338,15 @@ def m009_decision_log(db: sqlite_utils.Database) -> None:
     # reason (a reviewer's reason for a rejection, the leakage check's, a gain).
     db["decisions"].add_column("reason", str)
     db["decisions"].add_column("undoes", int, fk="decisions", fk_col="id")
+
+
+@migration
+def m010_training_seeds(db: sqlite_utils.Database) -> None:
+    # Training seeds: [experiment] seeds repeats data collection, training and evaluation
+    # once per seed inside one run. Each seed's data lives in a seed run of its own (its
+    # parent the run a person started, `seed` its training seed), so every per-run query
+    # stays as it is; the parent's stage rows say which seed they belong to, so `--resume`
+    # skips the finished stages of finished seeds.
+    db["runs"].add_column("parent_run_id", int)  # null: a run a person started
+    db["runs"].add_column("seed", int)  # the training seed of a seed run
+    db["run_stages"].add_column("seed", int)  # null: the run has one seed

@@ -339,15 +339,11 @@ def corrections_in_run(context: StageContext) -> int:
 
 def run_backtrack(context: StageContext) -> dict:
     if context.config.experiment.env_steps:
-        # A declared budget: branch until LEAFE has spent it (workbench/budget.py); in LEAFE
-        # rounds, until it has spent round r's cumulative share, r / rounds of it.
-        from store.budget import running_round
+        # A declared budget: branch until LEAFE has spent it (workbench/budget.py); a LEAFE
+        # round's config holds that round's cumulative share of it (workbench/rounds.py).
+        from workbench.budget import spend_leafe_budget
 
-        total, rounds = context.config.experiment.env_steps, context.config.leafe.rounds
-        round_number = running_round(context.db, context.run_id, "backtrack")
-        if round_number and rounds > 1:
-            total = round(total * round_number / rounds)
-        return backtrack_within_budget(context, total)
+        return spend_leafe_budget(context, context.config.experiment.env_steps, parts=("backtrack",))["backtrack"]
     config = context.config.backtrack
     summary = {"branches": 0, "corrections": 0, "notes": 0, "levels": 0}
     if config.branches < 1 or config.max_depth < 1:

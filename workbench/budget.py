@@ -11,8 +11,9 @@ episode per task until its share (`[experiment] explore_share` of N) would be ov
 backtracking then branches breadth-first, wave after wave (every rollback point once more
 per wave, the least-branched first, `backtrack.max_attempts` no longer the cap), until the
 next branch might overrun N; where no rollback point is left to branch from, exploration
-plays another wave with what is left. Without a declared N, LEAFE spends what its settings
-give and that is the budget of the others.
+plays another wave with what is left. With `[leafe] rounds = R`, round r's stages see
+r/R of N as their budget, so the rounds share N evenly. Without a declared N, LEAFE spends
+what its settings give and that is the budget of the others.
 
 Every training stage's summary and its adapter's metrics carry `env_steps` (spent),
 `env_steps_budget`, `tokens` (generated while collecting the data), `train_examples` and
@@ -62,20 +63,27 @@ def next_wave(tasks: list[Task], remaining: int, max_steps: int) -> list[Task]:
     return list(tasks[: max(0, remaining) // max_steps])
 
 
-def spend_leafe_budget(context: StageContext, total: int) -> dict[str, Any]:
+LEAFE_PARTS = ("explore", "reflect", "backtrack")
+
+
+def spend_leafe_budget(context: StageContext, total: int, parts: tuple[str, ...] = LEAFE_PARTS) -> dict[str, Any]:
     """Run LEAFE's exploration, reflection and backtracking until the run's LEAFE steps
     (explore episodes, branches included) reach `total` within one episode's worth, without
-    overrunning it; return the three summaries. Stateless over the store, so it resumes, and
-    a caller that spends a budget in rounds passes each round's cumulative total."""
+    overrunning it; return the summaries. Stateless over the store, so it resumes.
+
+    The one budgeted path: the explore and backtrack stages call it for their own `parts`
+    (the stage list runs them in turn), and in LEAFE rounds `total` is round r's cumulative
+    share, r / rounds of the declared budget (workbench/rounds.py puts it in the round's config)."""
     from workbench.backtrack import backtrack_within_budget
     from workbench.explore import explore_within_budget
     from workbench.reflect import run_reflect
 
-    return {
-        "explore": explore_within_budget(context, explore_target(context, total)),
-        "reflect": run_reflect(context),
-        "backtrack": backtrack_within_budget(context, total),
+    steps = {
+        "explore": lambda: explore_within_budget(context, explore_target(context, total)),
+        "reflect": lambda: run_reflect(context),
+        "backtrack": lambda: backtrack_within_budget(context, total),
     }
+    return {part: steps[part]() for part in parts}
 
 
 def step_budget(context: StageContext, n_tasks: int) -> Budget:

@@ -160,13 +160,23 @@ def print_summary(result) -> None:
     for stage, summary in result.summaries.items():
         shown = {k: v for k, v in summary.items() if k not in ("table", "pairs", "overlap")}
         console.print(Text(visible(f"  {stage}: {shown}")))
-    if "evaluate" in result.summaries and result.summaries["evaluate"].get("table"):
+    # With several training seeds, each seed's tables (`seed1/evaluate`), then the spread.
+    evaluated = [key for key in result.summaries if key == "evaluate" or key.endswith("/evaluate")]
+    for key in evaluated:
+        if not result.summaries[key].get("table"):
+            continue
         from workbench.evaluate import evaluation_tables
 
         # Policy and task names come from outside: shown as written, never as markup.
         tables = Console(markup=False, emoji=False)
-        for table in evaluation_tables(visible_values(result.summaries["evaluate"])):
+        if key != "evaluate":
+            tables.print(f"{key.partition('/')[0].replace('seed', 'training seed ')}:")
+        for table in evaluation_tables(visible_values(result.summaries[key])):
             tables.print(table)
+    if result.seed_runs and result.across_seeds():
+        from workbench.seeds import across_seeds_table
+
+        Console(markup=False, emoji=False).print(across_seeds_table(visible_values(result.across_seeds())))
     if result.costs:
         from workbench.costs import costs_table
 

@@ -395,6 +395,13 @@ class ExperimentConfig:
         "backtracking spends the rest.",
         range=Range(0, 1, low_open=True),
     )
+    seeds: list[int] = setting(
+        [0],
+        "Training seeds: the run's stages (data collection, training, evaluation) repeat once per seed, "
+        "each seed's data in a seed run of its own; seed s shifts every sampling and training seed. "
+        "One seed: today's run, no suffix on names.",
+        item_range=SEED, nonempty=True, unique=True,
+    )
 
 
 @dataclass

@@ -36,13 +36,15 @@ from workbench.explore import open_episodes, play_episodes, register_tasks
 from workbench.models.base import Generator, Sampling
 from workbench.paired import compare_policies
 from workbench.passk import mean_pass_at_k
+from workbench.seeds import run_label
 
 PURPOSE = "evaluate"
 
 
-def expand_policies(policies: Sequence[str], run_id: int) -> list[str]:
-    """`{run}` in a policy stands for this run's id, so one config can name the adapters
-    its own stages train (`adapter:leafe-run-{run}`)."""
+def expand_policies(policies: Sequence[str], run_id: int | str) -> list[str]:
+    """`{run}` in a policy stands for this run's id (`<run>-seed<s>` in a training seed's
+    own stages), so one config can name the adapters its own stages train
+    (`adapter:leafe-run-{run}`)."""
     return [policy.replace("{run}", str(run_id)) for policy in policies]
 
 
@@ -207,7 +209,7 @@ def run_evaluate(context: StageContext) -> dict:
             f"evaluate: pass@{too_big[0]} needs at least {too_big[0]} rollouts per task, "
             f"but evaluate.n = {settings.n}"
         )
-    policies = expand_policies(settings.policies, context.run_id)
+    policies = expand_policies(settings.policies, run_label(context))
     for policy in policies:
         check_policy(policy)
     tasks = context.suite.load_tasks(settings.tasks if settings.tasks is not None else config.env.tasks)

@@ -35,13 +35,16 @@ def open_episodes(
     policy: str,
     rollouts: int,
     seed: int,
+    first_rollout: int = 0,
 ) -> list[int]:
-    """The episodes (task x rollout) of one stage: existing ones kept, missing ones created."""
+    """The episodes (task x rollout) of one stage: existing ones kept, missing ones created.
+    Rollouts are numbered from `first_rollout` (a later LEAFE round's share), episode i of a
+    task seeded `seed + i`."""
     task_ids = register_tasks(context, tasks)
     episode_ids = []
     with transaction(context.db):
         for task in tasks:
-            for rollout in range(rollouts):
+            for rollout in range(first_rollout, first_rollout + rollouts):
                 row = context.db.execute(
                     """select id from episodes where run_id = ? and purpose = ? and task_id = ?
                        and rollout = ? and policy = ?""",
@@ -58,7 +61,7 @@ def open_episodes(
                     purpose=purpose,
                     rollout=rollout,
                     policy=policy,
-                    seed=seed + rollout,
+                    seed=seed + rollout - first_rollout,
                     observation=observation,
                 )
                 episode_ids.append(episode_id)
@@ -145,8 +148,7 @@ def explore_within_budget(context: StageContext, target: int, *, waves: int | No
     config = context.config
     tasks = context.suite.load_tasks(config.env.tasks)
     sampling = exploration_sampling(context)
-    # In a LEAFE round the policy is the previous round's adapter; its episodes say so.
-    policy = f"adapter:{config.model.adapter}" if config.model.adapter else "base"
+    policy = exploration_policy(config.model.adapter)
     while True:
         context.check_cancelled()
         running = episodes_of(context.db, context.run_id, "explore", status="running")
@@ -166,27 +168,32 @@ def explore_within_budget(context: StageContext, target: int, *, waves: int | No
             "waves": next_rollout(context.db, context.run_id, "explore")}
 
 
-def run_explore(context: StageContext) -> dict:
+def exploration_policy(adapter: str) -> str:
+    """The label of exploration's episodes: the policy that plays them (in a LEAFE round the
+    previous round's adapter, else `[model] adapter`, else the base model)."""
+    return f"adapter:{adapter}" if adapter else "base"
+
+
+def run_explore(context: StageContext, *, first_rollout: int = 0) -> dict:
+    """The explore stage, in a single pass and in every LEAFE round (workbench/rounds.py):
+    with a declared budget, waves up to exploration's share of it (workbench/budget.py);
+    else `explore.rollouts_per_task` episodes per task, numbered from `first_rollout`, so a
+    later round's episodes are its own even when it acts with the same policy."""
     config = context.config
     if config.experiment.env_steps:
-        # A declared budget: exploration spends its share of it in waves (workbench/budget.py).
-        from workbench.budget import explore_target
+        from workbench.budget import spend_leafe_budget
 
-        return explore_within_budget(context, explore_target(context, config.experiment.env_steps))
+        return spend_leafe_budget(context, config.experiment.env_steps, parts=("explore",))["explore"]
     tasks = context.suite.load_tasks(config.env.tasks)
+    policy = exploration_policy(config.model.adapter)
     episode_ids = open_episodes(
-        context, tasks, purpose="explore", policy="base",
-        rollouts=config.explore.rollouts_per_task, seed=config.explore.seed,
+        context, tasks, purpose="explore", policy=policy, rollouts=config.explore.rollouts_per_task,
+        seed=config.explore.seed, first_rollout=first_rollout,
     )
     if any(
         context.db.execute("select status from episodes where id = ?", [e]).fetchone()[0] == "running"
         for e in episode_ids
     ):
-        sampling = Sampling(
-            temperature=config.explore.temperature,
-            top_p=config.explore.top_p,
-            max_new_tokens=config.model.max_new_tokens,
-            seed=config.explore.seed,
-        )
-        play_episodes(context, episode_ids, context.generator(), sampling, stage="explore")
-    return episode_summary(context, "explore")
+        play_episodes(context, episode_ids, context.generator(), exploration_sampling(context),
+                      stage=f"explore ({policy})" if config.model.adapter else "explore")
+    return {**episode_summary(context, "explore"), "policy": policy}

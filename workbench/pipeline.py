@@ -1,7 +1,7 @@
 """Headless stages in order, resumable: the engine behind `leafe-tui --batch` and the TUI.
 
 A run stores its resolved config, provenance and the status of each stage (and its LEAFE
-round: see workbench/rounds.py). `--resume` continues the most recent unfinished run:
+round, see workbench/rounds.py, and its training seed, see workbench/seeds.py). `--resume` continues the most recent unfinished run:
 finished stages (of finished rounds) are skipped, and each stage skips the work it
 already stored, so nothing is redone and nothing duplicated.
 """
@@ -9,6 +9,7 @@ already stored, so nothing is redone and nothing duplicated.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.metadata
 import json
@@ -24,6 +25,7 @@ from typing import Any
 from store import costs as stored_costs
 from store import queries
 from store import rounds as stored_rounds
+from store import seeds as stored_seeds
 from store import splits as stored_splits
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import ADAPTER_PREFIX, TRAINING_STAGES, Config, config_from_dict, resolved
@@ -33,6 +35,8 @@ from workbench.errors import ConfigError, LeafeError, NothingToTrain, StoreLocke
 from workbench.files import protected_files
 from workbench.outputs import check_output_paths, protected_inputs
 from workbench.rounds import plan_stages, run_in_round, stage_key
+from workbench.seeds import across_seeds, evaluations, run_config, seeded_config, training_seeds
+from workbench.seeds import stage_key as seed_stage_key
 from workbench.splits import record_splits
 
 # stage name -> "module:function"; imported only when the stage runs.
@@ -69,6 +73,13 @@ class RunResult:
     """The run's training, validation and test tasks (workbench/splits.py)."""
     costs: list = field(default_factory=list)
     """Each stage's cost (store.costs.StageCost), in order; see workbench/costs.py."""
+    seed_runs: dict[int, int] = field(default_factory=dict)
+    """Training seed -> the run that holds its data (empty for one seed)."""
+
+    def across_seeds(self) -> list[dict[str, Any]]:
+        """Each policy's Pass@k over the seeds whose evaluation finished (workbench/seeds.py)."""
+        found = evaluations(self.summaries, list(self.seed_runs))
+        return across_seeds({seed: summary["table"] for seed, summary in found.items()})
 
     def as_json(self) -> dict[str, Any]:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}
@@ -83,6 +94,15 @@ class RunResult:
             # Per-task comparisons and the policies not held out on some tasks (see evaluate.py).
             data["pairs"] = evaluate.get("pairs", [])
             data["overlap"] = evaluate.get("overlap", {})
+        if self.seed_runs:
+            # Per seed its own tables and paired comparisons; across seeds, mean and spread.
+            found = evaluations(self.summaries, list(self.seed_runs))
+            data["seeds"] = [
+                {"seed": seed, "run_id": run_id, "pass_at_k": found.get(seed, {}).get("table"),
+                 "pairs": found.get(seed, {}).get("pairs", []), "overlap": found.get(seed, {}).get("overlap", {})}
+                for seed, run_id in self.seed_runs.items()
+            ]
+            data["across_seeds"] = self.across_seeds()
         return data
 
 
@@ -196,8 +216,8 @@ def run_pipeline(
     try:
         run_id = None
         if resume:
-            run_id = queries.latest_unfinished_run(db)
-            latest = queries.latest_run(db)
+            run_id = stored_seeds.latest_unfinished_run(db)  # a seed run goes on through its parent
+            latest = stored_seeds.latest_run(db)
             if run_id is None and latest is not None:
                 finished = RunResult(
                     latest, "nothing-to-resume", counts=queries.run_counts(db, latest),
@@ -225,18 +245,30 @@ def run_pipeline(
         progress.event("message", text=f"resuming run {run_id}")
         progress.event("run_started", run_id=run_id)
     else:
-        # [leafe] rounds repeats explore .. distill; each stage row records its round.
-        plan = plan_stages(config)
+        # [leafe] rounds repeats explore .. distill, [experiment] seeds the whole list; each
+        # stage row records its seed and round.
+        rounds_plan = plan_stages(config)
+        seeds = training_seeds(config)
+        plan = [(stage, seed, round_number) for seed in seeds for stage, round_number in rounds_plan]
+        name = Path(config_path).stem if config_path else ""
         with transaction(db):
             run_id = queries.create_run(
                 db,
                 config=resolved(config),
-                stages=[stage for stage, _ in plan],
-                name=Path(config_path).stem if config_path else "",
+                stages=[stage for stage, _, _ in plan],
+                name=name,
                 config_path=config_path,
                 provenance=provenance(config),
             )
-            stored_rounds.set_stage_rounds(db, run_id, [round_number for _, round_number in plan])
+            stored_rounds.set_stage_rounds(db, run_id, [round_number for _, _, round_number in plan])
+            stored_seeds.set_stage_seeds(db, run_id, [seed for _, seed, _ in plan])
+            for seed in seeds:
+                if seed is not None:
+                    seeded = seeded_config(config, run_id, seed)
+                    stored_seeds.create_seed_run(
+                        db, run_id, seed, name=f"{name or f'run {run_id}'} seed {seed}", config=resolved(seeded),
+                        stages=[stage for stage, _ in rounds_plan], provenance=provenance(seeded),
+                    )
         progress.event("message", text=f"run {run_id} started")
         progress.event("run_started", run_id=run_id)
     with protected_files(protected_inputs(config, db_path=db_path, config_path=config_path)):
@@ -251,35 +283,44 @@ def run_stages(
 
     suite = open_suite(config.env)
     context = StageContext(
-        db=db, run_id=run_id, config=config, suite=suite, progress=progress, cancel=cancel, usage_since=started,
+        db=db, run_id=run_id, config=run_config(config), suite=suite, progress=progress, cancel=cancel,
+        usage_since=started,
     )
-    result = RunResult(run_id, "running")
+    result = RunResult(run_id, "running", seed_runs=stored_seeds.seed_runs(db, run_id))
     try:
-        record_splits(context)  # once per run: which tasks it trains, validates and tests on
+        splits = record_splits(context)  # once per run: which tasks it trains, validates and tests on
+        seed_contexts: dict[int, StageContext] = {}
         with transaction(db):
             queries.set_run_status(db, run_id, "running")
+            stored_seeds.set_seed_runs_status(db, run_id, "running")
         for row in queries.stage_rows(db, run_id):
-            key = stage_key(row["stage"], row.get("round"))
+            seed = row.get("seed")
+            key = seed_stage_key(stage_key(row["stage"], row.get("round")), seed)
             if row["status"] == "finished":
                 result.summaries[key] = queries.loads(row["summary"], {})
                 continue
             context.check_cancelled()
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "running")
-            meter = StageMeter(context, row["stage"])
+            # A seed's stage works in its seed run; the stage row and its cost stay with this run.
+            if seed is not None and seed not in seed_contexts:
+                seed_contexts[seed] = seed_context(context, seed, result.seed_runs[seed], splits)
+            stage_context = context if seed is None else seed_contexts[seed]
+            meter = StageMeter(stage_context, row["stage"])
             try:
-                summary = run_in_round(row["stage"], row.get("round"), context, stage_function(row["stage"]))
+                summary = run_in_round(row["stage"], row.get("round"), stage_context, stage_function(row["stage"]))
             except NothingToTrain as error:
                 context.say(f"warning: {row['stage']} skipped: {error}")
                 summary = {"skipped": str(error), "skipped_adapter": error.adapter}
             except BaseException:
                 record_cost(db, run_id, row["position"], meter, None, retries=0)  # the part it ran
                 raise
-            record_cost(db, run_id, row["position"], meter, summary)
+            tokens = record_cost(db, run_id, row["position"], meter, summary)
             with transaction(db):
                 queries.set_stage_status(db, run_id, row["position"], "finished", summary)
             result.summaries[key] = summary
-            context.record_usage()
+            # The run's own totals count its seeds' tokens too (their time it counts itself).
+            context.record_usage(tokens=tokens if seed is not None else 0)
         with transaction(db):
             queries.set_run_status(db, run_id, "finished")
         result.status = "finished"
@@ -297,6 +338,9 @@ def run_stages(
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
         mark_run(db, run_id, "failed", traceback.format_exc()[-4000:])
     finally:
+        if result.seed_runs:
+            with contextlib.suppress(LeafeError), transaction(db, retries=0):
+                stored_seeds.set_seed_runs_status(db, run_id, result.status)
         if result.status != "finished":
             # The time of a run that stopped early, in one try: a locked store is not waited for.
             with contextlib.suppress(LeafeError):
@@ -312,11 +356,24 @@ def run_stages(
 
 
 def record_cost(db, run_id: int, position: int, meter: StageMeter, summary: dict | None, *,
-                retries: int = LOCK_RETRIES) -> None:
-    """Add what the stage cost to its row; a store locked even now loses only this record."""
+                retries: int = LOCK_RETRIES) -> int:
+    """Add what the stage cost to its row (a store locked even now loses only this record);
+    return the tokens it generated."""
     cost, totals = meter.finish(summary)
     with contextlib.suppress(LeafeError), transaction(db, retries=retries):
         stored_costs.add_stage_cost(db, run_id, position, cost, counts_are_totals=totals)
+    return cost.tokens
+
+
+def seed_context(context: StageContext, seed: int, seed_run: int, splits: dict) -> StageContext:
+    """Where seed `seed`'s stages run: its seed run and seeded config, with the run's models,
+    snapshots and messages shared (a model is loaded once for all seeds)."""
+    inner = dataclasses.replace(context, run_id=seed_run, config=seeded_config(context.config, context.run_id, seed),
+                                usage_since=time.monotonic())
+    if stored_splits.get_splits(context.db, seed_run) is None:
+        with transaction(context.db):
+            stored_splits.set_splits(context.db, seed_run, splits)  # the same tasks: said once, by the run
+    return inner
 
 
 def mark_run(db, run_id: int, status: str, error: str = "", *, retries: int = LOCK_RETRIES) -> None:
@@ -347,43 +404,52 @@ def next_run_id(db) -> int:
     return (queries.latest_run(db) or 0) + 1
 
 
-def adapters_made_before_evaluate(config: Config, run_id: int) -> set[str]:
-    """Names (and folders) of the adapters this run's stages before `evaluate` will train."""
+def adapters_made_before_evaluate(config: Config, run_label: str) -> set[str]:
+    """Names (and folders) of the adapters this run's stages before `evaluate` will train
+    (`run_label`: the run's id, or `<run>-seed<s>` for a seed's own stages)."""
     from workbench.baselines._common import adapter_name
+    from workbench.rounds import with_round, with_round_path
 
     stages = config.stages.run[: config.stages.run.index("evaluate")]
+    rounds = range(1, config.leafe.rounds + 1) if config.leafe.rounds > 1 else [None]
     made = set()
     if "distill" in stages:
-        made.add(config.distill.name or f"leafe-run-{run_id}")
-        if config.distill.output:
-            made.add(str(Path(config.distill.output).expanduser().resolve()))
+        for round_number in rounds:
+            made.add(with_round(config.distill.name or f"leafe-run-{run_label}", round_number))
+            if config.distill.output:
+                output = config.distill.output if round_number is None else with_round_path(config.distill.output, round_number)
+                made.add(str(Path(output).expanduser().resolve()))
     for stage in stages:
         if stage.startswith("baseline:"):
-            made.add(adapter_name(stage.partition(":")[2], run_id))
+            made.add(adapter_name(stage.partition(":")[2], run_label))
     return made
 
 
 def check_adapters(db, config: Config, *, run_id: int) -> None:
     """Every adapter the run will load exists now, or an earlier stage of this run trains
-    it: a wrong name is refused before the first rollout, not after `base` was evaluated."""
+    it: a wrong name is refused before the first rollout, not after `base` was evaluated.
+    With several training seeds, each seed's policies are checked against its own adapters."""
     from workbench.adapters import resolve_adapter
     from workbench.evaluate import expand_policies
+    from workbench.seeds import label
 
     if config.model.adapter:
         resolve_adapter(db, config.model.adapter)  # a folder or a name in the store, else one line
     if "evaluate" not in config.stages.run:
         return
-    made = adapters_made_before_evaluate(config, run_id)
-    for policy in expand_policies(config.evaluate.policies, run_id):
-        if policy == "base":
-            continue
-        name = policy[len(ADAPTER_PREFIX):].strip()
-        if name in made or str(Path(name).expanduser().resolve()) in made:
-            continue
-        try:
-            resolve_adapter(db, name)
-        except LeafeError as error:
-            raise ConfigError(f"config: evaluate.policies has {policy!r}: {error}") from None
+    for seed in training_seeds(config):
+        seeded = config if seed is None else seeded_config(config, run_id, seed)
+        made = adapters_made_before_evaluate(seeded, label(run_id, seed))
+        for policy in expand_policies(config.evaluate.policies, label(run_id, seed)):
+            if policy == "base":
+                continue
+            name = policy[len(ADAPTER_PREFIX):].strip()
+            if name in made or str(Path(name).expanduser().resolve()) in made:
+                continue
+            try:
+                resolve_adapter(db, name)
+            except LeafeError as error:
+                raise ConfigError(f"config: evaluate.policies has {policy!r}: {error}") from None
 
 
 def summary_json(result: RunResult) -> str:

@@ -4,7 +4,9 @@ a run's results as files for the README and for other tools.
 From the store it writes `report.md` (Markdown tables: Pass@k with 95% intervals, paired
 differences, each trained adapter's budget and training compute, the rounds curve),
 the same figures as `report.json` and one CSV per table, and plots where a picture reads
-better: Pass@k against k on a log axis, validation Pass@1 against round. Plots are SVG,
+better: Pass@k against k on a log axis, validation Pass@1 against round. A run with several
+training seeds gets each policy's Pass@k over seeds (mean, standard deviation, min, max)
+and then each seed's own tables (its seed run's). Plots are SVG,
 drawn here (no plotting library needed); with matplotlib installed, PNG copies as well.
 Sections a run has no data for are left out, with a line saying so.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from store import pairs as stored_pairs
 from store import report as stored
 from store import rounds as stored_rounds
+from store import seeds as stored_seeds
 from store.db import open_store
 from workbench.errors import LeafeError
 
@@ -37,8 +40,24 @@ def collect(db, run_id: int) -> dict[str, Any]:
         for row in stored.adapter_rows(db, run_id)
     ]
     rounds = [score.__dict__ for score in stored_rounds.scores(db, run_id)]
-    return {"run": stored.run_header(db, run_id), "pass_at_k": pass_at_k, "pairs": pairs,
+    data = {"run": stored.run_header(db, run_id), "pass_at_k": pass_at_k, "pairs": pairs,
             "training": training, "rounds": rounds}
+    seed_runs = stored_seeds.seed_runs(db, run_id)
+    if seed_runs:
+        from workbench.seeds import across_seeds
+
+        data["seeds"] = [{"seed": seed, **collect(db, seed_run)} for seed, seed_run in seed_runs.items()]
+        data["across_seeds"] = across_seeds({
+            entry["seed"]: as_table(entry["pass_at_k"]) for entry in data["seeds"] if entry["pass_at_k"]})
+    return data
+
+
+def as_table(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Pass@k rows as the evaluate stage's table: policy -> k -> {pass_at_k}."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows:
+        table.setdefault(row["policy"], {})[str(row["k"])] = {"pass_at_k": row["pass_at_k"]}
+    return table
 
 
 def cell(value: Any) -> str:
@@ -78,7 +97,7 @@ def markdown(data: dict[str, Any]) -> str:
                   markdown_table(["policy", "tasks", *(f"pass@{k}" for k in ks)], rows)]
         if any(row[0].endswith(" *") for row in rows):
             parts.append("\\* trained on some of the evaluation tasks: not a held-out measure there.")
-    else:
+    elif not data.get("seeds"):
         parts.append("No evaluation in this run.")
     if data["pairs"]:
         ks = sorted({pair["k"] for pair in data["pairs"]})
@@ -102,7 +121,25 @@ def markdown(data: dict[str, Any]) -> str:
                                  [[s["round"], s["policy"], f"{s['tasks']} x {s['n']}", s["successes"],
                                    interval(s["pass_at_1"], s["ci_low"], s["ci_high"]), s["env_steps"],
                                    s["train_examples"]] for s in data["rounds"]])]
+    if data.get("seeds"):
+        parts += seeds_markdown(data)
     return "\n\n".join(parts) + "\n"
+
+
+def seeds_markdown(data: dict[str, Any]) -> list[str]:
+    """Each policy's Pass@k over the training seeds, then every seed's own tables."""
+    parts = []
+    if data["across_seeds"]:
+        parts += ["## Pass@k over training seeds (mean ± sample standard deviation, min, max)",
+                  markdown_table(["policy", "k", "seeds", "mean ± std", "min", "max"],
+                                 [[row["policy"], row["k"], row["seeds"], f"{row['mean']:.3f} ± {row['std']:.3f}",
+                                   row["min"], row["max"]] for row in data["across_seeds"]])]
+    for entry in data["seeds"]:
+        run = entry["run"] or {}
+        parts.append(f"## Training seed {entry['seed']} (seed run {run.get('id')})")
+        for part in markdown(entry).strip().split("\n\n")[2:]:  # its tables, without its title and status
+            parts.append("#" + part if part.startswith("## ") else part)
+    return parts
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -202,7 +239,7 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
     if not Path(db_path).is_file():
         raise LeafeError(f"report: store not found: {db_path}")
     db = open_store(db_path)
-    run_id = run_id or stored.latest_run(db)
+    run_id = run_id or stored_seeds.latest_run(db)  # a seed run is reported with its run
     if run_id is None or stored.run_header(db, run_id) is None:
         raise LeafeError(f"report: {db_path} has no run {run_id or ''}".rstrip())
     data = collect(db, run_id)
@@ -211,9 +248,15 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
     written = [folder / "report.md", folder / "report.json"]
     written[0].write_text(markdown(data))
     written[1].write_text(json.dumps(data, indent=1, default=str))
-    for name in ("pass_at_k", "pairs", "training", "rounds"):
-        if data[name]:
-            write_csv(folder / f"{name}.csv", data[name])
+    tables = {name: data[name] for name in ("pass_at_k", "pairs", "training", "rounds")}
+    if data.get("seeds"):
+        tables["across_seeds"] = [{key: value for key, value in row.items() if key != "per_seed"}
+                                  for row in data["across_seeds"]]
+        tables["seeds_pass_at_k"] = [{"seed": entry["seed"], **row} for entry in data["seeds"]
+                                     for row in entry["pass_at_k"]]
+    for name, rows in tables.items():
+        if rows:
+            write_csv(folder / f"{name}.csv", rows)
             written.append(folder / f"{name}.csv")
     for name, (title, x_label, series, log_x, ticks) in plots(data).items():
         (folder / f"{name}.svg").write_text(svg_plot(title, x_label, series, log_x=log_x, x_ticks=ticks))

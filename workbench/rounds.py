@@ -3,8 +3,10 @@
 With `[leafe] rounds = N`, the stages explore .. distill run once per round: round r
 explores and backtracks with round r-1's adapter, its corrections join the run's dataset
 (export is cumulative over the run), and the adapter is trained again on all of them.
-`explore.rollouts_per_task` is split evenly over the rounds, so N rounds spend the
-exploration budget of one. Names carry the round: adapter `leafe-run-<run>-round<r>` (or
+Each round runs the same stage functions as a single pass, on the round's config: the
+previous round's adapter as `[model] adapter`, its share of `explore.rollouts_per_task`
+(split evenly, so N rounds spend the exploration budget of one), or with `[experiment]
+env_steps` its cumulative share r/N of the budget, spent through `spend_leafe_budget`. Names carry the round: adapter `leafe-run-<run>-round<r>` (or
 `<distill.name>-round<r>`), dataset `<export name>-round<r>`. With validation tasks
 (`[leafe] validation_tasks`), each round ends in a `validate` stage that scores its
 adapter's Pass@1 on them (round 0: the base policy) into `round_scores`: the curve that
@@ -89,12 +91,15 @@ def previous_adapter(context: StageContext, round_number: int) -> str:
 
 def round_config(context: StageContext, round_number: int) -> Config:
     """The run's config as round `round_number` sees it: its share of the exploration
-    episodes (with seeds of its own), the previous round's adapter as the policy, and
-    round names for its dataset and adapter."""
+    episodes (with seeds of its own) or, with a declared budget, its cumulative share of the
+    budget; the previous round's adapter as the policy; round names for its dataset and adapter."""
     config = context.config
     per_round = config.explore.rollouts_per_task // config.leafe.rounds
     explore = dataclasses.replace(
         config.explore, rollouts_per_task=per_round, seed=config.explore.seed + (round_number - 1) * per_round
+    )
+    experiment = dataclasses.replace(
+        config.experiment, env_steps=round(config.experiment.env_steps * round_number / config.leafe.rounds)
     )
     model = dataclasses.replace(config.model, adapter=previous_adapter(context, round_number))
     export = dataclasses.replace(
@@ -107,7 +112,15 @@ def round_config(context: StageContext, round_number: int) -> Config:
         name=adapter_name(config, context.run_id, round_number),
         output=with_round_path(config.distill.output, round_number),
     )
-    return dataclasses.replace(config, explore=explore, model=model, export=export, distill=distill)
+    return dataclasses.replace(
+        config, explore=explore, experiment=experiment, model=model, export=export, distill=distill
+    )
+
+
+def first_rollout(config: Config, round_number: int) -> int:
+    """Where round `round_number`'s exploration episodes are numbered from: after the
+    earlier rounds' shares."""
+    return (round_number - 1) * (config.explore.rollouts_per_task // config.leafe.rounds)
 
 
 def run_in_round(
@@ -120,39 +133,14 @@ def run_in_round(
         return function(context)
     inner = dataclasses.replace(context, config=round_config(context, round_number))
     try:
-        summary = run_round_explore(inner) if stage == "explore" else function(inner)
+        if stage == "explore":
+            # The explore stage itself, numbering this round's episodes after the earlier rounds'.
+            summary = function(inner, first_rollout=first_rollout(context.config, round_number))
+        else:
+            summary = function(inner)
     finally:
         context.usage_since = inner.usage_since  # time is counted once, whichever context stored it
     return {"round": round_number, **summary}
-
-
-def policy_label(adapter: str) -> str:
-    return f"adapter:{adapter}" if adapter else "base"
-
-
-def run_round_explore(context: StageContext) -> dict:
-    """Explore with this round's policy: its episodes are labelled with that policy, so each
-    round's episodes are its own (and a resumed round continues them)."""
-    from workbench.explore import episode_summary, open_episodes, play_episodes
-
-    config = context.config
-    tasks = context.suite.load_tasks(config.env.tasks)
-    policy = policy_label(config.model.adapter)
-    episode_ids = open_episodes(
-        context, tasks, purpose="explore", policy=policy,
-        rollouts=config.explore.rollouts_per_task, seed=config.explore.seed,
-    )
-    running = context.db.execute(
-        f"select count(*) from episodes where status = 'running' and id in ({','.join('?' * len(episode_ids))})",
-        episode_ids,
-    ).fetchone()[0]
-    if running:
-        sampling = Sampling(
-            temperature=config.explore.temperature, top_p=config.explore.top_p,
-            max_new_tokens=config.model.max_new_tokens, seed=config.explore.seed,
-        )
-        play_episodes(context, episode_ids, context.generator(), sampling, stage=f"explore ({policy})")
-    return {**episode_summary(context, "explore"), "policy": policy, "round_episodes": len(episode_ids)}
 
 
 # -- validation ---------------------------------------------------------------------------

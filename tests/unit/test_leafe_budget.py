@@ -102,21 +102,27 @@ def test_spend_leafe_budget_spends_each_rounds_cumulative_total(workdir):
     context.close()
 
 
-def test_in_leafe_rounds_each_rounds_backtracking_spends_its_share(workdir):
+def test_in_leafe_rounds_each_round_spends_its_share_through_the_stages(workdir):
+    import dataclasses
+
     from workbench.backtrack import run_backtrack
-    from workbench.explore import explore_within_budget
+    from workbench.explore import run_explore
     from workbench.reflect import run_reflect
+    from workbench.rounds import round_config
 
     config = config_from_dict(settings(workdir, WRONG, experiment={"env_steps": 60}, leafe={"rounds": 2},
                                              explore={"rollouts_per_task": 2}))
     db = open_store(workdir / "s.db")
     with transaction(db):
-        run_id = queries.create_run(db, config=resolved(config), stages=["backtrack"], provenance={})
-        db.execute("update run_stages set round = 1, status = 'running' where run_id = ?", [run_id])
+        run_id = queries.create_run(db, config=resolved(config), stages=["explore"], provenance={})
     context = StageContext(db=db, run_id=run_id, config=config, suite=open_suite(config.env))
-    explore_within_budget(context, 9)
-    run_reflect(context)
-    summary = run_backtrack(context)  # round 1 of 2: half of the 60 steps, not all of them
-    used = spent(db, run_id, "explore")[0]
-    assert summary["env_steps_budget"] == 30 and within_tolerance(used, 30) and used <= 30
+    for round_number, share in ((1, 30), (2, 60)):  # round r of 2: r/2 of the 60 steps, cumulative
+        inner = dataclasses.replace(context, config=round_config(context, round_number))
+        explored_now = run_explore(inner)
+        run_reflect(inner)
+        summary = run_backtrack(inner)
+        used = spent(db, run_id, "explore")[0]
+        # Exploration played waves up to its share (30% of the round's total), not rollouts_per_task.
+        assert explored_now["env_steps_target"] == round(0.3 * share)
+        assert summary["env_steps_budget"] == share and within_tolerance(used, share) and used <= share
     context.close()

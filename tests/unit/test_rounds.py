@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 
 import workbench.distill
+import workbench.explore
 import workbench.models
 import workbench.rounds
 from store import rounds as stored_rounds
@@ -132,20 +133,20 @@ def test_round_two_explores_and_backtracks_with_round_ones_adapter(workdir, tiny
 
 def test_resume_after_a_stop_between_rounds_skips_the_finished_round(workdir, tiny_folder, monkeypatch):
     config = config_from_dict(rounds_config(workdir, tiny_folder))
-    original = workbench.rounds.run_round_explore
+    original = workbench.explore.run_explore
 
-    def stop_in_round_two(context):
+    def stop_in_round_two(context, **kwargs):
         if context.config.model.adapter:
             raise KeyboardInterrupt  # as a kill between rounds would
-        return original(context)
+        return original(context, **kwargs)
 
-    monkeypatch.setattr(workbench.rounds, "run_round_explore", stop_in_round_two)
+    monkeypatch.setattr(workbench.explore, "run_explore", stop_in_round_two)
     first = run_pipeline(config, db_path=workdir / "r.db")
     assert first.status == "interrupted"
     db = open_store(workdir / "r.db")
     assert [row["name"] for row in db["adapters"].rows] == ["leafe-run-1-round1"]
     finished = {(row["stage"], row["round"]): row["finished_at"] for row in db["run_stages"].rows}
-    monkeypatch.setattr(workbench.rounds, "run_round_explore", original)
+    monkeypatch.setattr(workbench.explore, "run_explore", original)
     trained = []
     train = workbench.distill.train_adapter
     monkeypatch.setattr(workbench.distill, "train_adapter", lambda *a, **k: trained.append(k["name"]) or train(*a, **k))
@@ -169,3 +170,16 @@ def test_round_names_follow_distill_and_export_names(workdir, tiny_folder):
     named = dataclasses.replace(config, distill=dataclasses.replace(config.distill, name="nav"))
     assert adapter_name(named, 7, 3) == "nav-round3"
     assert with_round_path("out/data.jsonl", 2) == "out/data-round2.jsonl"
+
+
+def test_a_round_after_one_that_trained_nothing_still_explores_episodes_of_its_own(workdir, tiny_folder):
+    # guess/1 is never guessed: round 1 has no success and no correction, so it trains no
+    # adapter and round 2 acts with the base policy again, on new episodes, not round 1's.
+    settings = rounds_config(workdir, tiny_folder)
+    settings["env"]["tasks"] = ["guess/1"]
+    result = run_pipeline(config_from_dict(settings), db_path=workdir / "r.db")
+    assert result.status == "finished", result.error
+    db = open_store(workdir / "r.db")
+    rows = db.execute("select policy, rollout from episodes where purpose = 'explore' order by rollout").fetchall()
+    assert rows == [("base", 0), ("base", 1)]
+    assert result.summaries["explore@2"]["episodes"] == 2 and "skipped" in result.summaries["distill@2"]

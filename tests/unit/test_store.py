@@ -15,7 +15,7 @@ from workbench.errors import StoreError
 
 EXPECTED_COLUMNS = {
     "runs": ["id", "name", "config", "config_path", "stages", "status", "error", "created_at",
-             "finished_at", "provenance", "tokens_generated", "wall_time", "splits"],
+             "finished_at", "provenance", "tokens_generated", "wall_time", "splits", "parent_run_id", "seed"],
     "tasks": ["id", "env", "name", "spec"],
     "episodes": ["id", "run_id", "task_id", "policy", "purpose", "rollout", "seed", "status",
                  "success", "score", "steps", "created_at"],
@@ -34,7 +34,7 @@ EXPECTED_COLUMNS = {
                  "lineage", "created_at"],
     "train_log": ["adapter_id", "step", "epoch", "loss", "learning_rate"],
     "run_stages": ["run_id", "stage", "position", "status", "started_at", "finished_at", "summary", "round",
-                   "wall_time", "tokens", "env_steps", "peak_rss"],
+                   "wall_time", "tokens", "env_steps", "peak_rss", "seed"],
     "round_scores": ["id", "run_id", "round", "policy", "adapter_id", "tasks", "n", "successes", "pass_at_1",
                      "ci_low", "ci_high", "env_steps", "train_examples", "train_tokens"],
     "decisions": ["id", "correction_id", "previous_status", "previous_edited_action", "status",

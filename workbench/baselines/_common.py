@@ -24,6 +24,7 @@ from workbench.budget import Budget, accounting
 from workbench.context import StageContext
 from workbench.distill import adapter_summary, existing_adapter, train_adapter
 from workbench.errors import LeafeError
+from workbench.seeds import run_label
 
 
 def steps_used(context: StageContext, purpose: str) -> int:
@@ -78,13 +79,14 @@ def write_dataset(
     return str(path), dataset_id
 
 
-def adapter_name(kind: str, run_id: int) -> str:
-    return f"{kind.replace('_', '-')}-run-{run_id}"
+def adapter_name(kind: str, run_label: int | str) -> str:
+    """`rft-run-3`; a training seed's own: `rft-run-3-seed1` (workbench/seeds.py)."""
+    return f"{kind.replace('_', '-')}-run-{run_label}"
 
 
 def finished_adapter(context: StageContext, kind: str) -> dict | None:
     """The summary of this baseline's adapter if the run already trained it (resume)."""
-    done = existing_adapter(context.db, adapter_name(kind, context.run_id), context.run_id)
+    done = existing_adapter(context.db, adapter_name(kind, run_label(context)), context.run_id)
     return adapter_summary(context.db, done) if done is not None else None
 
 
@@ -102,7 +104,7 @@ def train_baseline_adapter(
     """Train the baseline's adapter with the run's [distill] LoRA settings; its summary."""
     if used > budget.steps:
         raise LeafeError(f"{kind}: used {used} environment steps, over the budget of {budget.steps}")
-    name = adapter_name(kind, context.run_id)
+    name = adapter_name(kind, run_label(context))
     budget_entries = accounting(context, f"baseline:{kind}", used=used, budget=budget, tokens=tokens)
     settings = dataclasses.replace(context.config.distill, dataset="", name="", output="")
     adapter_id = train_adapter(

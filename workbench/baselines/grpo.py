@@ -50,6 +50,7 @@ from workbench.context import Cancelled, StageContext
 from workbench.distill import adapter_summary, check_name_free, record_adapter, write_card
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
+from workbench.seeds import run_label
 
 KIND = "grpo"
 MAX_COMPLETION_TOKENS = 128  # a CPU-sized cap on each sampled answer
@@ -256,7 +257,7 @@ def run_grpo(context: StageContext) -> dict:
     steps = plan_steps(context, budget, config.baselines.grpo_group_size, len(tasks))
     examples = prompt_examples(context, tasks)
     dataset_path, dataset_id = write_dataset(context, kind=KIND, name=f"grpo-run-{context.run_id}", examples=examples)
-    name = adapter_name(KIND, context.run_id)
+    name = adapter_name(KIND, run_label(context))
     output = (store_folder(context.db) / "adapters" / name).resolve()
     check_name_free(context.db, name, output)
     completion_tokens = min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS)

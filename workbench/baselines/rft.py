@@ -33,6 +33,7 @@ from workbench.envs.base import Task
 from workbench.errors import NothingToTrain
 from workbench.explore import open_episodes, play_episodes
 from workbench.models.base import Sampling
+from workbench.seeds import run_label
 
 KIND = "rft"
 PURPOSE = "baseline:rft"
@@ -133,7 +134,7 @@ def run_rft(context: StageContext) -> dict:
         raise NothingToTrain(
             f"baseline:rft: none of the {episodes} episodes ({used} environment steps) succeeded, "
             "so there is nothing to fine-tune on",
-            adapter=adapter_name(KIND, context.run_id),
+            adapter=adapter_name(KIND, run_label(context)),
         )
     path, dataset_id = write_dataset(context, kind=KIND, name=f"rft-run-{context.run_id}", examples=examples)
     context.say(f"baseline:rft: {successes} of {episodes} episodes succeeded in {used} of {budget.steps} steps")
