@@ -1,11 +1,12 @@
 """Pass@k per policy with its 95% interval, a plot of Pass@k against k, the paired
-comparisons of policies (when the run has any), and a key to launch an evaluation (the
-`evaluate` stage in a thread worker)."""
+comparisons of policies (when the run has any), the run's recorded evaluations, and a key
+to launch an evaluation (the `evaluate` stage in a thread worker) that belongs to the run
+the screen was opened from; `t` compares two policies task by task."""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,13 +22,11 @@ from screens.widgets.loss_plot import PassAtKPlot
 from store import ablation as stored_ablation
 from store import budget as stored_budgets
 from store import costs as stored_costs
+from store import evaluations as stored_evaluations
 from store import pairs as stored_pairs
 from store import splits as stored_splits
 from store import views
 from workbench.context import Progress
-
-if TYPE_CHECKING:
-    from workbench.pipeline import RunResult
 
 OVERLAP_MARK = "*"
 """After a policy trained on some of the evaluation tasks (not a held-out measure there)."""
@@ -53,6 +52,8 @@ class ResultsScreen(StageRunnerScreen):
         Binding("e,ctrl+s", "evaluate", "Evaluate", id="results.evaluate",
                 tooltip="Run the evaluate stage for the policies below"),
         Binding("a", "toggle_all", "All runs", id="results.all_runs", tooltip="Show every run's results or this run's"),
+        Binding("t", "task_by_task", "Task by task", id="results.task_by_task",
+                tooltip="Each task's c/n under two policies, with fixed / broken / unchanged marks"),
         Binding("ctrl+x", "cancel_evaluation", "Cancel", id="results.cancel", tooltip="Stop the evaluation", priority=True),
     ]
     AUTO_FOCUS = "#evals"
@@ -72,12 +73,16 @@ class ResultsScreen(StageRunnerScreen):
             yield PassAtKPlot(id="passk-plot")
         yield DataTable(id="pairs", cursor_type="row", zebra_stripes=True)
         yield Static(id="diagnostics")
+        yield Static(id="evaluations")
         with Horizontal(id="eval-form"):
             yield Label("policies", classes="inline-label")
             yield Input(id="eval-policies", compact=True)
             yield Label("n", classes="inline-label")
             yield Input("4", id="eval-n", type="integer", compact=True)
+            yield Label("tasks", classes="inline-label")
+            yield Input(id="eval-tasks", compact=True, placeholder="the run's test tasks")
             yield Button("Evaluate (e)", variant="primary", id="evaluate", compact=True)
+        yield Static(id="eval-held-out")
         yield ProgressBar(id="eval-progress", show_eta=False)
         yield Footer(compact=True)
 
@@ -105,8 +110,32 @@ class ResultsScreen(StageRunnerScreen):
         # An Input shows its value as it is, control characters included: the visible form.
         self.query_one("#eval-policies", Input).value = visible_line(", ".join(map(str, policies)))
         self.query_one("#eval-n", Input).value = visible_line(evaluate.get("n", 4))
+        tasks = evaluate.get("tasks")
+        self.query_one("#eval-tasks", Input).value = visible_line(
+            ", ".join(map(str, tasks)) if isinstance(tasks, list) else ("" if tasks is None else tasks))
         if self.run_id is not None and not views.evals(self.db, self.run_id):
             self.shown_run = None
+        self.show_held_out()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("eval-tasks", "eval-policies"):
+            self.show_held_out()
+
+    def chosen_policies(self) -> list[str]:
+        return [p.strip() for p in self.query_one("#eval-policies", Input).value.split(",") if p.strip()]
+
+    @shows_store_problems
+    def show_held_out(self) -> None:
+        """The overlap check of the chosen tasks, before anything runs."""
+        from workbench.held_out import held_out_line, parse_tasks
+
+        widget = self.query_one("#eval-held-out", Static)
+        if self.run_id is None:
+            widget.update(Text("Open a run to evaluate under it.", style="dim"))
+            return
+        line = held_out_line(self.db, self.run_id, self.chosen_policies(),
+                             parse_tasks(self.query_one("#eval-tasks", Input).value))
+        widget.update(plain_line(line, style="yellow" if line.startswith("Not held out") else "dim"))
 
     @shows_store_problems
     def reload(self) -> None:
@@ -127,6 +156,7 @@ class ResultsScreen(StageRunnerScreen):
         self.query_one("#passk-plot", PassAtKPlot).set_curves(views.eval_curves(rows))
         compared = self.show_pairs()
         self.show_diagnostics()
+        self.show_evaluations()
         scope = f"run {self.shown_run}" if self.shown_run is not None else "every run"
         if rows:
             info = Text.assemble(("Pass@k ", "bold"), f"of {scope}: unbiased estimator over n rollouts per task; "
@@ -161,6 +191,16 @@ class ResultsScreen(StageRunnerScreen):
         widget.update(plain("\n".join(lines)))  # adapter names come from outside
         widget.display = bool(lines)
 
+    def show_evaluations(self) -> None:
+        """The shown run's recorded evaluations, newest first: what each used and how it ended."""
+        widget = self.query_one("#evaluations", Static)
+        recorded = stored_evaluations.evaluations_of_run(self.db, self.shown_run) if self.shown_run else []
+        lines = [evaluation_line(evaluation) for evaluation in recorded[:5]]
+        if len(recorded) > 5:
+            lines.append(f"… and {len(recorded) - 5} earlier")
+        widget.update(plain("\n".join(["Evaluations of this run:", *lines]) if lines else ""))
+        widget.display = bool(lines)
+
     def show_pairs(self) -> bool:
         """Fill the paired comparisons of the shown run(s); the table shows only when there are any."""
         pairs = stored_pairs.pairs(self.db, self.shown_run)
@@ -191,18 +231,21 @@ class ResultsScreen(StageRunnerScreen):
     # -- evaluating -------------------------------------------------------------------
 
     def evaluation_config(self) -> Any:
+        """The run's config with the form's policies, n and tasks: checked like any config
+        before anything runs (the evaluation itself is recorded under the run)."""
         from workbench.config import config_from_dict
+        from workbench.held_out import parse_tasks
 
         data = views.run_config(self.db, self.run_id) if self.run_id is not None else {}
-        policies = [p.strip() for p in self.query_one("#eval-policies", Input).value.split(",") if p.strip()]
         n = int(self.query_one("#eval-n", Input).value or 4)
         evaluate = dict(data.get("evaluate", {}))
-        evaluate["policies"] = policies or ["base"]
+        evaluate["policies"] = self.chosen_policies() or ["base"]
         evaluate["n"] = n
         evaluate["k"] = [k for k in evaluate.get("k", [1, 2, 4]) if k <= n] or [1]
-        data = {**data, "evaluate": evaluate, "stages": {"run": ["evaluate"]},
-                "store": {"path": str(self.workbench.db_path)}}
-        return config_from_dict(data)
+        tasks = parse_tasks(self.query_one("#eval-tasks", Input).value)
+        if tasks is not None:
+            evaluate["tasks"] = tasks
+        return config_from_dict({**data, "evaluate": evaluate})
 
     @property
     def evaluating(self) -> bool:
@@ -215,6 +258,9 @@ class ResultsScreen(StageRunnerScreen):
             return
         from workbench.errors import LeafeError
 
+        if self.run_id is None:
+            self.notify("Open a run first: an evaluation is recorded under its run.", severity="warning")
+            return
         try:
             config = self.evaluation_config()
         except (LeafeError, ValueError) as error:
@@ -222,12 +268,13 @@ class ResultsScreen(StageRunnerScreen):
             return
         self.query_one("#results-info", Static).update(
             plain_line(f"Evaluating {', '.join(config.evaluate.policies)} with n = {config.evaluate.n}…"))
-        db_path = self.workbench.db_path
+        db_path, run_id, settings = self.workbench.db_path, self.run_id, config.evaluate
 
-        def evaluate(progress: Progress, cancel: threading.Event) -> RunResult:
-            from workbench.pipeline import run_pipeline
+        def evaluate(progress: Progress, cancel: threading.Event) -> dict:
+            from workbench.evaluate import evaluate_in_run
 
-            return run_pipeline(config, db_path=db_path, progress=progress, cancel=cancel, config_path="")
+            return evaluate_in_run(db_path, run_id, policies=settings.policies, n=settings.n,
+                                   tasks=settings.tasks, progress=progress, cancel=cancel)
 
         self.start_stage(evaluate)
 
@@ -238,13 +285,43 @@ class ResultsScreen(StageRunnerScreen):
         self.query_one("#results-info", Static).update(plain_line(message.text))
 
     def stage_finished(self, message: StageFinished) -> None:
-        result: RunResult | None = message.result
+        result: dict | None = message.result
         if result is None:
             text = ("Evaluation cancelled." if message.cancelled else f"Evaluation failed: {message.error}")
+            self.shown_run = self.run_id  # a failed one is recorded under the run too
+            self.reload()
             self.query_one("#results-info", Static).update(plain_line(text))
             self.notify(text, severity="error" if message.failed else "warning", timeout=8)
             return
-        self.shown_run = result.run_id
+        self.shown_run = result["run_id"]  # the run the screen is titled with
         self.reload()
-        text = f"Evaluation run {result.run_id} {result.status}" + (f": {result.error}" if result.error else "")
-        self.notify(visible_line(text), severity="error" if result.status == "failed" else "information", timeout=5)
+        self.notify(f"Evaluation {result['evaluation_id']} of run {result['run_id']} finished: "
+                    f"{result['tasks']} tasks, n = {result['n']}.", timeout=5)
+
+    # -- task by task -----------------------------------------------------------------
+
+    @shows_store_problems
+    def action_task_by_task(self) -> None:
+        from screens.task_by_task import TaskByTaskScreen
+
+        run_id = self.shown_run if self.shown_run is not None else self.run_id
+        policies = stored_evaluations.evaluated_policies(self.db, run_id) if run_id is not None else []
+        if len(policies) < 2:
+            self.notify("Task by task needs a run with two evaluated policies.", severity="warning")
+            return
+        self.app.push_screen(TaskByTaskScreen(run_id, policies))
+
+
+def evaluation_line(evaluation: stored_evaluations.Evaluation) -> str:
+    """`#2 finished 14:03  base, adapter:x · 3 tasks · n 4 · seed 1000 · adapter:x trained on 1`."""
+    tasks = evaluation.summary.get("tasks")
+    chosen = (f"{tasks} tasks" if tasks is not None else
+              "tasks " + (", ".join(map(str, evaluation.tasks)) if isinstance(evaluation.tasks, list)
+                          else str(evaluation.tasks if evaluation.tasks is not None else "of the run")))
+    parts = [f"#{evaluation.id} {evaluation.status} {evaluation.created_at[11:16]}",
+             ", ".join(evaluation.policies), chosen, f"n {evaluation.n}", f"seed {evaluation.seed}"]
+    overlap = evaluation.summary.get("overlap") or {}
+    parts += [f"{policy} trained on {len(names)}" for policy, names in overlap.items() if names]
+    if evaluation.error:
+        parts.append(evaluation.error)
+    return "  " + " · ".join(parts)

@@ -350,3 +350,34 @@ def m010_training_seeds(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("parent_run_id", int)  # null: a run a person started
     db["runs"].add_column("seed", int)  # the training seed of a seed run
     db["run_stages"].add_column("seed", int)  # null: the run has one seed
+
+
+@migration
+def m011_evaluations(db: sqlite_utils.Database) -> None:
+    # An evaluation started from the Results screen belongs to the run it was opened from:
+    # it is recorded under that run with what it used (policies, tasks, n, k, seed) and,
+    # once it ends, what it found (the Pass@k table, the paired comparisons, the tasks each
+    # policy trained on), instead of becoming an unnamed run of its own.
+    db["evaluations"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "policies": str,  # JSON list
+            "tasks": str,  # JSON: null (the run's test tasks), a count, or a list of names
+            "n": int,
+            "k": str,  # JSON list
+            "seed": int,
+            "status": str,  # running | finished | failed | cancelled
+            "error": str,
+            "summary": str,  # JSON: table, pairs, overlap, tasks played
+            "created_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["evaluations"].create_index(["run_id"])
+    # An edit of a correction is run from tau and continued by the policy: the decision
+    # names the branch it made (and the one it replaced), so an undo restores that too.
+    db["decisions"].add_column("leaf_node_id", int)
+    db["decisions"].add_column("previous_leaf_node_id", int)

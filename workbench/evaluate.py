@@ -13,7 +13,9 @@ task with `base` and with the run's LEAFE adapter (workbench/paired.py), into
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -29,7 +31,8 @@ from workbench.adapters import (
     resolve_adapter,
     training_task_names,
 )
-from workbench.context import StageContext
+from workbench.config import config_from_dict
+from workbench.context import Cancelled, Progress, StageContext
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
 from workbench.explore import open_episodes, play_episodes, register_tasks
@@ -273,6 +276,51 @@ def run_evaluate(context: StageContext) -> dict:
         # What each trained method spent and trained on, beside what it scored (budget.py).
         "budgets": adapter_budgets(context.db, context.run_id),
     }
+
+
+# -- an evaluation of its own, under a stored run (the Results screen's `e`) ---------------
+
+
+def evaluate_in_run(
+    db_path: str | Path,
+    run_id: int,
+    *,
+    policies: Sequence[str],
+    n: int,
+    tasks: int | list[str] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> dict:
+    """Evaluate `policies` on `tasks` (None: the run's test tasks) with `n` rollouts each,
+    under run `run_id` itself: its results, paired comparisons and overlap flags are the
+    run's, and the evaluation is recorded with what it used and found
+    (store/evaluations.py). Returns run_evaluate's summary with `evaluation_id`."""
+    from store import evaluations
+
+    with StageContext.for_run(db_path, run_id, progress=progress, cancel=cancel) as context:
+        data = queries.get_run(context.db, run_id)["config"]
+        settings = dict(data.get("evaluate") or {})
+        settings.update(policies=list(policies), n=n)
+        settings["k"] = [k for k in settings.get("k", [1, 2, 4]) if k <= n] or [1]
+        if tasks is not None:
+            settings["tasks"] = tasks
+        context.config = config_from_dict({**data, "evaluate": settings})  # checked like any config
+        chosen = context.config.evaluate
+        evaluation_id = evaluations.start_evaluation(
+            context.db, run_id, policies=chosen.policies, tasks=chosen.tasks, n=chosen.n, k=chosen.k,
+            seed=chosen.seed,
+        )
+        try:
+            summary = run_evaluate(context)
+        except Cancelled:
+            evaluations.finish_evaluation(context.db, evaluation_id, "cancelled")
+            raise
+        except Exception as error:
+            evaluations.finish_evaluation(context.db, evaluation_id, "failed", error=str(error))
+            raise
+        recorded = {name: summary[name] for name in ("tasks", "n", "table", "pairs", "overlap", "leafe_policy")}
+        evaluations.finish_evaluation(context.db, evaluation_id, "finished", summary=recorded)
+        return {**summary, "run_id": run_id, "evaluation_id": evaluation_id}
 
 
 # -- reading and showing ------------------------------------------------------------------

@@ -127,24 +127,24 @@ async def test_the_cancel_key_stops_training_and_stores_no_adapter(store, monkey
 
 
 async def test_results_show_pass_at_k_and_launch_an_evaluation(store, monkeypatch):
-    import workbench.pipeline
-    from workbench.pipeline import RunResult
+    import workbench.evaluate
 
     launched: list = []
 
-    def fake_run_pipeline(config, *, db_path, progress, cancel, config_path=""):
-        launched.append(config)
+    def fake_evaluate_in_run(db_path, run_id, *, policies, n, tasks=None, progress=None, cancel=None):
+        launched.append((run_id, list(policies), n, tasks))
         db = sqlite_utils.Database(db_path)
-        run_id = db["runs"].insert({"name": "eval", "status": "finished", "stages": '["evaluate"]'}).last_pk
+        db.execute("delete from evals where run_id = ? and policy = 'base'", [run_id])
         for k, value in ((1, 0.4), (2, 0.6)):
             db["evals"].insert({"run_id": run_id, "policy": "base", "k": k, "pass_at_k": value,
                                 "ci_low": 0.1, "ci_high": 0.9, "n_tasks": 3})
+        db.conn.commit()
         db.close()
         progress.start("evaluate", 2, "evaluate")
         progress.advance(2)
-        return RunResult(run_id, "finished")
+        return {"run_id": run_id, "evaluation_id": 1, "tasks": 3, "n": n}
 
-    monkeypatch.setattr(workbench.pipeline, "run_pipeline", fake_run_pipeline)
+    monkeypatch.setattr(workbench.evaluate, "evaluate_in_run", fake_evaluate_in_run)
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         app.open_run(store.leafe_run)
@@ -162,10 +162,10 @@ async def test_results_show_pass_at_k_and_launch_an_evaluation(store, monkeypatc
         await pilot.press("e")
         await screen.workers.wait_for_complete()
         await pilot.pause()
-        assert table.row_count == 2  # the new evaluation run's table
-        assert screen.shown_run == 3
-        await pilot.press("a")  # every run
-        assert table.row_count == 8
-    (config,) = launched
-    assert config.stages.run == ["evaluate"]
-    assert config.evaluate.policies == ["base", "adapter:leafe-run-1"] and config.evaluate.n == 4
+        # The results stay the run's: its title, its table (base's rows replaced, the adapter's kept).
+        assert screen.shown_run == store.leafe_run and f"run {store.leafe_run}" in screen.sub_title
+        assert table.row_count == 5
+        assert {str(table.get_row_at(i)[0]) for i in range(table.row_count)} == {str(store.leafe_run)}
+        await pilot.press("a")  # every run: still the one run
+        assert table.row_count == 5
+    assert launched == [(store.leafe_run, ["base", "adapter:leafe-run-1"], 4, None)]

@@ -38,7 +38,10 @@ EXPECTED_COLUMNS = {
     "round_scores": ["id", "run_id", "round", "policy", "adapter_id", "tasks", "n", "successes", "pass_at_1",
                      "ci_low", "ci_high", "env_steps", "train_examples", "train_tokens"],
     "decisions": ["id", "correction_id", "previous_status", "previous_edited_action", "status",
-                  "edited_action", "reviewer", "decided_at", "reason", "undoes"],
+                  "edited_action", "reviewer", "decided_at", "reason", "undoes", "leaf_node_id",
+                  "previous_leaf_node_id"],
+    "evaluations": ["id", "run_id", "policies", "tasks", "n", "k", "seed", "status", "error", "summary",
+                    "created_at", "finished_at"],
     "_migrations": ["id", "name", "applied_at"],
     # The search index (m005): FTS5 over the steps' and notes' text, with SQLite's own tables.
     "_search_nodes": ["action", "observation"],
