@@ -1,5 +1,9 @@
 """Review corrections: the original action at tau, the note and the corrected action side
 by side with a diff; approve, edit, reject, rewrite the note, undo, or decide many at once.
+Around them, the task, the history before tau (collapsible) and the outcomes of the
+original path and of the corrected branch. An edited action is played from tau and its
+result shown before it is kept; keeping it lets the policy continue from it to the end of
+the budget (as branch by hand does), so the exported continuation answers the edit.
 
 Every decision is written at once through `store.curation`, with the reviewer's name, in a
 worker: a store locked by another program makes the decision wait (or fail with a one-line
@@ -11,20 +15,22 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import Collapsible, DataTable, Footer, Header, Label, Static
 
 from screens.base import WorkbenchScreen
-from screens.modals import EditResult, EditTextScreen, ReasonScreen
-from screens.plain_text import plain, plain_line
+from screens.modals import EditPreviewScreen, EditResult, EditTextScreen, ReasonScreen
+from screens.plain_text import plain, plain_line, visible_line
 from screens.store_problems import shows_store_problems
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
 from screens.words import counted
-from store import curation, decision_log, views
+from store import correction_context, curation, decision_log, views
 
 STATUS_STYLE = {"proposed": "yellow", "approved": "green", "edited": "cyan", "rejected": "red"}
 
@@ -61,6 +67,63 @@ def history_text(correction_id: int, decisions: list[dict]) -> Text:
         text.append_text(line)
         text.append("\n")
     return text
+
+
+def outcome_text(title: str, outcome: dict) -> Text:
+    """`Original (step 2): ✗ not solved · score 0.57 · 4/7 checks passed`, and the feedback's
+    error or first failing check on a second line."""
+    text = Text(f"{title}: ", style="bold")
+    if not outcome:
+        return text.append("–", style="dim")
+    text.append(f"(step {outcome['depth']}) ", style="dim")
+    solved = outcome["success"]
+    text.append("✓ solved" if solved else "✗ not solved", style="green" if solved else "red")
+    text.append(f" · score {outcome['score'] or 0:.2f}")
+    feedback = outcome.get("feedback") or {}
+    if isinstance(feedback.get("passed"), int) and isinstance(feedback.get("total"), int):
+        text.append(f" · {feedback['passed']}/{feedback['total']} checks passed")
+    failing = feedback.get("failing_asserts") or []
+    detail = feedback.get("error") or (failing[0] if isinstance(failing, list) and failing else "")
+    if detail:
+        text.append("\n")
+        text.append_text(plain_line(detail, width=70, style="dim"))
+    return text
+
+
+def history_before_tau(context: dict) -> Text:
+    """The task's text, then each step before tau (action, then what the environment said)."""
+    text = plain(context["task_text"].strip(), style="italic")
+    if not context["history"]:
+        text.append("\n(no steps before τ: it is the first)", style="dim")
+    for step in context["history"]:
+        text.append(f"\nstep {step['depth']}: ", style="bold")
+        text.append_text(plain(step["action"].strip()))
+        text.append("\n  → ", style="dim")
+        text.append_text(plain_line(step["observation"], width=100, style="dim"))
+    return text
+
+
+def preview_text(preview) -> Text:
+    """What the environment answered to an edited action (an EditPreview)."""
+    return outcome_text("Edited step", {"depth": "τ", "success": preview.success, "score": preview.score,
+                                        "feedback": preview.feedback}) + Text(
+        "  (the policy continues from here)" if not preview.done else "  (the episode ends here)", style="dim")
+
+
+class EditPreviewed(Message):
+    """An edited action was played from tau (`preview`), or could not be (`error`)."""
+
+    def __init__(self, correction_id: int, text: str, preview: object, error: str = "") -> None:
+        super().__init__()
+        self.correction_id, self.text, self.preview, self.error = correction_id, text, preview, error
+
+
+class EditKept(Message):
+    """The edited step and its continuation are stored (`status` recorded), or failed (`error`)."""
+
+    def __init__(self, correction_id: int, status: str, error: str = "") -> None:
+        super().__init__()
+        self.correction_id, self.status, self.error = correction_id, status, error
 
 
 class HistoryScreen(ModalScreen[None]):
@@ -110,6 +173,11 @@ class CurationScreen(WorkbenchScreen):
         yield Header()
         yield Static(id="curation-counts")
         yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+        with Collapsible(title="Task and history before τ", id="curation-context", collapsed=True):
+            yield Static(id="history-before")
+        with Horizontal(id="outcomes"):
+            yield Static(id="original-outcome", classes="outcome")
+            yield Static(id="branch-outcome", classes="outcome")
         with Horizontal(id="curation-panes"):
             with Vertical(classes="curation-pane"):
                 yield Label("Original action at τ", id="original-title", classes="pane-title")
@@ -201,10 +269,11 @@ class CurationScreen(WorkbenchScreen):
     def show_selected(self) -> None:
         row = self.rows.get(self.selected_id() or -1)
         if row is None:
-            for widget_id in ("original", "note", "corrected"):
+            for widget_id in ("original", "note", "corrected", "history-before", "original-outcome", "branch-outcome"):
                 self.query_one(f"#{widget_id}", Static).update("")
             self.query_one("#diff", DiffView).update("")
             return
+        self.show_context(row["id"])
         self.query_one("#original-title", Label).update(f"Original action at τ (step {row['tau_depth']})")
         self.query_one("#original", Static).update(code(row["original_action"]))
         self.query_one("#note-title", Label).update(plain_line(f"Experience note ({row['note_author']})"))
@@ -218,6 +287,17 @@ class CurationScreen(WorkbenchScreen):
         )
         self.query_one("#corrected", Static).update(code(row["corrected_action"]))
         self.query_one("#diff", DiffView).show(row["original_action"] or "", row["corrected_action"] or "")
+
+    @shows_store_problems
+    def show_context(self, correction_id: int) -> None:
+        context = correction_context.correction_context(self.db, correction_id)
+        if context is None:
+            return
+        self.query_one("#curation-context", Collapsible).title = visible_line(
+            f"Task {context['task']} and the {len(context['history'])} steps before τ")
+        self.query_one("#history-before", Static).update(history_before_tau(context))
+        self.query_one("#original-outcome", Static).update(outcome_text("Original path", context["original"]))
+        self.query_one("#branch-outcome", Static).update(outcome_text("Corrected branch", context["branch"]))
 
     def next_proposed_after(self, correction_id: int) -> int | None:
         ids = list(self.rows)
@@ -269,27 +349,75 @@ class CurationScreen(WorkbenchScreen):
             return
         self.app.push_screen(HistoryScreen(correction_id, decision_log.history(self.db, correction_id)))
 
-    def action_edit(self) -> None:
+    def action_edit(self, text: str | None = None) -> None:
         correction_id = self.selected_id()
         row = self.rows.get(correction_id or -1)
         if row is None:
             return
-        reviewer = self.reviewer
 
-        def saved(result: EditResult | None) -> None:
-            if result is None:
-                return
-            self.write_store(
-                f"The edit of correction {row['id']}",
-                lambda db: curation.decide(db, row["id"], "edited", reviewer=reviewer, edited_action=result.text),
-                lambda recorded: self.after_decision(row["id"], *decision_message(row["id"], "edited", recorded)),
-            )
+        def written(result: EditResult | None) -> None:
+            if result is not None:
+                self.notify(f"Playing the edited action of correction {row['id']} from τ…", timeout=2)
+                self.run_preview(row["id"], result.text)
 
         self.app.push_screen(
-            EditTextScreen(f"Edit the corrected action of correction {row['id']}", row["corrected_action"] or "",
-                           hint="The training target becomes this text; the status becomes `edited`."),
-            saved,
+            EditTextScreen(f"Edit the corrected action of correction {row['id']}",
+                           text if text is not None else row["corrected_action"] or "",
+                           hint="It is played from τ and its result shown before anything is kept; keeping it "
+                                "lets the policy continue from it. The status becomes `edited`.",
+                           save_label="Try it"),
+            written,
         )
+
+    @work(thread=True, exit_on_error=False, group="edit")
+    def run_preview(self, correction_id: int, text: str) -> None:
+        from workbench.curate import preview_edit
+
+        try:
+            preview = preview_edit(str(self.workbench.db_path), correction_id, text)
+        except Exception as error:  # noqa: BLE001 - every ending reaches the reviewer
+            self.post_message(EditPreviewed(correction_id, text, None, self.write_error_line(error)))
+        else:
+            self.post_message(EditPreviewed(correction_id, text, preview))
+
+    def on_edit_previewed(self, message: EditPreviewed) -> None:
+        if message.error:
+            self.notify(f"The edit could not be played: {message.error}", severity="error", timeout=8)
+            return
+        preview = message.preview
+
+        def answered(answer: str | None) -> None:
+            if answer == "keep":
+                self.notify(f"Keeping the edit of correction {message.correction_id}; the policy continues…",
+                            timeout=2)
+                self.run_keep(message.correction_id, preview.action)
+            elif answer == "again":
+                self.action_edit(message.text)
+
+        self.app.push_screen(
+            EditPreviewScreen(f"The edited action of correction {message.correction_id}, played from τ",
+                              preview.action, preview_text(preview), preview.observation),
+            answered,
+        )
+
+    @work(thread=True, exit_on_error=False, group="edit")
+    def run_keep(self, correction_id: int, text: str) -> None:
+        from workbench.curate import keep_edit
+
+        try:
+            status = keep_edit(str(self.workbench.db_path), correction_id, text, reviewer=self.reviewer)
+        except Exception as error:  # noqa: BLE001
+            self.post_message(EditKept(correction_id, "", self.write_error_line(error)))
+        else:
+            self.post_message(EditKept(correction_id, status))
+
+    def on_edit_kept(self, message: EditKept) -> None:
+        if message.error:
+            self.notify(f"The edit of correction {message.correction_id} not kept: {message.error}",
+                        severity="error", timeout=8)
+            return
+        self.after_decision(message.correction_id,
+                            *decision_message(message.correction_id, "edited", message.status))
 
     def action_note(self) -> None:
         correction_id = self.selected_id()

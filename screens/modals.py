@@ -177,3 +177,40 @@ class ReasonScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class EditPreviewScreen(ModalScreen[str | None]):
+    """What an edited action did when played from tau, before anything is kept: `y` keeps
+    it (the policy then continues from it), `e` edits it again, escape drops it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer('keep')", "Keep and continue", id="preview.keep",
+                tooltip="Store the edited step; the policy continues from it to the end of the budget"),
+        Binding("e", "answer('again')", "Edit again", id="preview.again"),
+        Binding("escape", "answer(None)", "Cancel", id="preview.cancel", tooltip="Nothing is stored", priority=True),
+    ]
+
+    def __init__(self, title: str, action: str, outcome: object, observation: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.action = action
+        self.outcome = outcome  # a Rich Text the caller built from the environment's answer
+        self.observation = observation
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label(plain_line(self.title_text), classes="dialog-title")
+            yield Static(plain(self.action), id="preview-action", classes="dialog-text")
+            yield Static(self.outcome, id="preview-outcome")
+            yield Static(plain(self.observation, style="italic"), id="preview-observation", classes="dialog-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Keep and continue (y)", variant="primary", id="keep")
+                yield Button("Edit again (e)", id="again")
+                yield Button("Cancel (esc)", id="cancel")
+        yield Footer(compact=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss({"keep": "keep", "again": "again"}.get(event.button.id or ""))
+
+    def action_answer(self, answer: str | None) -> None:
+        self.dismiss(answer)

@@ -26,9 +26,11 @@ def decide(
     reviewer: str,
     edited_action: str | None = None,
     reason: str = "",
+    leaf_node_id: int | None = None,
 ) -> str:
     """Set a correction's status (and edited action), remembering the previous one; return
-    the status recorded.
+    the status recorded. `leaf_node_id` names a new branch as the correction's continuation
+    (an edit played from tau and continued by the policy).
 
     Approving, or saving an edited action, passes the leakage check first: a correction
     whose trained action copies `curate.leakage_words` consecutive words of its note is
@@ -40,10 +42,11 @@ def decide(
         raise LeafeError("an edited correction needs the edited action")
     with transaction(db):
         if status in TRAINABLE:
-            leak = leakage_of(db, correction_id, status, edited_action=edited_action)
+            leak = leakage_of(db, correction_id, status, edited_action=edited_action, leaf_node_id=leaf_node_id)
             if leak:
                 status, reason = "rejected", leak
-        record_decision(db, correction_id, status, reviewer=reviewer, edited_action=edited_action, reason=reason)
+        record_decision(db, correction_id, status, reviewer=reviewer, edited_action=edited_action, reason=reason,
+                        leaf_node_id=leaf_node_id)
     return status
 
 
@@ -67,10 +70,13 @@ def leakage_of(
     *,
     edited_action: str | None = None,
     note: str | None = None,
+    leaf_node_id: int | None = None,
 ) -> str | None:
-    """Why `correction_id` with `status` (and a new edited action or note) would leak its
-    note into training, or None."""
+    """Why `correction_id` with `status` (and a new edited action, continuation or note)
+    would leak its note into training, or None."""
     correction = correction_with_note(db, correction_id)
+    if leaf_node_id is not None:
+        correction["leaf_node_id"] = leaf_node_id
     if edited_action is not None and status == "edited":
         correction["edited_action"] = edited_action
     actions = trained_actions(db, correction, status)
@@ -86,10 +92,11 @@ def record_decision(
     reviewer: str,
     edited_action: str | None = None,
     reason: str = "",
+    leaf_node_id: int | None = None,
 ) -> None:
     """`decide` without its own transaction, for stages that batch many decisions."""
     row = db.execute(
-        "select status, edited_action from corrections where id = ?", [correction_id]
+        "select status, edited_action, leaf_node_id from corrections where id = ?", [correction_id]
     ).fetchone()
     if row is None:
         raise LeafeError(f"no correction {correction_id}")
@@ -107,12 +114,16 @@ def record_decision(
             "reviewer": reviewer,
             "decided_at": stamp,
             "reason": reason,
+            # A new continuation (an edit played from tau) and the one it replaced, for undo.
+            "leaf_node_id": leaf_node_id,
+            "previous_leaf_node_id": row[2] if leaf_node_id is not None else None,
         }
     )
-    db["corrections"].update(
-        correction_id,
-        {"status": status, "edited_action": new_edited, "decided_by": reviewer, "decided_at": stamp, "reason": reason},
-    )
+    changes = {"status": status, "edited_action": new_edited, "decided_by": reviewer, "decided_at": stamp,
+               "reason": reason}
+    if leaf_node_id is not None:
+        changes["leaf_node_id"] = leaf_node_id
+    db["corrections"].update(correction_id, changes)
 
 
 def decide_many(db: sqlite_utils.Database, correction_ids: Iterable[int], status: str, *, reviewer: str) -> int:

@@ -49,6 +49,8 @@ def undo_latest(db: sqlite_utils.Database, *, reviewer: str | None = None) -> in
             "decided_at": stamp,
             "reason": f"undid decision {decision['id']}",
             "undoes": decision["id"],
+            "leaf_node_id": decision.get("previous_leaf_node_id"),
+            "previous_leaf_node_id": decision.get("leaf_node_id") if decision.get("previous_leaf_node_id") else None,
         })
         # The reason shown with the correction is the one of the decision now in force.
         earlier = db.execute(
@@ -57,11 +59,15 @@ def undo_latest(db: sqlite_utils.Database, *, reviewer: str | None = None) -> in
                order by id desc limit 1""",
             [correction_id, decision["id"]],
         ).fetchone()
-        db["corrections"].update(correction_id, {
+        changes = {
             "status": decision["previous_status"], "edited_action": decision["previous_edited_action"],
             "decided_by": reviewer or "", "decided_at": stamp,
             "reason": (earlier[0] or "") if earlier else "",
-        })
+        }
+        if decision.get("previous_leaf_node_id") is not None:
+            # An edit that was played from tau: its continuation goes, the earlier one returns.
+            changes["leaf_node_id"] = decision["previous_leaf_node_id"]
+        db["corrections"].update(correction_id, changes)
     return correction_id
 
 

@@ -398,38 +398,58 @@ def branch_by_hand(
     placed in the policy's context, and a successful branch becomes a proposed correction.
     """
     with StageContext.for_run(db_path, run_of_step(db_path, node_id), progress=progress, cancel=cancel) as context:
-        db, config = context.db, context.config
-        original = queries.node(db, node_id)
-        if original["parent_id"] is None:
-            raise ValueError("the root holds the task; branch from one of its steps")
-        episode = db["episodes"].get(original["episode_id"])
-        level = original["branch_depth"] + 1
         note = None
         if note_text and note_text.strip():
-            note_id = add_human_note(db, node_id, node_id, note_text, author=author)
+            note_id = add_human_note(context.db, node_id, node_id, note_text, author=author)
             note = (note_id, note_text.strip())
-        parent_path = queries.path_to(db, original["parent_id"])
-        task = task_of(context, episode["id"])
-        walker = Walker(episode["id"], task, environment_at(context, task, parent_path), parent_path,
-                        branch_depth=level, pending_note=note)
-        text, cleaning = clean_text(action_text)
-        result, success = execute(walker.env, text)
-        with transaction(db):
-            store_step(
-                context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
-                success, tokens=0, truncated=0, max_steps=config.env.max_steps,
-            )
-            db["nodes"].update(node_id, {"backtrack_point": 1})
-        first = walker.node_id
-        context.progress.event("node", node_id=first, episode_id=episode["id"])
-        if not walker.done:
-            roll_out(context, [walker], context.generator(), branch_sampling(context, level),
-                     max_steps=config.env.max_steps)
+        new_ids = branch_from(context, node_id, action_text, note)
         if note is not None:
-            leaf = queries.node(db, walker.node_id)
-            leaf["episode_score"] = episode["score"]
-            propose_corrections(context, [leaf], level)
-        return [step["id"] for step in walker.path if step["id"] >= first]
+            leaf = queries.node(context.db, new_ids[-1])
+            leaf["episode_score"] = context.db["episodes"].get(leaf["episode_id"])["score"]
+            propose_corrections(context, [leaf], leaf["branch_depth"])
+        return new_ids
+
+
+def walker_before(context: StageContext, node_id: int, note: tuple[int, str] | None = None) -> Walker:
+    """A walker standing where `node_id` was played: its parent's state restored (snapshot
+    or replay), one branch level deeper, carrying `note` in the policy's context."""
+    original = queries.node(context.db, node_id)
+    if original["parent_id"] is None:
+        raise ValueError("the root holds the task; branch from one of its steps")
+    parent_path = queries.path_to(context.db, original["parent_id"])
+    task = task_of(context, original["episode_id"])
+    return Walker(original["episode_id"], task, environment_at(context, task, parent_path), parent_path,
+                  branch_depth=original["branch_depth"] + 1, pending_note=note)
+
+
+def try_action(context: StageContext, node_id: int, action_text: str):
+    """Play `action_text` in place of step `node_id`, storing nothing: (the cleaned text, the
+    environment's result, success). What a reviewer sees before an edit is kept."""
+    walker = walker_before(context, node_id)
+    text, _ = clean_text(action_text)
+    result, success = execute(walker.env, text)
+    return text, result, success
+
+
+def branch_from(context: StageContext, node_id: int, action_text: str, note: tuple[int, str] | None) -> list[int]:
+    """The edited action played in place of step `node_id`, then the policy to the end of
+    the budget (with `note` in its context); returns the new steps' ids, first to leaf."""
+    db, config = context.db, context.config
+    walker = walker_before(context, node_id, note)
+    text, cleaning = clean_text(action_text)
+    result, success = execute(walker.env, text)
+    with transaction(db):
+        store_step(
+            context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
+            success, tokens=0, truncated=0, max_steps=config.env.max_steps,
+        )
+        db["nodes"].update(node_id, {"backtrack_point": 1})
+    first = walker.node_id
+    context.progress.event("node", node_id=first, episode_id=walker.episode_id)
+    if not walker.done:
+        roll_out(context, [walker], context.generator(), branch_sampling(context, walker.branch_depth),
+                 max_steps=config.env.max_steps)
+    return [step["id"] for step in walker.path if step["id"] >= first]
 
 
 def run_of_step(db_path: str, node_id: int) -> int:

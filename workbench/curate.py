@@ -11,12 +11,14 @@ model trained on it would learn to expect the note.
 
 from __future__ import annotations
 
-from store.curation import record_decision
-from store.db import transaction
-from workbench.context import StageContext
+from dataclasses import dataclass
+
+from store.curation import correction_with_note, decide, record_decision
+from store.db import open_store, transaction
+from workbench.context import Progress, StageContext
 from workbench.leakage import copied_run, leakage_reason, trained_actions
 
-__all__ = ["copied_run", "gain_reason", "leakage", "run_curate"]
+__all__ = ["EditPreview", "copied_run", "gain_reason", "keep_edit", "leakage", "preview_edit", "run_curate"]
 
 # Scores are floats: 0.7 - 0.4 falls a hair short of 0.3, which a person would call a gain of 0.3.
 GAIN_TOLERANCE = 1e-9
@@ -75,3 +77,64 @@ def run_curate(context: StageContext) -> dict:
             else:
                 counts["proposed"] += 1
     return counts
+
+
+# -- an edit, run before it is kept (the curation screen's `e`) ----------------------------
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """What the edited action did when played in place of the correction's step at tau."""
+
+    action: str  # as it will be stored (cleaned like any action)
+    observation: str
+    feedback: dict
+    score: float
+    done: bool
+    success: bool
+
+
+def correction_steps(db_path: str, correction_id: int) -> tuple[int, int, str]:
+    """(tau's step, the correction's note id, the note's text): one clear line when gone."""
+    db = open_store(db_path)
+    try:
+        row = correction_with_note(db, correction_id)
+    finally:
+        db.close()
+    return row["tau_node_id"], row["note_id"], row["note"]
+
+
+def preview_edit(db_path: str, correction_id: int, action_text: str) -> EditPreview:
+    """Play `action_text` from the state at tau (restored as for a branch) and report what
+    the environment answered; nothing is stored."""
+    from workbench.backtrack import run_of_step, try_action
+
+    tau, _, _ = correction_steps(db_path, correction_id)
+    with StageContext.for_run(db_path, run_of_step(db_path, tau)) as context:
+        text, result, success = try_action(context, tau, action_text)
+    return EditPreview(text, result.observation, dict(result.feedback), float(result.score), bool(result.done),
+                       bool(success))
+
+
+def keep_edit(
+    db_path: str,
+    correction_id: int,
+    action_text: str,
+    *,
+    reviewer: str,
+    progress: Progress | None = None,
+    cancel=None,
+) -> str:
+    """Keep an edited action: it is played from tau with the correction's note in the
+    policy's context, the policy continues to the end of the budget (as branch by hand
+    does), and the correction becomes `edited` with that branch as its continuation, so the
+    exported continuation answers the edited action. Returns the status recorded (a
+    rejection when the edit copies the note)."""
+    from workbench.backtrack import branch_from, run_of_step
+
+    tau, note_id, note = correction_steps(db_path, correction_id)
+    with StageContext.for_run(db_path, run_of_step(db_path, tau), progress=progress, cancel=cancel) as context:
+        new_ids = branch_from(context, tau, action_text, (note_id, note))
+        first = context.db["nodes"].get(new_ids[0])["action"]
+        return decide(context.db, correction_id, "edited", reviewer=reviewer, edited_action=first,
+                      leaf_node_id=new_ids[-1])

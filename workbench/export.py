@@ -35,8 +35,10 @@ def correction_examples(db: sqlite_utils.Database, config: Config, correction: d
     tau_depth = db.execute("select depth from nodes where id = ?", [correction["tau_node_id"]]).fetchone()[0]
     path = queries.path_to(db, correction["leaf_node_id"])
     chats = action_chats(config.prompts, path, config.env.max_steps, first_depth=tau_depth)
-    if correction["status"] == "edited" and correction["edited_action"]:
-        # The continuation answered the original branch action, not the edited one.
+    edited = correction["status"] == "edited" and correction["edited_action"]
+    if edited and path[tau_depth]["action"] != correction["edited_action"]:
+        # The continuation answered the original branch action, not the edited one (an edit
+        # kept before edits were played from tau); an edit played from tau keeps its own.
         messages, start = chats[0]
         chats = [([*messages[:start], {"role": "assistant", "content": correction["edited_action"]}], start)]
     return [

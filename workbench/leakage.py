@@ -40,10 +40,13 @@ def branch_actions(db: sqlite_utils.Database, tau_node_id: int, leaf_node_id: in
 
 def trained_actions(db: sqlite_utils.Database, correction: dict, status: str) -> list[str]:
     """The assistant turns the export writes for `correction` once it has `status`: the
-    edited action alone when edited, else the branch's actions from tau on."""
+    edited action alone when edited (with its continuation when the edit was played from
+    tau), else the branch's actions from tau on."""
+    actions = branch_actions(db, correction["tau_node_id"], correction["leaf_node_id"])
     if status == "edited" and (correction.get("edited_action") or "").strip():
-        return [correction["edited_action"]]
-    return branch_actions(db, correction["tau_node_id"], correction["leaf_node_id"])
+        # An edit played from tau has its own continuation (its branch starts with it).
+        return actions if actions[:1] == [correction["edited_action"]] else [correction["edited_action"]]
+    return actions
 
 
 def leakage_reason(note: str, actions: list[str], length: int) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 import sqlite_utils
 
 from screens.app import LeafeApp
@@ -11,6 +12,7 @@ from screens.curation import CurationScreen
 from screens.episode import EpisodeScreen
 from screens.modals import EditTextScreen
 from tests.ui.conftest import SIZE, open_run_screen, saved
+from tests.ui.fake_edits import edits_without_the_environment, keep_the_edit  # noqa: F401
 
 
 def correction(path, correction_id: int) -> dict:
@@ -71,6 +73,7 @@ async def test_corrected_action_of_a_deeper_branch_is_its_first_step(store):
         assert "for b in numbers[i:]:" in shown(screen, "corrected")
 
 
+@pytest.mark.usefixtures("edits_without_the_environment")
 async def test_edit_stores_the_edited_action_and_undo_restores(store):
     app = LeafeApp(store.path, reviewer="ana")
     async with app.run_test(size=SIZE) as pilot:
@@ -78,7 +81,7 @@ async def test_edit_stores_the_edited_action_and_undo_restores(store):
         await pilot.press("e")
         assert isinstance(app.screen, EditTextScreen)
         app.screen.query_one("#edit-text").text = "def has_close_elements(numbers, threshold):\n    return True"
-        await pilot.press("ctrl+s")
+        await keep_the_edit(pilot)
         await saved(pilot)
         row = correction(store.path, store.corrections["sorted"])
         assert row["status"] == "edited"
@@ -92,6 +95,7 @@ async def test_edit_stores_the_edited_action_and_undo_restores(store):
         assert screen.selected_id() == store.corrections["sorted"]
 
 
+@pytest.mark.usefixtures("edits_without_the_environment")
 async def test_an_edit_that_copies_the_note_is_recorded_as_rejected_and_said(store):
     app = LeafeApp(store.path, reviewer="ana")
     async with app.run_test(size=SIZE) as pilot:
@@ -102,7 +106,7 @@ async def test_an_edit_that_copies_the_note_is_recorded_as_rejected_and_said(sto
             "# Adjacent pairs in the input order are compared, so close values far apart\n"
             "# are missed. Sort the numbers first, or compare every pair.\nreturn True"
         )
-        await pilot.press("ctrl+s")
+        await keep_the_edit(pilot)
         await saved(pilot)
         row = correction(store.path, store.corrections["sorted"])
         assert row["status"] == "rejected", "the leakage check let a note-copying edit through"
@@ -194,6 +198,7 @@ async def test_a_locked_store_gives_one_line_and_the_next_press_lands(store):
         assert screen.rows[store.corrections["sorted"]]["status"] == "approved"
 
 
+@pytest.mark.usefixtures("edits_without_the_environment")
 async def test_a_refusal_from_the_core_is_a_notification(store, monkeypatch):
     from store import curation
     from workbench.errors import LeafeError
@@ -207,9 +212,9 @@ async def test_a_refusal_from_the_core_is_a_notification(store, monkeypatch):
         await open_curation(app, pilot, store.leafe_run)
         await pilot.press("e")
         app.screen.query_one("#edit-text").text = "Sort the numbers first."
-        await pilot.press("ctrl+s")
+        await keep_the_edit(pilot)
         await saved(pilot)
         assert isinstance(app.screen, CurationScreen)
-        assert f"The edit of correction {store.corrections['sorted']} not saved: the edited action quotes the note" \
+        assert f"The edit of correction {store.corrections['sorted']} not kept: the edited action quotes the note" \
             in notifications(app)
     assert correction(store.path, store.corrections["sorted"])["status"] == "proposed"

@@ -4,12 +4,14 @@ own, `u` steps back through several decisions, and `h` shows a correction's hist
 
 from __future__ import annotations
 
+import pytest
 import sqlite_utils
 
 from screens.app import LeafeApp
 from screens.curation import CurationScreen, HistoryScreen
 from screens.modals import ReasonScreen
 from tests.ui.conftest import SIZE, saved
+from tests.ui.fake_edits import edits_without_the_environment, keep_the_edit  # noqa: F401
 from tests.ui.test_curation import correction, open_curation, shown
 
 
@@ -43,6 +45,7 @@ async def test_a_rejection_takes_a_reason_shown_in_the_table(store):
         assert correction(store.path, screen.selected_id())["status"] == "proposed"
 
 
+@pytest.mark.usefixtures("edits_without_the_environment")
 async def test_the_leakage_reason_shows_in_the_table(store):
     app = LeafeApp(store.path, reviewer="ana")
     async with app.run_test(size=SIZE) as pilot:
@@ -54,7 +57,7 @@ async def test_the_leakage_reason_shows_in_the_table(store):
         db.close()
         await pilot.press("e")
         app.screen.query_one("#edit-text").text = text  # an action that copies its note
-        await pilot.press("ctrl+s")
+        await keep_the_edit(pilot)
         await saved(pilot)
         assert correction(store.path, first)["status"] == "rejected"
         cell, stored = reason_cell(screen, first), correction(store.path, first)["reason"]
