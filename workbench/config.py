@@ -188,10 +188,13 @@ class EnvConfig:
     suite: str = setting(
         "humaneval",
         "coding: `humaneval` or a JSONL task file; navigation: a MiniGrid env id; sokoban: a room size "
-        "(`small`, `medium`, `large`, `7x7-2`) or an XSB level file; gymnasium: an environment id.",
+        "(`small`, `medium`, `large`, `7x7-2`) or an XSB level file; gymnasium: an environment id; "
+        "scienceworld: a task name (`boil`).",
     )
     tasks: int | list[str | int] = setting(
-        3, "A count of first tasks, or a list of task names (coding) or seeds (navigation).",
+        3,
+        "A count of first tasks, or a list of task names (coding) or seeds (navigation); scienceworld: "
+        "variations (`boil/3`) or splits (`test:5`, `dev`), a count takes the first training ones.",
         range=AT_LEAST_1, nonempty=True, unique=True,
     )
     max_steps: int = setting(
@@ -213,6 +216,9 @@ class EnvConfig:
     success_return: float | None = setting(
         None, "gymnasium: return that counts as success (score = return / it, at most 1); unset: success is "
         "ending on a positive reward (score 1, else 0).", range=Range(0, low_open=True),
+    )
+    show_valid_actions: bool = setting(
+        False, "scienceworld: list the valid commands under each observation (the shortest that fit in about 1,500 characters)."
     )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
