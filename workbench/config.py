@@ -218,7 +218,7 @@ class EnvConfig:
         "ending on a positive reward (score 1, else 0).", range=Range(0, low_open=True),
     )
     show_valid_actions: bool = setting(
-        False, "scienceworld: list the valid commands under each observation (the shortest that fit in about 1,500 characters)."
+        False, "scienceworld: list the valid commands under each observation (the commonly useful ones first, cut to about 1,500 characters)."
     )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 

@@ -166,7 +166,7 @@ def test_an_unknown_environment_is_one_line_listing_the_known_ones_and_nothing_i
     process = batch(config, "--db", "s.db", site=site)
     assert process.returncode == 2, process.stderr
     assert process.stderr.strip().splitlines() == [
-        "leafe-tui: env.kind 'lmap' is unknown (known: coding, gymnasium, lamp, navigation, sokoban; or a class as module:Class)"
+        "leafe-tui: env.kind 'lmap' is unknown (known: coding, gymnasium, lamp, navigation, scienceworld, sokoban; or a class as module:Class)"
     ]
     assert not (tmp_path / "s.db").exists()
 
