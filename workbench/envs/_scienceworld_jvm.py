@@ -11,6 +11,7 @@ JVM by py4j's garbage collection. The JVM dies with the process (`die_on_exit`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import threading
@@ -75,7 +76,10 @@ def start_gateway() -> Any:
 
     try:
         port, process = launch_gateway(
-            classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH, return_proc=True, java_path=java
+            classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH, return_proc=True, java_path=java,
+            # Its own process group: Ctrl-C or a SIGTERM to the run's group must not kill the
+            # JVM before the step in flight finishes (the run stops after it, as it promises).
+            create_new_process_group=True,
         )
     except (OSError, ValueError, Py4JError) as error:
         raise EnvironmentSetupError(f"scienceworld: could not start Java ({java}): {error}; {INSTALL_JAVA}") from None
@@ -86,5 +90,6 @@ def stop_gateway() -> None:
     global gateway
     with lock:
         if gateway is not None:
-            gateway.shutdown()
+            with contextlib.suppress(Exception):  # at exit the JVM may be gone already
+                gateway.shutdown()
             gateway = None
