@@ -214,6 +214,11 @@ class EnvConfig:
         None, "gymnasium: return that counts as success (score = return / it, at most 1); unset: success is "
         "ending on a positive reward (score 1, else 0).", range=Range(0, low_open=True),
     )
+    float_tolerance: float = setting(
+        0.0, "coding, stdin/stdout tasks: numbers in an output may differ from the expected ones by this "
+        "much (absolute, or relative to the expected number); 0 compares text only. A task's own "
+        "`float_tolerance` wins.", range=Range(0, 1),
+    )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
 
