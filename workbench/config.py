@@ -220,6 +220,11 @@ class EnvConfig:
     show_valid_actions: bool = setting(
         False, "scienceworld: list the valid commands under each observation (the commonly useful ones first, cut to about 1,500 characters)."
     )
+    float_tolerance: float = setting(
+        0.0, "coding, stdin/stdout tasks: numbers in an output may differ from the expected ones by this "
+        "much (absolute, or relative to the expected number); 0 compares text only. A task's own "
+        "`float_tolerance` wins.", range=Range(0, 1),
+    )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig, metadata={"help": "Sandbox limits."})
 
 

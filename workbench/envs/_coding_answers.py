@@ -12,7 +12,7 @@ import re
 import textwrap
 from functools import lru_cache
 
-from workbench.envs._coding_checks import source_of
+from workbench.envs._coding_checks import parse_python, source_of
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -32,7 +32,7 @@ def prompt_parts(prompt: str, entry_point: str) -> tuple[str, bool]:
     The rest (imports, helper functions such as HumanEval/10's is_palindrome) runs before
     an answer that defines the function itself."""
     try:
-        tree = ast.parse(prompt)
+        tree = parse_python(prompt)
     except SyntaxError:
         return "", False
     kept = [node for node in tree.body if not defines_name(node, entry_point)]
@@ -70,7 +70,7 @@ def defines_entry_point(code: str, entry_point: str) -> bool:
     if re.search(rf"^(async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.M):
         return True  # a def at column 0 is top level: no need to parse (the common answer)
     try:
-        return any(defines_name(node, entry_point) for node in ast.parse(code).body)
+        return any(defines_name(node, entry_point) for node in parse_python(code).body)
     except SyntaxError:
         # Broken code that still says `def name(` is meant as the whole function: its syntax
         # error should point at its own lines.

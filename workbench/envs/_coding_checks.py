@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,13 +24,26 @@ class TestPlan:
     """Each check as a person reads it (the assert or loop, without the statements before it)."""
 
 
+# CPython 3.11 before 3.11.8 tracks the AST converter's recursion depth in state shared by
+# every thread, so two threads parsing at once can raise "SystemError: AST constructor
+# recursion depth mismatch" (gh-106905). Episodes are checked from a thread pool: parse
+# one source at a time.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(source: str) -> ast.Module:
+    """`ast.parse`, safe to call from several threads at once."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
+
+
 @lru_cache(maxsize=512)
 def plan_tests(test: str) -> TestPlan:
     """One check per top-level assert of `def check(candidate)`; a loop, `if` or `with`
     holding asserts is one check. Statements between checks run just before the next one
     (they may depend on what ran before). Module-level code runs first, as setup. A test
     without `check` counts its own top-level asserts, calling the function by name."""
-    tree = ast.parse(test)
+    tree = parse_python(test)
     check = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "check"), None)
     module = [node for node in tree.body if node is not check]
     body = check.body if check is not None else []

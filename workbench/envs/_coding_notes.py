@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from workbench.envs._coding_feedback import failed_check, one_line
+from workbench.envs._coding_stdio import stdio_note
 
 NOTE_WORDS = 60
 
@@ -26,6 +27,8 @@ def feedback_of(step: dict[str, Any]) -> dict[str, Any]:
 def experience_note(feedback: dict[str, Any]) -> str:
     """What went wrong and what to change, from the structured feedback only: it quotes the
     tests and the submitted code's behaviour, never a solution."""
+    if feedback.get("kind") == "stdio":
+        return limit_words(stdio_note(feedback), NOTE_WORDS)
     status = feedback.get("status")
     error = feedback.get("error") or {}
     line = f" at line {error['line']}" if error.get("line") else ""

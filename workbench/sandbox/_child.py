@@ -194,6 +194,11 @@ def compiled(source: str, filename: str) -> types.CodeType | BaseException:
 
 def run_submission(request: dict[str, Any], reporter: Reporter, code: Compiled | None = None) -> None:
     code = code or compile_request(request, compile_codes(request))
+    if request.get("stdio"):
+        from workbench.sandbox import _stdio
+
+        _stdio.run_tests(request, reporter, code)
+        return
     try:
         namespace = execute_program(request, code)
         failure = run_checks(request.get("checks") or [], code.checks, namespace,

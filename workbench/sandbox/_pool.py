@@ -100,35 +100,48 @@ class Sandbox:
         entry_point: str = "",
         prelude: str = "",
         main: bool = True,
+        stdio: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
     ) -> SandboxResult:
         """Run `program`, then (when given) bind `candidate` to `entry_point`, run `setup`,
         and run each of `checks` (Python source, usually one assert) in the same namespace.
 
         `prelude` runs before the program (a task's imports and helpers) and keeps its line
         numbers out of the program's. `main=False` runs the program as an imported module,
-        so its `if __name__ == "__main__":` block is skipped."""
+        so its `if __name__ == "__main__":` block is skipped.
+
+        `stdio` makes it a stdin/stdout task instead of checks: {tests: [{input, output}],
+        time_limit (s, per test), memory_mb (per test), output_limit_kb, float_tolerance,
+        budget (s, all tests)}; the whole program runs once per test, each in a fork of its
+        own (see _stdio), and each test is one check record. `limits` ({timeout,
+        cpu_seconds, memory_mb}) replaces the sandbox's own limits for this submission."""
         if self._closed:
             raise EnvironmentSetupError("the sandbox is closed")
         request = {
             "program": program, "checks": list(checks or []), "setup": setup,
             "entry_point": entry_point, "prelude": prelude, "main": main,
         }
+        if stdio is not None:
+            request["stdio"] = stdio
+        if limits:
+            request["limits"] = dict(limits)
+        # A stdin/stdout task's records are its tests, named here as checks' sources are.
+        sources = request["checks"] or [f"test {i + 1}" for i in range(len((stdio or {}).get("tests") or []))]
+        timeout = float((limits or {}).get("timeout") or self.limits.timeout)
         server = self._acquire()
         started = time.monotonic()
         try:
             send_frame(server.process.stdin.fileno(), request)
             answer = receive_frame(
-                server.process.stdout.fileno(), time.monotonic() + self.limits.timeout + ANSWER_MARGIN
+                server.process.stdout.fileno(), time.monotonic() + timeout + ANSWER_MARGIN
             )
         except ChannelClosed as closed:
-            return self._server_died(
-                server, closed.timed_out, len(request["checks"]), time.monotonic() - started
-            )
+            return self._server_died(server, closed.timed_out, len(sources), time.monotonic() - started)
         except ValueError:  # not JSON: not an answer our server would give
             answer = None
-        result = SandboxResult.from_answer(answer, request["checks"], time.monotonic() - started)
+        result = SandboxResult.from_answer(answer, sources, time.monotonic() - started)
         if result is None:
-            return self._server_died(server, True, len(request["checks"]), time.monotonic() - started)
+            return self._server_died(server, True, len(sources), time.monotonic() - started)
         self._idle.put(server)
         return result
 

@@ -21,7 +21,8 @@ TEXT_LIMIT = 2000
 TRACE_LIMIT = 20000
 LINE_LIMIT = 1 << 20
 """Bytes of one record line; a longer line is dropped whole."""
-CHECK_TEXTS = ("expected", "actual", "error", "assert", "actual_of")
+CHECK_TEXTS = ("expected", "actual", "error", "assert", "actual_of", "input", "verdict")
+"""`input` and `verdict`: a stdin/stdout test's (see _stdio)."""
 ERROR_TEXTS = ("type", "message", "text")
 ERROR_NUMBERS = ("line", "offset")
 

@@ -44,7 +44,7 @@ from workbench.sandbox._workspace import Workspace
 PRELOAD = (
     "ast", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "fractions",
     "functools", "hashlib", "heapq", "itertools", "json", "math", "operator", "random", "re",
-    "statistics", "string", "typing", "workbench.sandbox._child",
+    "statistics", "string", "typing", "workbench.sandbox._child", "workbench.sandbox._stdio",
 )
 SCAN_INTERVAL = 0.025
 """Seconds between process counts while a submission runs (a /proc scan without a cgroup)."""
@@ -58,6 +58,9 @@ RECORD_BYTES = 1 << 20
 RECORD_BYTES_PER_CHECK = 16 * 1024
 """Bytes of records a submission may send (its real records are far smaller): past
 RECORD_BYTES plus this per check, it is stopped for flooding its result pipe."""
+REQUEST_LIMITS = {"timeout": (0.001, 600.0), "cpu_seconds": (1, 600), "memory_mb": (16, 1 << 20)}
+"""Limits one request may set for itself (a stdin/stdout task's own time and memory), and
+the range each is held to: the same ranges env.sandbox allows."""
 
 
 @dataclass
@@ -72,6 +75,10 @@ class Watch:
     output_total: int = 0
     records: Records = field(default_factory=lambda: Records(0, RECORD_BYTES))
     leftovers: int = 0
+    limits: dict[str, Any] = field(default_factory=dict)
+    """The limits this submission ran under: the server's, with the request's own."""
+    unit: str = "checks"
+    """What its records count: checks, or a stdin/stdout task's tests."""
 
 
 class Server:
@@ -101,6 +108,7 @@ class Server:
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
+        limits = request_limits(self.limits, request)
         workdir = self.workspace.ready()
         code = precompile(request)
         output_read, output_write = os.pipe()
@@ -110,12 +118,13 @@ class Server:
         # CPU than the fork saves.
         pid = os.fork()
         if pid == 0:
-            self.child(request, code, workdir, output_write, result_write, [output_read, result_read])
+            self.child(request, limits, code, workdir, output_write, result_write, [output_read, result_read])
         os.close(output_write)
         os.close(result_write)
-        total = len(request.get("checks") or [])
+        total = request_total(request)
         watch = Watch(pid, refused_before=self.refused_seen,
-                      records=Records(total, RECORD_BYTES + RECORD_BYTES_PER_CHECK * total))
+                      records=Records(total, RECORD_BYTES + RECORD_BYTES_PER_CHECK * total),
+                      limits=limits, unit="tests" if request.get("stdio") else "checks")
         try:
             try:
                 self.supervise(watch, output_read, result_read, started)
@@ -135,14 +144,15 @@ class Server:
         return self.answer(request, watch, time.monotonic() - started)
 
     def child(
-        self, request: dict, code: Any, workdir: str, output_fd: int, result_fd: int, others: list[int]
+        self, request: dict, limits: dict, code: Any, workdir: str, output_fd: int, result_fd: int,
+        others: list[int],
     ) -> None:
         from workbench.sandbox import _child as child
 
         status = 120
         try:
             close = [*others, *self.protocol_fds]
-            child.confine(self.limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace,
+            child.confine(limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace,
                           self.seccomp)
             child.run_submission(request, child.Reporter(result_fd), code)
             status = 0
@@ -152,7 +162,7 @@ class Server:
             os._exit(status)
 
     def supervise(self, watch: Watch, output_fd: int, result_fd: int, started: float) -> None:
-        deadline = started + float(self.limits["timeout"])
+        deadline = started + float(watch.limits["timeout"])
         poller = select.poll()  # no kernel object to create per submission, unlike epoll
         for fd in (output_fd, result_fd):
             os.set_blocking(fd, False)
@@ -299,7 +309,7 @@ class Server:
         checks = watch.records.ran()  # well-formed, one per check sent, in order
         final = watch.records.final
         passed = sum(1 for check in checks if check["passed"])
-        status, message = self.verdict(watch, final, len(checks), passed, len(request.get("checks") or []))
+        status, message = self.verdict(watch, final, len(checks), passed, request_total(request))
         if watch.leftovers:
             plural = "es" if watch.leftovers > 1 else ""
             message += f"; {watch.leftovers} leftover process{plural} stopped"
@@ -311,7 +321,7 @@ class Server:
             "output_bytes": watch.output_total,
             "checks": checks,
             "passed": passed,
-            "total": len(request.get("checks") or []),
+            "total": request_total(request),
             "trace": final.get("trace", ""),
             "error": final.get("error"),
             "duration": round(duration, 6),
@@ -320,8 +330,8 @@ class Server:
     def verdict(
         self, watch: Watch, final: dict | None, ran: int, passed: int, total: int
     ) -> tuple[str, str]:
-        limits = self.limits
-        progress = f" ({ran}/{total} checks had run)" if total else ""
+        limits = watch.limits
+        progress = f" ({ran}/{total} {watch.unit} had run)" if total else ""
         if watch.stop == "timeout":
             return "timeout", f"did not finish within {limits['timeout']:g} s; stopped{progress}"
         if watch.stop == "output_limit":
@@ -343,15 +353,15 @@ class Server:
         if final is not None:
             status = final["status"]
             if status == "ok":
-                return "ok", f"ran; {passed}/{total} checks passed" if total else "ran"
+                return "ok", f"ran; {passed}/{total} {watch.unit} passed" if total else "ran"
             if status == "memory":
                 return "memory", f"ran out of memory (limit {limits['memory_mb']} MiB){progress}"
             if status == "file_size":
                 return "file_size", f"wrote a file larger than {limits['file_size_mb']} MiB{progress}"
             return status, final.get("message") or status
-        return self.death_verdict(watch.exit_status, progress)
+        return self.death_verdict(watch.exit_status, progress, limits)
 
-    def death_verdict(self, status: int | None, progress: str) -> tuple[str, str]:
+    def death_verdict(self, status: int | None, progress: str, limits: dict[str, Any]) -> tuple[str, str]:
         """The child ended without its final record: an exit call or a signal."""
         if status is None:
             return "killed", f"the process could not be stopped cleanly{progress}"
@@ -360,9 +370,9 @@ class Server:
             return "exited", f"the program exited with code {code} before finishing{progress}"
         number = os.WTERMSIG(status)
         if number == signal.SIGXCPU:
-            return "cpu", f"used more than {self.limits['cpu_seconds']} s of CPU time; killed{progress}"
+            return "cpu", f"used more than {limits['cpu_seconds']} s of CPU time; killed{progress}"
         if number == signal.SIGXFSZ:
-            return "file_size", f"wrote a file larger than {self.limits['file_size_mb']} MiB{progress}"
+            return "file_size", f"wrote a file larger than {limits['file_size_mb']} MiB{progress}"
         name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
         return "killed", f"killed by {name}{progress}"
 
@@ -404,6 +414,27 @@ def precompile(request: dict[str, Any]) -> Any:
     if size > PRECOMPILE_LIMIT:
         return None
     return child.compile_request(request, child.compile_codes(request))
+
+
+def request_total(request: dict[str, Any]) -> int:
+    """How many check records the request asks for: its checks, or a stdin/stdout task's tests."""
+    stdio = request.get("stdio")
+    if isinstance(stdio, dict):
+        return len(stdio.get("tests") or [])
+    return len(request.get("checks") or [])
+
+
+def request_limits(limits: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The server's limits with those the request sets for itself, each held to its range."""
+    own = request.get("limits")
+    merged = dict(limits)
+    if not isinstance(own, dict):
+        return merged
+    for key, (low, high) in REQUEST_LIMITS.items():
+        value = own.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+            merged[key] = type(low)(min(max(value, low), high))
+    return merged
 
 
 def child_exit_fd(pid: int) -> int | None:
