@@ -226,6 +226,17 @@ def test_reflection_without_a_worse_step_rolls_back_to_the_first_collision_else_
     assert "the goal was 3 cells away" in note
 
 
+def test_reflection_reads_feedback_stored_as_json_text_and_survives_an_unreadable_row():
+    steps = episode(["right", "right", "forward", "forward"])
+    as_dicts = suite_for().reflect_template(steps)
+    as_text = [{**step, "feedback": json.dumps(step["feedback"])} for step in steps]
+    assert suite_for().reflect_template(as_text) == as_dicts
+    # One row whose feedback is not a JSON object: the note is still written, from the rest.
+    as_text[1]["feedback"] = "not json"
+    note, rollback = suite_for().reflect_template(as_text)
+    assert rollback == 3 and "hit a wall 2 times, at steps 3 and 4" in note
+
+
 # -- suite -----------------------------------------------------------------------------
 
 

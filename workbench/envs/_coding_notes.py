@@ -5,23 +5,12 @@ It quotes the tests and the submitted code's behaviour, never a solution.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from workbench.envs._coding_feedback import failed_check, one_line
 from workbench.envs._coding_stdio import stdio_note
 
 NOTE_WORDS = 60
-
-
-def feedback_of(step: dict[str, Any]) -> dict[str, Any]:
-    feedback = step.get("feedback")
-    if isinstance(feedback, str):
-        try:
-            feedback = json.loads(feedback)
-        except json.JSONDecodeError:
-            return {}
-    return feedback if isinstance(feedback, dict) else {}
 
 
 def experience_note(feedback: dict[str, Any]) -> str:

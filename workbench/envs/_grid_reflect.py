@@ -8,11 +8,11 @@ must still choose.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from workbench.envs._grid_text import direction_words
+from workbench.envs.base import feedback_of
 
 MAX_NOTE_WORDS = 49
 MAX_LISTED_STEPS = 4
@@ -60,17 +60,6 @@ def hazard_note(steps: list[dict[str, Any]], feedbacks: list[dict[str, Any]], in
     # The hazard first: when the note must be cut, it is the fact that matters most.
     facts = [sentence for sentence in (fact, unreadable_sentence(feedbacks[:index])) if sentence]
     return fit_words([*facts, f"{head} {tip}"], MAX_NOTE_WORDS)
-
-
-def feedback_of(step: dict[str, Any]) -> dict[str, Any]:
-    """A node's feedback as a dict, whether the store kept it as a dict or as JSON text."""
-    feedback = step.get("feedback")
-    if isinstance(feedback, str):
-        try:
-            feedback = json.loads(feedback)
-        except json.JSONDecodeError:
-            return {}
-    return feedback if isinstance(feedback, dict) else {}
 
 
 def depth_of(step: dict[str, Any]) -> int:

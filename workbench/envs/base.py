@@ -16,6 +16,7 @@ suite instead of probing it.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,19 @@ def step_succeeded(result: StepResult | tuple) -> bool:
     if isinstance(feedback, dict) and "success" in feedback:
         return bool(feedback["success"])
     return bool(done) and float(score) >= 1.0
+
+
+def feedback_of(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored step's feedback as a dict, whether the store handed it over decoded or as
+    JSON text; {} for none or for text that is not a JSON object, so a template reflection
+    never fails on one odd row."""
+    feedback = step.get("feedback")
+    if isinstance(feedback, str):
+        try:
+            feedback = json.loads(feedback)
+        except json.JSONDecodeError:
+            return {}
+    return feedback if isinstance(feedback, dict) else {}
 
 
 @runtime_checkable

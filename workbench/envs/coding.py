@@ -24,7 +24,7 @@ from workbench.envs import register_suite
 from workbench.envs._coding_answers import compose_program, extract_code, prompt_parts
 from workbench.envs._coding_checks import TestPlan, plan_tests
 from workbench.envs._coding_feedback import feedback_from, observation_text
-from workbench.envs._coding_notes import experience_note, feedback_of
+from workbench.envs._coding_notes import experience_note
 from workbench.envs._coding_stdio import (
     stdio_feedback,
     stdio_observation,
@@ -32,7 +32,7 @@ from workbench.envs._coding_stdio import (
     stdio_statement,
 )
 from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
-from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.base import StepResult, Suite, Task, feedback_of
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import CODING
 from workbench.sandbox import Sandbox, require_process_cap
