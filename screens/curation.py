@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Collapsible, DataTable, Footer, Header, Label, Static
 
+from screens import table_rows
 from screens.base import WorkbenchScreen
 from screens.modals import EditPreviewScreen, EditResult, EditTextScreen, ReasonScreen
 from screens.plain_text import plain, plain_line, visible_line
@@ -246,22 +247,11 @@ class CurationScreen(WorkbenchScreen):
         ]
 
     def selected_id(self) -> int | None:
-        table = self.query_one("#queue", DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return int(key.value) if key.value is not None else None
+        return table_rows.selected_id(self.query_one("#queue", DataTable))
 
     def select(self, correction_id: int) -> None:
-        table = self.query_one("#queue", DataTable)
-        try:
-            table.move_cursor(row=table.get_row_index(str(correction_id)))
-        except Exception:
-            return
-        self.show_selected()
+        if table_rows.move_to_id(self.query_one("#queue", DataTable), correction_id):
+            self.show_selected()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_selected()

@@ -31,6 +31,7 @@ from textual.widgets import (
     Static,
 )
 
+from screens import table_rows
 from screens.plain_text import plain_line, visible_line
 from screens.progress_bridge import LogLine, StageProgress
 from screens.stage_runner import StageFinished, StageRunnerScreen
@@ -225,8 +226,8 @@ class DistillScreen(StageRunnerScreen):
                 Text(f"{loss:.3f}" if isinstance(loss, int | float) else "–", justify="right"),
                 plain_line(lineage_text(row)), key=str(row["id"]),
             )
-        if select is not None and select in self.adapter_rows:
-            table.move_cursor(row=table.get_row_index(str(select)))
+        if select is not None:
+            table_rows.move_to_id(table, select)
         self.show_adapter_curve()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -239,8 +240,8 @@ class DistillScreen(StageRunnerScreen):
         if table.row_count == 0:
             self.query_one("#distill-status", Static).update("No adapters yet.")
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        row = self.adapter_rows.get(int(key)) if key is not None else None
+        adapter_id = table_rows.selected_id(table)
+        row = self.adapter_rows.get(adapter_id) if adapter_id is not None else None
         if row is None:
             return
         self.query_one("#loss-plot", LossPlot).set_points(views.train_log(self.db, row["id"]))

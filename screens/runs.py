@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from screens import table_rows
 from screens.base import WorkbenchScreen
 from screens.modals import ConfirmScreen
 from screens.plain_text import plain_line, visible_line
@@ -131,20 +132,13 @@ class RunsScreen(WatchesStore, WorkbenchScreen):
                 key=str(row["id"]),
             )
         if selected in self.rows:
-            table.move_cursor(row=table.get_row_index(str(selected)))
+            table_rows.move_to_id(table, selected)
         elif self.rows:
             table.move_cursor(row=0)
         self.show_summary()
 
     def current_run_id(self) -> int | None:
-        table = self.query_one("#runs-table", DataTable)
-        if not self.rows or table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return int(key.value) if key.value is not None else None
+        return table_rows.selected_id(self.query_one("#runs-table", DataTable)) if self.rows else None
 
     @shows_store_problems
     def show_summary(self) -> None:
