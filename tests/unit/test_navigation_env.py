@@ -247,9 +247,16 @@ def test_tasks_are_seeds_given_as_a_count_numbers_or_full_names():
     tasks = suite.load_tasks([7, "8", f"{EMPTY}/9"])
     assert [task.spec for task in tasks] == [{"env_id": EMPTY, "seed": seed} for seed in (7, 8, 9)]
     assert suite.canonical_solution(tasks[0]) is None
-    for bad in (["-1"], ["seven"], ["MiniGrid-FourRooms-v0/1"]):
-        with pytest.raises(EnvironmentSetupError):
+    for bad, line in (
+        (["-1"], f"navigation: task '-1' is not a seed (a whole number 0 or more, or {EMPTY}/SEED)"),
+        (["seven"], f"navigation: task 'seven' is not a seed (a whole number 0 or more, or {EMPTY}/SEED)"),
+        (["MiniGrid-FourRooms-v0/1"], f"navigation: task 'MiniGrid-FourRooms-v0/1' is not from the suite '{EMPTY}'"),
+        (0, "navigation: env.tasks must be at least 1, got 0"),
+        ("3", "navigation: env.tasks must be a count or a list of seeds, got '3'"),
+    ):
+        with pytest.raises(EnvironmentSetupError) as error:
             suite.load_tasks(bad)
+        assert str(error.value) == line
 
 
 def test_an_unknown_or_goal_less_env_id_is_a_setup_error_that_suggests_valid_ids():

@@ -32,6 +32,7 @@ from typing import Any
 
 from workbench.envs import register_suite
 from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.seeded_tasks import seeded_tasks
 from workbench.errors import EnvironmentSetupError
 
 GYMNASIUM_PROMPTS = {
@@ -315,30 +316,7 @@ class GymnasiumSuite(Suite):
     # -- the suite ---------------------------------------------------------------------
 
     def load_tasks(self, selection: int | list[str | int] | None) -> list[Task]:
-        if selection is None:
-            selection = self.config.tasks
-        if isinstance(selection, bool) or not isinstance(selection, int | list):
-            raise EnvironmentSetupError(f"gymnasium: env.tasks must be a count or a list of seeds, got {selection!r}")
-        if isinstance(selection, int):
-            if selection < 1:
-                raise EnvironmentSetupError(f"gymnasium: env.tasks must be at least 1, got {selection}")
-            seeds = list(range(selection))
-        else:
-            seeds = [self.seed_of(item) for item in selection]
-        return [Task(f"{self.env_id}/{seed}", {"env_id": self.env_id, "seed": seed}) for seed in seeds]
-
-    def seed_of(self, item: str | int) -> int:
-        """A reset seed from `7`, `"7"` or `"ID/7"` (this suite's id only)."""
-        text = str(item).strip()
-        if isinstance(item, str) and "/" in text:
-            env_id, _, text = text.rpartition("/")
-            if env_id != self.env_id:
-                raise EnvironmentSetupError(f"gymnasium: task {item!r} is not from the suite {self.env_id!r}")
-        if isinstance(item, bool) or not text.isdigit():
-            raise EnvironmentSetupError(
-                f"gymnasium: task {item!r} is not a seed (a whole number 0 or more, or {self.env_id}/SEED)"
-            )
-        return int(text)
+        return seeded_tasks("gymnasium", self.env_id, self.config.tasks if selection is None else selection)
 
     def new_environment(self) -> GymnasiumEnvironment:
         return GymnasiumEnvironment(self)

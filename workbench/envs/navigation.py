@@ -38,6 +38,7 @@ from workbench.envs._grid_text import (
     walk_distances,
 )
 from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.seeded_tasks import seeded_tasks
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import NAVIGATION
 
@@ -321,32 +322,7 @@ class NavigationSuite(Suite):
         NavigationEnvironment(config.max_steps, getattr(config, "view", "map")).reset(Task(f"{self.env_id}/0", {"env_id": self.env_id, "seed": 0}))
 
     def load_tasks(self, selection: int | list[str | int] | None) -> list[Task]:
-        if selection is None:
-            selection = self.config.tasks
-        if isinstance(selection, bool) or not isinstance(selection, int | list):
-            raise EnvironmentSetupError(f"navigation: env.tasks must be a count or a list of seeds, got {selection!r}")
-        if isinstance(selection, int):
-            if selection < 1:
-                raise EnvironmentSetupError(f"navigation: env.tasks must be at least 1, got {selection}")
-            seeds = list(range(selection))
-        else:
-            seeds = [self.seed_of(item) for item in selection]
-        return [Task(f"{self.env_id}/{seed}", {"env_id": self.env_id, "seed": seed}) for seed in seeds]
-
-    def seed_of(self, item: str | int) -> int:
-        """A seed from `7`, `"7"` or `"MiniGrid-FourRooms-v0/7"` (the suite's own id only)."""
-        text = str(item).strip()
-        if isinstance(item, str) and "/" in text:
-            env_id, _, text = text.rpartition("/")
-            if env_id != self.env_id:
-                raise EnvironmentSetupError(
-                    f"navigation: task {item!r} is not from the suite {self.env_id!r}"
-                )
-        if isinstance(item, bool) or not text.isdigit():
-            raise EnvironmentSetupError(
-                f"navigation: task {item!r} is not a seed (a whole number 0 or more, or {self.env_id}/SEED)"
-            )
-        return int(text)
+        return seeded_tasks("navigation", self.env_id, self.config.tasks if selection is None else selection)
 
     def new_environment(self) -> NavigationEnvironment:
         return NavigationEnvironment(self.config.max_steps, getattr(self.config, "view", "map"))
