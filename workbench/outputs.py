@@ -54,3 +54,13 @@ def check_output_paths(config: Config, *, db_path: str | Path, config_path: str 
             raise ConfigError(f"config: {key} = {value!r} would overwrite {what}; choose another path")
         if not folder and path.is_dir():
             raise ConfigError(f"config: {key} = {value!r} is a folder; give the JSONL file to write")
+
+
+def suffixed_path(path: str, suffix: str) -> str:
+    """`out/data.jsonl` as `out/data<suffix>.jsonl`, so each round or seed writes a file of its
+    own beside the configured one; an empty path stays empty (the default path follows the
+    name, which carries the suffix already)."""
+    if not path:
+        return path
+    file = Path(path)
+    return str(file.with_name(f"{file.stem}{suffix}{file.suffix}"))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 from store import queries
 from store import rounds as stored_rounds
@@ -29,6 +28,7 @@ from workbench.config import Config
 from workbench.context import StageContext
 from workbench.errors import LeafeError
 from workbench.models.base import Generator, Sampling
+from workbench.outputs import suffixed_path
 
 ROUND_STAGES = ("explore", "reflect", "backtrack", "curate", "export", "distill")
 VALIDATE = "validate"
@@ -73,10 +73,7 @@ def adapter_name(config: Config, run_id: int, round_number: int | None) -> str:
 
 
 def with_round_path(path: str, round_number: int) -> str:
-    if not path:
-        return path  # the default path follows the (round-suffixed) name
-    file = Path(path)
-    return str(file.with_name(f"{file.stem}-round{round_number}{file.suffix}"))
+    return suffixed_path(path, f"-round{round_number}")
 
 
 def previous_adapter(context: StageContext, round_number: int) -> str:

@@ -22,12 +22,12 @@ import dataclasses
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from store import seeds as stored_seeds
 from workbench.config import Config
 from workbench.context import StageContext
+from workbench.outputs import suffixed_path
 
 SEED_STRIDE = 1_000_003  # seed s samples far from seed 0's waves and levels (explore.seed + w, + 1000 * level)
 SEED_SPAN = 2**32  # numpy's seeds stop here; shifted seeds wrap around inside it
@@ -48,10 +48,7 @@ def with_seed(name: str, seed: int) -> str:
 
 
 def with_seed_path(path: str, seed: int) -> str:
-    if not path:
-        return path  # the default path follows the (seed-suffixed) name
-    file = Path(path)
-    return str(file.with_name(f"{file.stem}-seed{seed}{file.suffix}"))
+    return suffixed_path(path, f"-seed{seed}")
 
 
 def shift_seeds(config: Config, seed: int) -> Config:

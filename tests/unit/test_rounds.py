@@ -164,12 +164,16 @@ def test_resume_after_a_stop_between_rounds_skips_the_finished_round(workdir, ti
 
 def test_round_names_follow_distill_and_export_names(workdir, tiny_folder):
     from workbench.rounds import adapter_name, with_round_path
+    from workbench.seeds import with_seed_path
 
     config = config_from_dict(rounds_config(workdir, tiny_folder))
     assert adapter_name(config, 7, 2) == "leafe-run-7-round2"
     named = dataclasses.replace(config, distill=dataclasses.replace(config.distill, name="nav"))
     assert adapter_name(named, 7, 3) == "nav-round3"
     assert with_round_path("out/data.jsonl", 2) == "out/data-round2.jsonl"
+    assert with_round_path("", 2) == ""  # no path set: the default follows the round's name
+    # A seed's files are suffixed the same way, the seed first when both apply.
+    assert with_round_path(with_seed_path("out/adapter", 1), 2) == "out/adapter-seed1-round2"
 
 
 def test_a_round_after_one_that_trained_nothing_still_explores_episodes_of_its_own(workdir, tiny_folder):
