@@ -16,13 +16,12 @@ import workbench.rounds
 from store import rounds as stored_rounds
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_script
+from tests.fixtures.stopped_runs import LEAFE_STAGES, record_trained, stop_explore_when
 from tests.fixtures.tiny_model import save_tiny_llama
 from workbench.config import config_from_dict
 from workbench.errors import ConfigError
 from workbench.pipeline import run_pipeline
 from workbench.rounds import plan_stages
-
-LEAFE_STAGES = ["explore", "reflect", "backtrack", "curate", "export", "distill"]
 
 
 @pytest.fixture(scope="module")
@@ -133,23 +132,15 @@ def test_round_two_explores_and_backtracks_with_round_ones_adapter(workdir, tiny
 
 def test_resume_after_a_stop_between_rounds_skips_the_finished_round(workdir, tiny_folder, monkeypatch):
     config = config_from_dict(rounds_config(workdir, tiny_folder))
-    original = workbench.explore.run_explore
-
-    def stop_in_round_two(context, **kwargs):
-        if context.config.model.adapter:
-            raise KeyboardInterrupt  # as a kill between rounds would
-        return original(context, **kwargs)
-
-    monkeypatch.setattr(workbench.explore, "run_explore", stop_in_round_two)
+    # Round 2 is the one acting with an adapter: stopped there, as a kill between rounds would.
+    explore_again = stop_explore_when(monkeypatch, lambda context: bool(context.config.model.adapter))
     first = run_pipeline(config, db_path=workdir / "r.db")
     assert first.status == "interrupted"
     db = open_store(workdir / "r.db")
     assert [row["name"] for row in db["adapters"].rows] == ["leafe-run-1-round1"]
     finished = {(row["stage"], row["round"]): row["finished_at"] for row in db["run_stages"].rows}
-    monkeypatch.setattr(workbench.explore, "run_explore", original)
-    trained = []
-    train = workbench.distill.train_adapter
-    monkeypatch.setattr(workbench.distill, "train_adapter", lambda *a, **k: trained.append(k["name"]) or train(*a, **k))
+    explore_again()
+    trained = record_trained(monkeypatch)
     second = run_pipeline(config, db_path=workdir / "r.db", resume=True)
     assert second.status == "finished", second.error
     assert trained == ["leafe-run-1-round2"]

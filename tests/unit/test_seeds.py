@@ -11,18 +11,15 @@ import statistics
 
 import pytest
 
-import workbench.distill
-import workbench.explore
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_script
+from tests.fixtures.stopped_runs import LEAFE_STAGES, record_trained, stop_explore_when
 from tests.fixtures.tiny_model import save_tiny_llama
 from workbench.config import config_from_dict
 from workbench.models.scripted import ScriptedGenerator
 from workbench.pipeline import run_pipeline, summary_json
 from workbench.rounds import adapter_name, round_config
 from workbench.seeds import SEED_STRIDE, across_seeds, seeded_config, seedless
-
-LEAFE_STAGES = ["explore", "reflect", "backtrack", "curate", "export", "distill"]
 
 
 @pytest.fixture(scope="module")
@@ -99,23 +96,15 @@ def test_two_seeds_give_two_sets_of_episodes_adapters_and_evaluations(workdir, t
 
 def test_resume_after_a_kill_in_seed_two_skips_seed_ones_finished_stages(workdir, tiny_folder, monkeypatch):
     config = config_from_dict(seeds_config(workdir, tiny_folder))
-    original = workbench.explore.run_explore
-
-    def killed_in_seed_two(context, **kwargs):
-        if context.config.experiment.seeds == [1]:
-            raise KeyboardInterrupt  # as a kill in the second seed would
-        return original(context, **kwargs)
-
-    monkeypatch.setattr(workbench.explore, "run_explore", killed_in_seed_two)
+    # Stopped in the second seed, as a kill there would.
+    explore_again = stop_explore_when(monkeypatch, lambda context: context.config.experiment.seeds == [1])
     first = run_pipeline(config, db_path=workdir / "s.db")
     assert first.status == "interrupted"
     db = open_store(workdir / "s.db")
     assert [row["name"] for row in db["adapters"].rows] == ["leafe-run-1-seed0"]
     finished = {(row["stage"], row["seed"]): row["finished_at"] for row in db["run_stages"].rows}
-    monkeypatch.setattr(workbench.explore, "run_explore", original)
-    trained = []
-    train = workbench.distill.train_adapter
-    monkeypatch.setattr(workbench.distill, "train_adapter", lambda *a, **k: trained.append(k["name"]) or train(*a, **k))
+    explore_again()
+    trained = record_trained(monkeypatch)
     second = run_pipeline(config, db_path=workdir / "s.db", resume=True)
     assert second.status == "finished", second.error
     assert second.run_id == 1 and trained == ["leafe-run-1-seed1"]
