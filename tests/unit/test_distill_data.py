@@ -1,8 +1,9 @@
 """Distillation data: loss masks on exactly the target answers, rehearsal weight, truncation
 that never cuts a target, length-grouped batches and the weighted loss.
 
-A byte-level tokenizer with a ChatML template is built in memory (one token per byte), so
-these tests need no model files and every label can be checked character by character.
+A byte-level tokenizer with a ChatML template (the tiny model's, tests/fixtures/tiny_model.py)
+is built in memory, one token per byte, so these tests need no model files and every label
+can be checked character by character.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 
 import pytest
 
+from tests.fixtures.tiny_model import byte_tokenizer
 from workbench._distill_data import (
     IGNORE_INDEX,
     LengthGroupedBatches,
@@ -21,25 +23,10 @@ from workbench._distill_data import (
 )
 from workbench.errors import LeafeError
 
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(["<|im_start|>", "<|im_end|>"])
-    fast = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>")
-    fast.chat_template = CHATML
-    return fast
+    return byte_tokenizer()
 
 
 CONVERSATION = [
