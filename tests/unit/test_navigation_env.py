@@ -187,8 +187,9 @@ def test_the_expert_reaches_the_goal_within_the_step_limit(env_id, seeds):
 # -- template reflection ---------------------------------------------------------------
 
 
-def episode(actions: list[str]) -> list[dict]:
-    env, observation = started()
+def episode(actions: list[str], env_id: str = EMPTY) -> list[dict]:
+    """The stored path of one episode (steps[0] the reset node), as reflection reads it."""
+    env, observation = started(env_id)
     steps = [{"action": None, "observation": observation, "feedback": {}, "score": 0.0, "depth": 0}]
     for depth, action in enumerate(actions, start=1):
         result = env.step(action)
@@ -328,25 +329,15 @@ def test_restoring_before_the_lava_replays_the_hazard_exactly():
     assert run(env, ["right", "forward", "forward", "left", "forward", "forward"])[-1].feedback["success"]
 
 
-def lava_episode(env_id: str, actions: list[str]) -> list[dict]:
-    env, observation = started(env_id, seed=0)
-    steps = [{"action": None, "observation": observation, "feedback": {}, "score": 0.0, "depth": 0}]
-    for depth, action in enumerate(actions, start=1):
-        result = env.step(action)
-        steps.append({"action": action, "observation": result.observation, "feedback": result.feedback,
-                      "score": result.score, "depth": depth})
-    return steps
-
-
 def test_the_template_note_names_the_lava_and_rolls_back_to_the_step_into_it():
-    note, rollback = suite_for(LAVA_GAP).reflect_template(lava_episode(LAVA_GAP, ["right", "left", "forward"]))
+    note, rollback = suite_for(LAVA_GAP).reflect_template(episode(["right", "left", "forward"], LAVA_GAP))
     assert rollback == 3
     assert note.startswith("Step 3 stepped into lava: the episode ended as a failure (score 0).")
     assert "the goal was 4 cells away (2 east and 2 south of you)" in note
     assert "go around it, never forward into it" in note
     # The step into lava is the mistake even when an earlier step got the agent closer, and
     # its fact is kept first when the note must be cut to length.
-    note, rollback = suite_for(DIST_SHIFT).reflect_template(lava_episode(DIST_SHIFT, ["hop", "forward", "forward"]))
+    note, rollback = suite_for(DIST_SHIFT).reflect_template(episode(["hop", "forward", "forward"], DIST_SHIFT))
     assert rollback == 3
     assert note.startswith("Step 3 stepped into lava") and len(note.split()) <= 49
 
