@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from store.db import transaction
-from workbench.errors import LeafeError
+from store.errors import LeafeError
 
 
 def delete_run(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:

@@ -10,12 +10,14 @@ from collections.abc import Iterable
 
 import sqlite_utils
 
+from store import corrections, notes
+from store.corrections import STATUSES, TRAINABLE
 from store.db import now, transaction
-from workbench.errors import LeafeError, LeakageError
-from workbench.leakage import leakage_reason, leakage_words_of_run, trained_actions
+from store.errors import LeafeError, LeakageError
+from store.leakage import leakage_reason
 
-STATUSES = ("proposed", "approved", "edited", "rejected")
-TRAINABLE = ("approved", "edited")
+__all__ = ["STATUSES", "TRAINABLE", "add_human_note", "corrections_of_run", "decide", "decide_many",
+           "leakage_of", "proposed_queue", "record_decision", "set_correction_note", "undo_last"]
 
 
 def decide(
@@ -50,19 +52,6 @@ def decide(
     return status
 
 
-def correction_with_note(db: sqlite_utils.Database, correction_id: int) -> dict:
-    """A correction's row with its note's text and its run."""
-    rows = list(db.query(
-        """select corrections.*, notes.text as note, episodes.run_id as run_id from corrections
-           join notes on notes.id = corrections.note_id join nodes on nodes.id = corrections.tau_node_id
-           join episodes on episodes.id = nodes.episode_id where corrections.id = ?""",
-        [correction_id],
-    ))
-    if not rows:
-        raise LeafeError(f"no correction {correction_id}")
-    return rows[0]
-
-
 def leakage_of(
     db: sqlite_utils.Database,
     correction_id: int,
@@ -74,14 +63,14 @@ def leakage_of(
 ) -> str | None:
     """Why `correction_id` with `status` (and a new edited action, continuation or note)
     would leak its note into training, or None."""
-    correction = correction_with_note(db, correction_id)
+    correction = corrections.get(db, correction_id)
     if leaf_node_id is not None:
-        correction["leaf_node_id"] = leaf_node_id
+        correction = correction.replace(leaf_node_id=leaf_node_id)
     if edited_action is not None and status == "edited":
-        correction["edited_action"] = edited_action
-    actions = trained_actions(db, correction, status)
-    return leakage_reason(note if note is not None else correction["note"], actions,
-                          leakage_words_of_run(db, correction["run_id"]))
+        correction = correction.replace(edited_action=edited_action)
+    actions = corrections.trained_actions(db, correction, status)
+    return leakage_reason(note if note is not None else correction.note, actions,
+                          corrections.leakage_words_of_run(db, correction.run_id))
 
 
 def record_decision(
@@ -154,15 +143,7 @@ def add_human_note(
     if not text.strip():
         raise LeafeError("a note needs some text")
     with transaction(db):
-        return db["notes"].insert(
-            {
-                "node_id": node_id,
-                "rollback_node_id": rollback_node_id,
-                "text": text.strip(),
-                "author": author,
-                "created_at": now(),
-            }
-        ).last_pk
+        return notes.add(db, node_id=node_id, rollback_node_id=rollback_node_id, text=text.strip(), author=author)
 
 
 def set_correction_note(db: sqlite_utils.Database, correction_id: int, text: str, *, reviewer: str) -> int:

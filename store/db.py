@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import sqlite_utils
 
+from store.errors import StoreError, StoreLocked
 from store.migrations import MIGRATIONS
-from workbench.errors import StoreError, StoreLocked
 
 QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 BUSY_TIMEOUT_MS = 1000  # per try; with the retries below a writer waits about 8 s in all

@@ -1,4 +1,4 @@
-"""Reads and writes the rest of the project shares: runs, tasks, episodes, the node tree.
+"""Runs (with their stages and provenance) and tasks; JSON columns in and out.
 
 Plain functions over a `sqlite_utils.Database`; callers wrap writes that belong
 together in `store.db.transaction` so a killed run loses at most one step.
@@ -6,22 +6,19 @@ together in `store.db.transaction` so a killed run loses at most one step.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlite_utils
 
+from store import episodes, steps
 from store.db import now
+from store.records import decode_json, encode_json
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+dumps = encode_json
 
 
 def loads(text: str | None, default: Any = None) -> Any:
-    if text is None or text == "":
-        return default
-    return json.loads(text)
+    return decode_json(text, default)
 
 
 # -- runs ---------------------------------------------------------------------------
@@ -94,6 +91,11 @@ def stage_rows(db: sqlite_utils.Database, run_id: int) -> list[dict]:
     return list(db["run_stages"].rows_where("run_id = ?", [run_id], order_by="position"))
 
 
+def finished_stage_summaries(db: sqlite_utils.Database, run_id: int) -> list[dict]:
+    """The summaries of a run's finished stages, in stage order."""
+    return [loads(row["summary"], {}) or {} for row in stage_rows(db, run_id) if row["status"] == "finished"]
+
+
 def set_stage_status(
     db: sqlite_utils.Database, run_id: int, position: int, status: str, summary: dict | None = None
 ) -> None:
@@ -120,135 +122,17 @@ def task_name(db: sqlite_utils.Database, task_id: int) -> str:
     return db.execute("select name from tasks where id = ?", [task_id]).fetchone()[0]
 
 
-# -- episodes and nodes -------------------------------------------------------------
+# -- episodes and steps: in store.episodes and store.steps; these names stay for callers
+# written before the split.
 
-
-def create_episode(
-    db: sqlite_utils.Database,
-    *,
-    run_id: int,
-    task_id: int,
-    purpose: str,
-    rollout: int,
-    policy: str = "base",
-    seed: int = 0,
-    observation: str,
-) -> tuple[int, int]:
-    """Create an episode and its root node (the reset observation); return both ids."""
-    episode_id = db["episodes"].insert(
-        {
-            "run_id": run_id,
-            "task_id": task_id,
-            "policy": policy,
-            "purpose": purpose,
-            "rollout": rollout,
-            "seed": seed,
-            "status": "running",
-            "created_at": now(),
-        }
-    ).last_pk
-    root_id = insert_node(
-        db, episode_id=episode_id, parent_id=None, depth=0, action=None,
-        observation=observation, feedback={}, score=0.0, done=False, success=False,
-    )
-    return episode_id, root_id
-
-
-def insert_node(
-    db: sqlite_utils.Database,
-    *,
-    episode_id: int,
-    parent_id: int | None,
-    depth: int,
-    action: str | None,
-    observation: str,
-    feedback: dict,
-    score: float,
-    done: bool,
-    success: bool,
-    tokens: int = 0,
-    truncated_turns: int = 0,
-    note_id: int | None = None,
-    branch_depth: int = 0,
-) -> int:
-    return db["nodes"].insert(
-        {
-            "episode_id": episode_id,
-            "parent_id": parent_id,
-            "depth": depth,
-            "action": action,
-            "observation": observation,
-            "feedback": dumps(feedback),
-            "score": float(score),
-            "done": int(bool(done)),
-            "success": int(bool(success)),
-            "tokens": tokens,
-            "truncated_turns": truncated_turns,
-            "note_id": note_id,
-            "branch_depth": branch_depth,
-            "created_at": now(),
-        }
-    ).last_pk
-
-
-def finish_episode(db: sqlite_utils.Database, episode_id: int) -> None:
-    """Close an episode: its outcome is the best leaf in its tree (original path or branch)."""
-    original = db.execute(
-        """select max(depth), max(score), max(success) from nodes
-           where episode_id = ? and branch_depth = 0 and parent_id is not null""",
-        [episode_id],
-    ).fetchone()
-    steps, score, success = original if original and original[0] is not None else (0, 0.0, 0)
-    db["episodes"].update(
-        episode_id, {"status": "finished", "steps": steps, "score": score or 0.0, "success": success or 0}
-    )
-
-
-def node(db: sqlite_utils.Database, node_id: int) -> dict:
-    row = db["nodes"].get(node_id)
-    row["feedback"] = loads(row["feedback"], {})
-    return row
-
-
-PATH_SQL = """
-with recursive path(id, parent_id, lvl) as (
-    select id, parent_id, 0 from nodes where id = ?
-    union all
-    select nodes.id, nodes.parent_id, path.lvl + 1 from nodes join path on nodes.id = path.parent_id
-)
-select nodes.* from path join nodes on nodes.id = path.id order by path.lvl desc
-"""
-
-
-def path_to(db: sqlite_utils.Database, node_id: int) -> list[dict]:
-    """The nodes from the episode's root down to `node_id`, inclusive (a recursive query)."""
-    rows = list(db.query(PATH_SQL, [node_id]))
-    for row in rows:
-        row["feedback"] = loads(row["feedback"], {})
-    return rows
-
-
-def children(db: sqlite_utils.Database, node_id: int) -> list[dict]:
-    rows = list(db["nodes"].rows_where("parent_id = ?", [node_id], order_by="id"))
-    for row in rows:
-        row["feedback"] = loads(row["feedback"], {})
-    return rows
-
-
-def root_of(db: sqlite_utils.Database, episode_id: int) -> int:
-    return db.execute(
-        "select id from nodes where episode_id = ? and parent_id is null", [episode_id]
-    ).fetchone()[0]
-
-
-def leaf_of_original_path(db: sqlite_utils.Database, episode_id: int) -> dict:
-    """The last step of an episode's original (non-branch) path."""
-    row = db.execute(
-        """select id from nodes where episode_id = ? and branch_depth = 0
-           order by depth desc, id desc limit 1""",
-        [episode_id],
-    ).fetchone()
-    return node(db, row[0])
+create_episode = episodes.create
+finish_episode = episodes.finish
+insert_node = steps.insert
+node = steps.get
+path_to = steps.path_to
+children = steps.children
+root_of = steps.root_of
+leaf_of_original_path = steps.original_leaf
 
 
 def actions_per_task(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:

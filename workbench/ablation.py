@@ -22,6 +22,7 @@ from typing import Any
 
 from store import ablation as records
 from store import queries
+from store.steps import newest_id
 from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.backtrack import branch_note, branch_sampling, fan_out
 from workbench.budget import leafe_spent
@@ -56,7 +57,7 @@ def control_home(context: StageContext):
             last = records.copy_history(context.db, context.run_id, note, history)
             episode_id = records.control_episode(context.db, context.run_id, note["id"])
         else:
-            last = max(step["id"] for step in context.db["nodes"].rows_where("episode_id = ?", [episode_id]))
+            last = newest_id(context.db, episode_id)
         return episode_id, queries.path_to(context.db, last)
 
     return home

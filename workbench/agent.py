@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import queries
+from store import episodes, notes, steps
 from store.db import transaction
+from store.records import Step
 from workbench.config import PromptsConfig
 from workbench.context import StageContext, Stopwatch
 from workbench.envs.base import Environment, StepResult, Task, step_succeeded
@@ -156,7 +157,7 @@ class Walker:
     episode_id: int
     task: Task
     env: Environment
-    path: list[dict]  # root .. latest node, as stored
+    path: list[Step]  # root .. latest node, as stored
     branch_depth: int = 0
     pending_note: tuple[int, str] | None = None  # (note id, text) for the next action
     done: bool = False
@@ -193,25 +194,15 @@ def environment_at(context: StageContext, task: Task, path: Sequence[dict]) -> E
 
 
 def task_of(context: StageContext, episode_id: int) -> Task:
-    row = context.db.execute(
-        "select tasks.name, tasks.spec from episodes join tasks on tasks.id = episodes.task_id "
-        "where episodes.id = ?",
-        [episode_id],
-    ).fetchone()
-    return Task(name=row[0], spec=queries.loads(row[1], {}))
+    name, spec = episodes.task_of(context.db, episode_id)
+    return Task(name=name, spec=spec)
 
 
 def note_texts(context: StageContext, walkers: Sequence[Walker]) -> dict[int, str]:
     """The text of every note in the walkers' context (on their paths or pending)."""
     texts = {w.pending_note[0]: w.pending_note[1] for w in walkers if w.pending_note}
     wanted = {step["note_id"] for w in walkers for step in w.path if step.get("note_id")} - set(texts)
-    if wanted:
-        marks = ",".join("?" * len(wanted))
-        for note_id, text in context.db.execute(
-            f"select id, text from notes where id in ({marks})", sorted(wanted)
-        ).fetchall():
-            texts[note_id] = text
-    return texts
+    return texts | notes.texts(context.db, wanted)
 
 
 def execute(env: Environment, text: str) -> tuple[StepResult, bool]:
@@ -233,7 +224,7 @@ def step_workers(context: StageContext) -> int:
 # -- the engine ---------------------------------------------------------------------
 
 
-StepHook = Callable[[Walker, dict], None]
+StepHook = Callable[[Walker, Step], None]
 
 
 def roll_out(
@@ -290,7 +281,7 @@ def roll_out(
                     if on_step:
                         on_step(walker, record)
                     if walker.done and walker.branch_depth == 0:
-                        queries.finish_episode(context.db, walker.episode_id)
+                        episodes.finish(context.db, walker.episode_id)
             for walker in live:
                 context.progress.event("node", node_id=walker.node_id, episode_id=walker.episode_id)
                 if walker.done and on_finish:
@@ -313,12 +304,13 @@ def store_step(
     tokens: int,
     truncated: int,
     max_steps: int,
-) -> dict:
-    """Insert one step as a child of the walker's latest node and move the walker on."""
+) -> Step:
+    """Insert one step as a child of the walker's latest node and move the walker on; the
+    step is what the store kept (text it had to repair comes back repaired)."""
     depth = walker.depth + 1
     note_id = walker.pending_note[0] if walker.pending_note else None
     done = bool(result.done) or success or depth >= max_steps
-    node_id = queries.insert_node(
+    record = steps.add(
         context.db,
         episode_id=walker.episode_id,
         parent_id=walker.node_id,
@@ -334,21 +326,8 @@ def store_step(
         note_id=note_id,
         branch_depth=walker.branch_depth,
     )
-    record = {
-        "id": node_id,
-        "parent_id": walker.node_id,
-        "depth": depth,
-        "action": text,
-        "observation": str(result.observation),
-        "feedback": feedback,
-        "score": float(result.score),
-        "done": done,
-        "success": success,
-        "note_id": note_id,
-        "branch_depth": walker.branch_depth,
-    }
     walker.path = [*walker.path, record]
     walker.pending_note = None
     walker.done = done
-    remember_state(context, node_id, walker.env)
+    remember_state(context, record.id, walker.env)
     return record

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from store import queries, steps
+from store import corrections, episodes, notes, steps
 from store.curation import add_human_note
-from store.db import now, open_store, transaction
+from store.db import open_store, transaction
+from store.records import Note, Step
 from workbench.agent import (
     Walker,
     build_messages,
@@ -33,11 +35,11 @@ from workbench.agent import (
     store_step,
     task_of,
 )
-from workbench.budget import explored_steps, leafe_spent
+from workbench.budget import LEAFE_PARTS, explore_target, explored_steps, leafe_spent
 from workbench.context import Progress, StageContext, Stopwatch
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
-from workbench.reflect import reflect_on
+from workbench.reflect import reflect_on, run_reflect
 
 WAVE_SEED = 100_003  # a rollback point's n-th expansion samples apart from its earlier ones
 
@@ -52,27 +54,14 @@ def branch_sampling(context: StageContext, level: int, wave: int = 0) -> Samplin
     )
 
 
-def notes_to_expand(context: StageContext, level: int) -> list[dict]:
+def notes_to_expand(context: StageContext, level: int) -> list[Note]:
     """Notes whose step lies at branch depth `level - 1` and that have no branch yet."""
-    return list(
-        context.db.query(
-            """select notes.id, notes.text, notes.rollback_node_id, nodes.episode_id
-               from notes join nodes on nodes.id = notes.node_id
-               join episodes on episodes.id = nodes.episode_id
-               where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ?
-               and not exists (select 1 from nodes b where b.note_id = notes.id and b.branch_depth > 0)
-               order by notes.id""",
-            [context.run_id, level - 1],
-        )
-    )
+    return notes.to_expand(context.db, context.run_id, level - 1)
 
 
 def attempts_used(context: StageContext, episode_id: int) -> int:
     """Branches started in an episode: first steps of branches carry their note."""
-    return context.db.execute(
-        "select count(*) from nodes where episode_id = ? and branch_depth > 0 and note_id is not null",
-        [episode_id],
-    ).fetchone()[0]
+    return steps.branches_started(context.db, episode_id)
 
 
 def plan_branches(context: StageContext, notes: Sequence[dict]) -> list[tuple[dict, int]]:
@@ -124,8 +113,8 @@ def fan_out(
         generator = context.generator()
         sampling = branch_sampling(context, level, wave)
         for note in group:
-            tau = queries.node(context.db, note["rollback_node_id"])
-            parent_path = queries.path_to(context.db, tau["parent_id"])
+            tau = steps.get(context.db, note["rollback_node_id"])
+            parent_path = steps.path_to(context.db, tau.parent_id)
             probe = Walker(note["episode_id"], task_of(context, note["episode_id"]), None, parent_path)  # type: ignore[arg-type]
             texts = note_texts(context, [probe]) if with_note else {}
             messages = build_messages(
@@ -169,86 +158,61 @@ def fan_out(
 
 def unfinished_branches(context: StageContext, level: int) -> list[Walker]:
     """Branch lines at `level` whose last stored step is not the end (a resumed run)."""
-    rows = context.db.execute(
-        """select nodes.id, nodes.episode_id from nodes join episodes on episodes.id = nodes.episode_id
-           where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ? and nodes.done = 0
-           and not exists (select 1 from nodes c where c.parent_id = nodes.id and c.branch_depth = ?)""",
-        [context.run_id, level, level],
-    ).fetchall()
     walkers = []
-    for node_id, episode_id in rows:
-        path = queries.path_to(context.db, node_id)
-        task = task_of(context, episode_id)
-        walkers.append(Walker(episode_id, task, environment_at(context, task, path), path, branch_depth=level))
+    for end in steps.unfinished_branch_ends(context.db, context.run_id, level, purpose="explore"):
+        path = steps.path_to(context.db, end.id)
+        task = task_of(context, end.episode_id)
+        walkers.append(Walker(end.episode_id, task, environment_at(context, task, path), path, branch_depth=level))
     return walkers
 
 
-def finished_leaves(context: StageContext, level: int) -> list[dict]:
-    return list(
-        context.db.query(
-            """select nodes.*, episodes.score as episode_score from nodes
-               join episodes on episodes.id = nodes.episode_id
-               where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.branch_depth = ?
-               and nodes.done = 1 order by nodes.id""",
-            [context.run_id, level],
-        )
-    )
+def finished_leaves(context: StageContext, level: int) -> list[tuple[Step, float]]:
+    """(last step, its episode's score) of each exploration branch at `level` that ended."""
+    return steps.finished_branch_ends(context.db, context.run_id, level, purpose="explore")
 
 
 def branch_note(context: StageContext, leaf_id: int, level: int) -> int | None:
     """The note that started the branch ending at `leaf_id` (on its first step)."""
-    for step in reversed(queries.path_to(context.db, leaf_id)):
-        if step["branch_depth"] == level and step["note_id"] is not None:
-            return step["note_id"]
+    for step in reversed(steps.path_to(context.db, leaf_id)):
+        if step.branch_depth == level and step.note_id is not None:
+            return step.note_id
     return None
 
 
-def propose_corrections(context: StageContext, leaves: Sequence[dict], level: int) -> int:
+def propose_corrections(context: StageContext, leaves: Sequence[tuple[Step, float]], level: int) -> int:
+    """A proposed correction for each branch that succeeded or beat its episode's score."""
     created = 0
     with transaction(context.db):
-        for leaf in leaves:
-            if not (leaf["success"] or leaf["score"] > (leaf["episode_score"] or 0.0)):
+        for leaf, episode_score in leaves:
+            if not (leaf.success or leaf.score > episode_score):
                 continue
-            if context.db.execute("select 1 from corrections where leaf_node_id = ?", [leaf["id"]]).fetchone():
-                continue
-            note_id = branch_note(context, leaf["id"], level)
+            note_id = branch_note(context, leaf.id, level)
             if note_id is None:
                 continue
-            tau = context.db.execute("select rollback_node_id from notes where id = ?", [note_id]).fetchone()[0]
-            context.db["corrections"].insert(
-                {
-                    "note_id": note_id,
-                    "tau_node_id": tau,
-                    "leaf_node_id": leaf["id"],
-                    "status": "proposed",
-                    "created_at": now(),
-                }
-            )
-            created += 1
+            tau = notes.get(context.db, note_id).rollback_node_id
+            if corrections.propose(context.db, note_id=note_id, tau_node_id=tau, leaf_node_id=leaf.id) is not None:
+                created += 1
     return created
 
 
-def reflect_on_failed(context: StageContext, leaves: Sequence[dict]) -> int:
-    paths = []
-    for leaf in leaves:
-        if leaf["success"]:
-            continue
-        if context.db.execute("select 1 from notes where node_id = ?", [leaf["id"]]).fetchone():
-            continue
-        paths.append(queries.path_to(context.db, leaf["id"]))
+def reflect_on_failed(context: StageContext, leaves: Sequence[tuple[Step, float]]) -> int:
+    paths = [
+        steps.path_to(context.db, leaf.id) for leaf, _ in leaves
+        if not leaf.success and not notes.exists_on(context.db, leaf.id)
+    ]
     return len(reflect_on(context, paths))
 
 
 def settle_branches(context: StageContext, levels: set[int]) -> tuple[int, int]:
     """After branches at `levels` ended: propose their corrections and reflect on the failed
     ones that may still be branched from; return (corrections, notes) made."""
-    corrections = notes = 0
+    proposed = reflected = 0
     for level in sorted(levels):
         leaves = finished_leaves(context, level)
-        corrections += propose_corrections(context, leaves, level)
+        proposed += propose_corrections(context, leaves, level)
         if level < context.config.backtrack.max_depth:
-            notes += reflect_on_failed(context, leaves)
-    return corrections, notes
+            reflected += reflect_on_failed(context, leaves)
+    return proposed, reflected
 
 
 def plan_budget_wave(context: StageContext, remaining: int) -> list[tuple[dict, int]]:
@@ -330,20 +294,34 @@ def backtrack_within_budget(context: StageContext, total: int) -> dict:
 
 
 def corrections_in_run(context: StageContext) -> int:
-    return context.db.execute(
-        """select count(*) from corrections join nodes on nodes.id = corrections.leaf_node_id
-           join episodes on episodes.id = nodes.episode_id where episodes.run_id = ?""",
-        [context.run_id],
-    ).fetchone()[0]
+    return corrections.count_of_run(context.db, context.run_id)
+
+
+def spend_leafe_budget(context: StageContext, total: int, parts: tuple[str, ...] = LEAFE_PARTS) -> dict[str, Any]:
+    """Run LEAFE's exploration, reflection and backtracking until the run's LEAFE steps
+    (explore episodes, branches included) reach `total` within one episode's worth, without
+    overrunning it; return the summaries. Stateless over the store, so it resumes.
+
+    The one budgeted path: the explore and backtrack stages run their own part of it (the
+    stage list runs them in turn), and in LEAFE rounds `total` is round r's cumulative
+    share, r / rounds of the declared budget (workbench/rounds.py puts it in the round's
+    config). It lives here, above the stages it runs, so budget.py (the accounting every
+    stage reads) imports none of them."""
+    from workbench.explore import explore_within_budget
+
+    steps_of_part = {
+        "explore": lambda: explore_within_budget(context, explore_target(context, total)),
+        "reflect": lambda: run_reflect(context),
+        "backtrack": lambda: backtrack_within_budget(context, total),
+    }
+    return {part: steps_of_part[part]() for part in parts}
 
 
 def run_backtrack(context: StageContext) -> dict:
     if context.config.experiment.env_steps:
         # A declared budget: branch until LEAFE has spent it (workbench/budget.py); a LEAFE
         # round's config holds that round's cumulative share of it (workbench/rounds.py).
-        from workbench.budget import spend_leafe_budget
-
-        return spend_leafe_budget(context, context.config.experiment.env_steps, parts=("backtrack",))["backtrack"]
+        return backtrack_within_budget(context, context.config.experiment.env_steps)
     config = context.config.backtrack
     summary = {"branches": 0, "corrections": 0, "notes": 0, "levels": 0}
     if config.branches < 1 or config.max_depth < 1:
@@ -353,15 +331,15 @@ def run_backtrack(context: StageContext) -> dict:
     for level in range(1, config.max_depth + 1):
         context.check_cancelled()
         stopwatch = Stopwatch(context)
-        notes = notes_to_expand(context, level)
+        expanded = notes_to_expand(context, level)
         walkers = unfinished_branches(context, level)
-        if not notes and not walkers and not finished_leaves(context, level):
+        if not expanded and not walkers and not finished_leaves(context, level):
             break
         summary["levels"] = level
         context.progress.start(
-            "backtrack", None, f"backtrack level {level}: {len(notes)} notes"
+            "backtrack", None, f"backtrack level {level}: {len(expanded)} notes"
         )
-        new = fan_out(context, notes, level, stopwatch)
+        new = fan_out(context, expanded, level, stopwatch)
         summary["branches"] += len(new)
         context.progress.advance(len(new))
         roll_out(
@@ -404,22 +382,22 @@ def branch_by_hand(
             note = (note_id, note_text.strip())
         new_ids = branch_from(context, node_id, action_text, note)
         if note is not None:
-            leaf = queries.node(context.db, new_ids[-1])
-            leaf["episode_score"] = context.db["episodes"].get(leaf["episode_id"])["score"]
-            propose_corrections(context, [leaf], leaf["branch_depth"])
+            leaf = steps.get(context.db, new_ids[-1])
+            episode_score = episodes.get(context.db, leaf.episode_id).score
+            propose_corrections(context, [(leaf, episode_score)], leaf.branch_depth)
         return new_ids
 
 
 def walker_before(context: StageContext, node_id: int, note: tuple[int, str] | None = None) -> Walker:
     """A walker standing where `node_id` was played: its parent's state restored (snapshot
     or replay), one branch level deeper, carrying `note` in the policy's context."""
-    original = queries.node(context.db, node_id)
-    if original["parent_id"] is None:
+    original = steps.get(context.db, node_id)
+    if original.parent_id is None:
         raise ValueError("the root holds the task; branch from one of its steps")
-    parent_path = queries.path_to(context.db, original["parent_id"])
-    task = task_of(context, original["episode_id"])
-    return Walker(original["episode_id"], task, environment_at(context, task, parent_path), parent_path,
-                  branch_depth=original["branch_depth"] + 1, pending_note=note)
+    parent_path = steps.path_to(context.db, original.parent_id)
+    task = task_of(context, original.episode_id)
+    return Walker(original.episode_id, task, environment_at(context, task, parent_path), parent_path,
+                  branch_depth=original.branch_depth + 1, pending_note=note)
 
 
 def try_action(context: StageContext, node_id: int, action_text: str):
@@ -443,7 +421,7 @@ def branch_from(context: StageContext, node_id: int, action_text: str, note: tup
             context, walker, text, result, dict(result.feedback) | cleaning | {"by_hand": True},
             success, tokens=0, truncated=0, max_steps=config.env.max_steps,
         )
-        db["nodes"].update(node_id, {"backtrack_point": 1})
+        steps.mark_backtrack_point(db, node_id)
     first = walker.node_id
     context.progress.event("node", node_id=first, episode_id=walker.episode_id)
     if not walker.done:

@@ -6,7 +6,7 @@ exploration and backtracking spent in the run. Each trained method (LEAFE, rft, 
 early_experience) must spend N within 5%; one that cannot is named in a one-line warning
 (on stderr and in its stage summary) with what it spent. No method spends more than N.
 
-LEAFE spends a declared N too (`spend_leafe_budget`): exploration plays waves of one
+LEAFE spends a declared N too (`backtrack.spend_leafe_budget`): exploration plays waves of one
 episode per task until its share (`[experiment] explore_share` of N) would be overrun;
 backtracking then branches breadth-first, wave after wave (every rollback point once more
 per wave, the least-branched first, `backtrack.max_attempts` no longer the cap), until the
@@ -64,26 +64,6 @@ def next_wave(tasks: list[Task], remaining: int, max_steps: int) -> list[Task]:
 
 
 LEAFE_PARTS = ("explore", "reflect", "backtrack")
-
-
-def spend_leafe_budget(context: StageContext, total: int, parts: tuple[str, ...] = LEAFE_PARTS) -> dict[str, Any]:
-    """Run LEAFE's exploration, reflection and backtracking until the run's LEAFE steps
-    (explore episodes, branches included) reach `total` within one episode's worth, without
-    overrunning it; return the summaries. Stateless over the store, so it resumes.
-
-    The one budgeted path: the explore and backtrack stages call it for their own `parts`
-    (the stage list runs them in turn), and in LEAFE rounds `total` is round r's cumulative
-    share, r / rounds of the declared budget (workbench/rounds.py puts it in the round's config)."""
-    from workbench.backtrack import backtrack_within_budget
-    from workbench.explore import explore_within_budget
-    from workbench.reflect import run_reflect
-
-    steps = {
-        "explore": lambda: explore_within_budget(context, explore_target(context, total)),
-        "reflect": lambda: run_reflect(context),
-        "backtrack": lambda: backtrack_within_budget(context, total),
-    }
-    return {part: steps[part]() for part in parts}
 
 
 def step_budget(context: StageContext, n_tasks: int) -> Budget:

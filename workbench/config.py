@@ -306,7 +306,7 @@ class CurateConfig:
 
 @dataclass
 class ExportConfig:
-    path: str = setting("", "JSONL file to write; empty: runs/run-<id>/corrections.jsonl beside the store.")
+    path: str = setting("", "JSONL file to write (once: never rewritten); empty: runs/run-<id>/<name>.jsonl in the store's folder.")
     name: str = setting("", "Dataset name in the store; empty: leafe-run-<id>.", plain_name=True)
     rehearsal: bool = setting(False, "Add successful original episodes as rehearsal examples.")
 
@@ -332,7 +332,7 @@ class DistillConfig:
     batch_size: int = setting(4, "Examples per optimiser step.", range=AT_LEAST_1)
     max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).", range=AT_LEAST_1)
     beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).", range=AT_LEAST_0)
-    output: str = setting("", "Adapter folder; empty: adapters/<name> beside the store.")
+    output: str = setting("", "Adapter folder (new or empty); empty: adapters/<name> in the store's folder.")
     name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.", plain_name=True)
     report_to: Literal["none", "tensorboard"] = setting("none", "Also log the loss for TensorBoard.")
     seed: int = setting(0, "Training seed.", range=SEED)

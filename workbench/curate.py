@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.curation import correction_with_note, decide, record_decision
+import sqlite_utils
+
+from store import corrections, steps
+from store.curation import decide, record_decision
 from store.db import open_store, transaction
+from store.leakage import copied_run, leakage_reason
+from store.records import Correction
 from workbench.context import Progress, StageContext
-from workbench.leakage import copied_run, leakage_reason, trained_actions
 
 __all__ = ["EditPreview", "copied_run", "gain_reason", "keep_edit", "leakage", "preview_edit", "run_curate"]
 
@@ -24,10 +28,11 @@ __all__ = ["EditPreview", "copied_run", "gain_reason", "keep_edit", "leakage", "
 GAIN_TOLERANCE = 1e-9
 
 
-def leakage(db, correction: dict, note: str, length: int) -> str | None:
+def leakage(db: sqlite_utils.Database, correction: Correction, note: str, length: int) -> str | None:
     """Why a proposed correction leaks its note: the branch's actions (what approving it
     trains on) and any edited action a person left are all checked."""
-    actions = trained_actions(db, correction, "approved") + trained_actions(db, correction, "edited")
+    actions = (corrections.trained_actions(db, correction, "approved")
+               + corrections.trained_actions(db, correction, "edited"))
     return leakage_reason(note, actions, length)
 
 
@@ -46,32 +51,20 @@ def gain_reason(branch_score: float | None, original_score: float | None, min_ga
 
 def run_curate(context: StageContext) -> dict:
     config = context.config.curate
-    rows = list(
-        context.db.query(
-            """select corrections.*, notes.text as note, leaf.success as branch_success,
-               leaf.score as branch_score, episodes.score as episode_score
-               from corrections join notes on notes.id = corrections.note_id
-               join nodes leaf on leaf.id = corrections.leaf_node_id
-               join episodes on episodes.id = leaf.episode_id
-               where episodes.run_id = ? and corrections.status = 'proposed'
-               and corrections.decided_by is null order by corrections.id""",
-            [context.run_id],
-        )
-    )
     counts = {"approved": 0, "rejected": 0, "proposed": 0}
     with transaction(context.db):
-        for row in rows:
-            reason = leakage(context.db, row, row["note"], config.leakage_words)
+        for row in corrections.awaiting_curation(context.db, context.run_id):
+            reason = leakage(context.db, row, row.note, config.leakage_words)
             if reason:
-                record_decision(context.db, row["id"], "rejected", reviewer=config.reviewer, reason=reason)
+                record_decision(context.db, row.id, "rejected", reviewer=config.reviewer, reason=reason)
                 counts["rejected"] += 1
-            elif config.policy == "auto" and row["branch_success"]:
-                record_decision(context.db, row["id"], "approved", reviewer=config.reviewer)
+            elif config.policy == "auto" and row.branch_success:
+                record_decision(context.db, row.id, "approved", reviewer=config.reviewer)
                 counts["approved"] += 1
             elif config.policy == "auto" and (
-                gain := gain_reason(row["branch_score"], row["episode_score"], config.min_gain)
+                gain := gain_reason(row.branch_score, row.episode_score, config.min_gain)
             ):
-                record_decision(context.db, row["id"], "approved", reviewer=config.reviewer, reason=gain)
+                record_decision(context.db, row.id, "approved", reviewer=config.reviewer, reason=gain)
                 counts["approved"] += 1
                 counts["approved_for_gain"] = counts.get("approved_for_gain", 0) + 1
             else:
@@ -98,10 +91,10 @@ def correction_steps(db_path: str, correction_id: int) -> tuple[int, int, str]:
     """(tau's step, the correction's note id, the note's text): one clear line when gone."""
     db = open_store(db_path)
     try:
-        row = correction_with_note(db, correction_id)
+        correction = corrections.get(db, correction_id)
     finally:
         db.close()
-    return row["tau_node_id"], row["note_id"], row["note"]
+    return correction.tau_node_id, correction.note_id, correction.note
 
 
 def preview_edit(db_path: str, correction_id: int, action_text: str) -> EditPreview:
@@ -135,6 +128,6 @@ def keep_edit(
     tau, note_id, note = correction_steps(db_path, correction_id)
     with StageContext.for_run(db_path, run_of_step(db_path, tau), progress=progress, cancel=cancel) as context:
         new_ids = branch_from(context, tau, action_text, (note_id, note))
-        first = context.db["nodes"].get(new_ids[0])["action"]
+        first = steps.get(context.db, new_ids[0]).action
         return decide(context.db, correction_id, "edited", reviewer=reviewer, edited_action=first,
                       leaf_node_id=new_ids[-1])

@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from store import queries
+from store import adapters, datasets, files
+from store.budget import spent
 from store.db import now, transaction
-from workbench.adapters import CARD_FILE, dataset_row, find_dataset, is_adapter_folder, store_folder
+from workbench.adapters import CARD_FILE, find_dataset, is_adapter_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
 from workbench.errors import LeafeError, NothingToTrain
@@ -38,7 +39,8 @@ TRAINABLE_BACKENDS = ("hf", "vllm", "scripted")
 
 
 def default_output(db: sqlite_utils.Database, name: str) -> Path:
-    return store_folder(db) / "adapters" / name
+    """`adapters/<name>` in the store's own folder (`store.files`)."""
+    return files.adapter_folder(db, name)
 
 
 def is_main_process(model: ModelConfig | None = None) -> bool:
@@ -51,34 +53,61 @@ def is_main_process(model: ModelConfig | None = None) -> bool:
 
 
 def check_name_free(db: sqlite_utils.Database, name: str, output: Path) -> None:
-    row = db.execute("select id, run_id from adapters where name = ?", [name]).fetchone()
-    if row:
+    taken = adapters.by_name(db, name)
+    if taken is not None:
         raise LeafeError(
-            f"distill: an adapter named {name!r} already exists (adapter {row[0]}, run {row[1]}); "
+            f"distill: an adapter named {name!r} already exists (adapter {taken.id}, run {taken.run_id}); "
             "choose another [distill] name"
         )
-    row = db.execute("select name from adapters where path = ?", [str(output)]).fetchone()
-    if row:
-        raise LeafeError(f"distill: folder {output} already holds adapter {row[0]!r}; choose another output")
+    taken = adapters.by_path(db, str(output))
+    if taken is not None:
+        raise LeafeError(f"distill: folder {output} already holds adapter {taken.name!r}; choose another output")
 
 
-def check_output_folder(output: str) -> Path:
+def check_output_folder(output: str, *, store_file: Path | None = None, name: str = "") -> Path:
     """The adapter's folder, refused when writing there would destroy something.
 
-    Saving replaces the folder whole (atomically), which is right for an adapter being
-    retrained and disastrous for a folder of the user's: an empty `output` used to resolve
-    to the working directory. So only a missing or empty folder, or one that already
-    holds a PEFT adapter or a full fine-tune of ours, may be written."""
+    Saving replaces the folder whole (atomically): right for a folder nobody uses yet,
+    disastrous for a folder of the user's (an empty `output` used to resolve to the working
+    directory) or another adapter (of this store or another one). So only a missing or
+    empty folder may be written, or the folder an adapter (LoRA or full fine-tune) of this
+    name was saved to by this store and never recorded (a run killed between saving and
+    recording: its card says so)."""
     if not output.strip():
         raise LeafeError("distill: the adapter needs an output folder ([distill] output)")
     path = Path(output).expanduser().resolve()
-    if path.is_dir() and any(path.iterdir()) and not is_adapter_folder(path):
-        raise LeafeError(
-            f"distill: output folder {path} holds files that are not an adapter; "
-            "choose a new or empty folder for [distill] output"
-        )
     if path.exists() and not path.is_dir():
         raise LeafeError(f"distill: output {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not is_adapter_folder(path):
+            raise LeafeError(
+                f"distill: output folder {path} holds files that are not an adapter; "
+                "choose a new or empty folder for [distill] output"
+            )
+        if store_file is None or card_of(path) != {"store": str(store_file), "name": name}:
+            raise LeafeError(
+                f"distill: output folder {path} holds an adapter already, and an adapter is never "
+                "overwritten; choose a new or empty folder for [distill] output (or another [distill] name)"
+            )
+    return path
+
+
+def card_of(folder: Path) -> dict[str, str]:
+    """The store and name an adapter folder's card says it was saved for."""
+    try:
+        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {"store": str(card.get("store", "")), "name": str(card.get("name", ""))} if isinstance(card, dict) else {}
+
+
+def adapter_output(db: sqlite_utils.Database, name: str, output: str = "") -> Path:
+    """Where the adapter `name` may be saved: `output`, else its folder in the store's
+    folder; refused (nothing written) when the name is taken or the folder is not free."""
+    if not name:
+        raise LeafeError("distill: the adapter needs a name")
+    path = check_output_folder(output or str(default_output(db, name)), store_file=files.store_path(db), name=name)
+    check_name_free(db, name, path)
     return path
 
 
@@ -118,10 +147,7 @@ def train_adapter(
             f"distill: [model] backend {model.backend!r} has no local weights to train; "
             "use backend = 'hf' with a model folder, a cached Hugging Face id or 'embedded'"
         )
-    if not name:
-        raise LeafeError("distill: the adapter needs a name")
-    output_path = check_output_folder(output)
-    check_name_free(db, name, output_path)
+    output_path = adapter_output(db, name, output)
     curve: list[dict[str, float]] = []
     main = is_main_process(model)
 
@@ -135,7 +161,7 @@ def train_adapter(
         with atomic_directory(output_path) as staging:
             tensorboard = staging / "runs" if settings.report_to == "tensorboard" else None
             result = train(staging, tensorboard)
-            write_card(staging, name=name, kind=kind, dataset_path=dataset_path, settings=settings)
+            write_card(staging, db, name=name, kind=kind, dataset_path=dataset_path, settings=settings)
     else:
         train(None, None)
         return 0
@@ -191,17 +217,17 @@ def record_adapter(
     extra_lineage: dict[str, Any] | None = None,
 ) -> int:
     """Insert an adapter row with its lineage and its loss curve, in one transaction."""
-    dataset = dataset_row(db, dataset_id) if dataset_id else None
+    dataset = datasets.get(db, dataset_id) if dataset_id else None
     task_names = sorted({e["task"] for e in examples if e.get("task")})
     correction_ids = (
-        dataset["correction_ids"] if dataset else
+        dataset.correction_ids if dataset is not None else
         sorted({e["correction_id"] for e in examples if e.get("correction_id") is not None})
     )
     lineage = {
         "run_id": run_id,
         "dataset_id": dataset_id,
         "dataset_path": str(dataset_path),
-        "dataset_name": dataset["name"] if dataset else None,
+        "dataset_name": dataset.name if dataset is not None else None,
         "correction_ids": correction_ids,
         "task_names": task_names,
         "kinds": sorted({e["kind"] for e in examples}),
@@ -210,66 +236,49 @@ def record_adapter(
         **(extra_lineage or {}),
     }
     with transaction(db):
-        adapter_id = db["adapters"].insert(
-            {
-                "run_id": run_id,
-                "name": name,
-                "path": str(path),
-                "base_model": model.name,
-                "dataset_id": dataset_id,
-                "kind": kind,
-                "metrics": queries.dumps(metrics),
-                "lineage": queries.dumps(lineage),
-                "created_at": now(),
-            }
-        ).last_pk
-        db["train_log"].insert_all(
-            {"adapter_id": adapter_id, **{key: point[key] for key in ("step", "epoch", "loss", "learning_rate")}}
-            for point in curve
+        return adapters.record(
+            db, run_id=run_id, name=name, path=path, base_model=model.name, dataset_id=dataset_id,
+            kind=kind, metrics=metrics, lineage=lineage, curve=curve,
         )
-    return adapter_id
 
 
-def write_card(folder: Path, *, name: str, kind: str, dataset_path: str, settings: DistillConfig) -> None:
-    """A small JSON beside the weights, so a copied adapter folder still says what it is."""
+def write_card(
+    folder: Path, db: sqlite_utils.Database, *, name: str, kind: str, dataset_path: str, settings: DistillConfig
+) -> None:
+    """A small JSON beside the weights, so a copied adapter folder still says what it is,
+    and which store saved it (only that store may replace it, and only before recording it)."""
     card = {"name": name, "kind": kind, "method": settings.method, "dataset": str(dataset_path),
-            "distill": dataclasses.asdict(settings)}
+            "distill": dataclasses.asdict(settings), "store": str(files.store_path(db))}
     (folder / CARD_FILE).write_text(json.dumps(card, indent=1, sort_keys=True))
 
 
 def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any]:
     """The stage summary for an adapter (what `--json` prints)."""
-    from workbench.adapters import adapter_row
-
-    row = adapter_row(db, adapter_id)
-    metrics = row["metrics"]
+    adapter = adapters.get(db, adapter_id)
+    metrics = adapter.metrics
     keys = ("first_loss", "final_loss", "steps", "n_examples", "n_skipped", "tokens_per_second",
             "wall_time", "method", "env_steps_budget", "env_steps_used",
             # equal budgets (workbench.budget): spent, generated, training compute
             "env_steps", "tokens", "train_examples", "train_tokens", "budget_warning")
     return {
         "adapter_id": adapter_id,
-        "name": row["name"],
-        "path": row["path"],
-        "kind": row["kind"],
+        "name": adapter.name,
+        "path": adapter.path,
+        "kind": adapter.kind,
         **{key: metrics[key] for key in keys if key in metrics},
     }
 
 
 def existing_adapter(db: sqlite_utils.Database, name: str, run_id: int) -> int | None:
     """An adapter this run already trained under `name` (a resumed run does not train twice)."""
-    row = db.execute("select id from adapters where name = ? and run_id = ?", [name, run_id]).fetchone()
-    return row[0] if row else None
+    adapter = adapters.by_name(db, name)
+    return adapter.id if adapter is not None and adapter.run_id == run_id else None
 
 
 def leafe_env_steps(db: sqlite_utils.Database, run_id: int) -> int:
     """Environment steps LEAFE spent in this run: every step of its explore episodes,
     branches from backtracking included (each non-root node is one environment step)."""
-    return db.execute(
-        """select count(*) from nodes join episodes on episodes.id = nodes.episode_id
-           where episodes.run_id = ? and episodes.purpose = 'explore' and nodes.parent_id is not null""",
-        [run_id],
-    ).fetchone()[0]
+    return spent(db, run_id, "explore")[0]
 
 
 def warn_without_corrections(context: StageContext, dataset_path: str) -> None:
@@ -292,14 +301,14 @@ def run_distill(context: StageContext) -> dict:
     done = existing_adapter(context.db, name, context.run_id)
     if done is not None:
         return adapter_summary(context.db, done)
-    dataset_path, dataset_id = find_dataset(
+    dataset_path, dataset = find_dataset(
         context.db, settings.dataset, run_id=context.run_id, exclude_kinds=BASELINE_DATASET_KINDS
     )
     output = settings.output or str(default_output(context.db, name))
     warn_without_corrections(context, dataset_path)
     plan = {
         "dataset_path": dataset_path,
-        "dataset_id": dataset_id,
+        "dataset_id": dataset.id if dataset is not None else None,
         "settings": settings,
         "model": context.config.model,
         "name": name,
@@ -348,13 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         main_process = is_main_process(config.model)
         db = open_store(args.db or config.store.path, migrate=main_process)
         wanted = args.dataset or settings.dataset
-        run_id = None
-        if not wanted:
-            run_id = db.execute("select run_id from datasets order by id desc limit 1").fetchone()
-            run_id = run_id[0] if run_id else None
-        dataset_path, dataset_id = find_dataset(db, wanted, run_id=run_id, exclude_kinds=BASELINE_DATASET_KINDS)
-        if dataset_id:
-            run_id = db.execute("select run_id from datasets where id = ?", [dataset_id]).fetchone()[0]
+        newest = datasets.latest(db) if not wanted else None
+        run_id = newest.run_id if newest is not None else None
+        dataset_path, dataset = find_dataset(db, wanted, run_id=run_id, exclude_kinds=BASELINE_DATASET_KINDS)
+        dataset_id = dataset.id if dataset is not None else None
+        if dataset is not None:
+            run_id = dataset.run_id
         name = args.name or settings.name or f"distill-{Path(dataset_path).stem}-{now()[:19].replace(':', '')}"
         output = settings.output or str(default_output(db, name))
         progress = RichProgress() if main_process else None

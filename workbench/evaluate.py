@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
+from store import episodes, evals, queries
 from store import pairs as stored_pairs
-from store import queries
 from store.budget import adapter_budgets
 from store.db import transaction
 from workbench.adapters import (
@@ -154,13 +154,7 @@ def record_pairs(
 
 def task_counts(db: sqlite_utils.Database, episode_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """(n, c) per task id over the given finished episodes."""
-    marks = ",".join("?" * len(episode_ids))
-    rows = db.execute(
-        f"""select task_id, count(*), coalesce(sum(success), 0) from episodes
-            where id in ({marks}) and status = 'finished' group by task_id""",
-        list(episode_ids),
-    ).fetchall()
-    return {task_id: (n, c) for task_id, n, c in rows}
+    return episodes.outcomes_by_task(db, episode_ids)
 
 
 def record_policy(
@@ -171,35 +165,17 @@ def record_policy(
     the policy was trained on); return its row of the table."""
     settings = context.config.evaluate
     results = [counts[task_id] for task_id in sorted(counts)]
-    row: dict[str, dict[str, float]] = {}
+    measured = {k: mean_pass_at_k(results, k, resamples=settings.bootstrap, seed=settings.seed + k) for k in ks}
     with transaction(context.db):
-        context.db.execute("delete from eval_results where run_id = ? and policy = ?", [context.run_id, policy])
-        context.db.execute("delete from evals where run_id = ? and policy = ?", [context.run_id, policy])
-        context.db["eval_results"].insert_all(
-            {"run_id": context.run_id, "policy": policy, "task_id": task_id, "n": n, "c": c}
-            for task_id, (n, c) in sorted(counts.items())
-        )
-        for k in ks:
-            mean, low, high = mean_pass_at_k(results, k, resamples=settings.bootstrap, seed=settings.seed + k)
-            context.db["evals"].insert({
-                "run_id": context.run_id, "policy": policy, "k": k, "pass_at_k": mean,
-                "ci_low": low, "ci_high": high, "n_tasks": len(results),
-            })
-            row[str(k)] = {"pass_at_k": mean, "ci_low": low, "ci_high": high}
+        evals.replace_policy(context.db, context.run_id, policy, counts, measured)
         stored_pairs.flag_trained_tasks(context.db, context.run_id, policy, trained)
-    return row
+    return {str(k): {"pass_at_k": mean, "ci_low": low, "ci_high": high} for k, (mean, low, high) in measured.items()}
 
 
 def skipped_adapters(context: StageContext) -> set[str]:
     """Adapters this run's training stages skipped for want of examples."""
-    names = set()
-    for (summary,) in context.db.execute(
-        "select summary from run_stages where run_id = ? and status = 'finished'", [context.run_id]
-    ).fetchall():
-        adapter = (queries.loads(summary, {}) or {}).get("skipped_adapter")
-        if adapter:
-            names.add(adapter)
-    return names
+    summaries = queries.finished_stage_summaries(context.db, context.run_id)
+    return {summary["skipped_adapter"] for summary in summaries if summary.get("skipped_adapter")}
 
 
 def run_evaluate(context: StageContext) -> dict:
@@ -250,11 +226,7 @@ def run_evaluate(context: StageContext) -> dict:
             episode_ids = open_episodes(
                 context, tasks, purpose=PURPOSE, policy=policy, rollouts=settings.n, seed=settings.seed
             )
-            unfinished = context.db.execute(
-                f"select count(*) from episodes where status = 'running' and id in ({','.join('?' * len(episode_ids))})",
-                episode_ids,
-            ).fetchone()[0]
-            if unfinished:
+            if episodes.count_running(context.db, episode_ids):
                 # Every policy samples with the same seeds: differences come from the weights.
                 play_episodes(context, episode_ids, generators.for_policy(policy), sampling, stage=f"evaluate {policy}")
             counts = task_counts(context.db, episode_ids)
@@ -328,14 +300,7 @@ def evaluate_in_run(
 
 def load_pass_at_k_table(db: sqlite_utils.Database, run_id: int) -> dict[str, dict[str, dict[str, float]]]:
     """The run's Pass@k table from the store, in the shape `run_evaluate` returns."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for row in db.query(
-        "select policy, k, pass_at_k, ci_low, ci_high from evals where run_id = ? order by id", [run_id]
-    ):
-        table.setdefault(row["policy"], {})[str(row["k"])] = {
-            "pass_at_k": row["pass_at_k"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-        }
-    return table
+    return evals.table(db, run_id)
 
 
 def format_cell(cell: dict[str, float] | None) -> str:

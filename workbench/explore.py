@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from store import queries
+from store import episodes, queries, steps
 from store.db import transaction
 from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.context import StageContext, Stopwatch
@@ -45,16 +45,15 @@ def open_episodes(
     with transaction(context.db):
         for task in tasks:
             for rollout in range(first_rollout, first_rollout + rollouts):
-                row = context.db.execute(
-                    """select id from episodes where run_id = ? and purpose = ? and task_id = ?
-                       and rollout = ? and policy = ?""",
-                    [context.run_id, purpose, task_ids[task.name], rollout, policy],
-                ).fetchone()
-                if row:
-                    episode_ids.append(row[0])
+                existing = episodes.find(
+                    context.db, run_id=context.run_id, purpose=purpose, task_id=task_ids[task.name],
+                    rollout=rollout, policy=policy,
+                )
+                if existing is not None:
+                    episode_ids.append(existing)
                     continue
                 observation = context.suite.new_environment().reset(task)
-                episode_id, _ = queries.create_episode(
+                episode_id, _ = episodes.create(
                     context.db,
                     run_id=context.run_id,
                     task_id=task_ids[task.name],
@@ -72,11 +71,9 @@ def unfinished_walkers(context: StageContext, episode_ids: Sequence[int]) -> lis
     """Walkers for the episodes still running, each restored to its last stored step."""
     walkers = []
     for episode_id in episode_ids:
-        status = context.db.execute("select status from episodes where id = ?", [episode_id]).fetchone()[0]
-        if status != "running":
+        if not episodes.get(context.db, episode_id).running:
             continue
-        leaf = queries.leaf_of_original_path(context.db, episode_id)
-        path = queries.path_to(context.db, leaf["id"])
+        path = steps.original_path(context.db, episode_id)
         task = task_of(context, episode_id)
         walkers.append(Walker(episode_id, task, environment_at(context, task, path), path))
     return walkers
@@ -93,13 +90,7 @@ def play_episodes(
     """Run the given episodes to their end in lock-step, with a progress bar of steps."""
     max_steps = context.config.env.max_steps
     walkers = unfinished_walkers(context, episode_ids)
-    done_steps = sum(
-        context.db.execute(
-            "select count(*) from nodes where episode_id = ? and parent_id is not null and branch_depth = 0",
-            [episode_id],
-        ).fetchone()[0]
-        for episode_id in episode_ids
-    )
+    done_steps = steps.actions_taken(context.db, list(episode_ids))
     context.progress.start(stage, len(episode_ids) * max_steps, f"{stage}: {len(episode_ids)} episodes")
     context.progress.advance(done_steps)
 
@@ -116,12 +107,7 @@ def play_episodes(
 
 
 def episode_summary(context: StageContext, purpose: str) -> dict:
-    row = context.db.execute(
-        """select count(*), coalesce(sum(success), 0), coalesce(sum(steps), 0) from episodes
-           where run_id = ? and purpose = ?""",
-        [context.run_id, purpose],
-    ).fetchone()
-    return {"episodes": row[0], "successes": row[1], "steps": row[2]}
+    return episodes.summary(context.db, context.run_id, purpose)
 
 
 def exploration_sampling(context: StageContext) -> Sampling:
@@ -181,19 +167,17 @@ def run_explore(context: StageContext, *, first_rollout: int = 0) -> dict:
     later round's episodes are its own even when it acts with the same policy."""
     config = context.config
     if config.experiment.env_steps:
-        from workbench.budget import spend_leafe_budget
+        # Exploration's part of LEAFE's budgeted path (workbench/budget.py, backtrack.spend_leafe_budget).
+        from workbench.budget import explore_target
 
-        return spend_leafe_budget(context, config.experiment.env_steps, parts=("explore",))["explore"]
+        return explore_within_budget(context, explore_target(context, config.experiment.env_steps))
     tasks = context.suite.load_tasks(config.env.tasks)
     policy = exploration_policy(config.model.adapter)
     episode_ids = open_episodes(
         context, tasks, purpose="explore", policy=policy, rollouts=config.explore.rollouts_per_task,
         seed=config.explore.seed, first_rollout=first_rollout,
     )
-    if any(
-        context.db.execute("select status from episodes where id = ?", [e]).fetchone()[0] == "running"
-        for e in episode_ids
-    ):
+    if episodes.count_running(context.db, episode_ids):
         play_episodes(context, episode_ids, context.generator(), exploration_sampling(context),
                       stage=f"explore ({policy})" if config.model.adapter else "explore")
     return {**episode_summary(context, "explore"), "policy": policy}

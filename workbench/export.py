@@ -10,70 +10,114 @@ join as `rehearsal` examples (weighted by `distill.beta`). The file is written a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
-from store import queries
-from store.curation import TRAINABLE
-from store.db import now, transaction
+from store import corrections, datasets, episodes, files, steps
+from store.db import transaction
+from store.leakage import leakage_reason
+from store.records import Correction, Dataset
 from workbench.agent import action_chats
 from workbench.config import Config
 from workbench.context import StageContext
-from workbench.files import atomic_write_jsonl
-from workbench.leakage import leakage_reason, trained_actions
+from workbench.errors import LeafeError
+from workbench.files import atomic_write_text
 
 
-def store_folder(db: sqlite_utils.Database) -> Path:
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    return Path(path).parent if path else Path.cwd()
-
-
-def correction_examples(db: sqlite_utils.Database, config: Config, correction: dict) -> list[dict]:
+def correction_examples(db: sqlite_utils.Database, config: Config, correction: Correction) -> list[dict]:
     """The corrected action and its continuation, after the note-free history up to tau."""
-    tau_depth = db.execute("select depth from nodes where id = ?", [correction["tau_node_id"]]).fetchone()[0]
-    path = queries.path_to(db, correction["leaf_node_id"])
+    tau_depth = steps.get(db, correction.tau_node_id).depth
+    path = steps.path_to(db, correction.leaf_node_id)
     chats = action_chats(config.prompts, path, config.env.max_steps, first_depth=tau_depth)
-    edited = correction["status"] == "edited" and correction["edited_action"]
-    if edited and path[tau_depth]["action"] != correction["edited_action"]:
+    edited = correction.status == "edited" and correction.edited_action
+    if edited and path[tau_depth].action != correction.edited_action:
         # The continuation answered the original branch action, not the edited one (an edit
         # kept before edits were played from tau); an edit played from tau keeps its own.
         messages, start = chats[0]
-        chats = [([*messages[:start], {"role": "assistant", "content": correction["edited_action"]}], start)]
+        chats = [([*messages[:start], {"role": "assistant", "content": correction.edited_action}], start)]
     return [
         {"messages": messages, "kind": "correction", "target_start": start,
-         "task": correction["task"], "correction_id": correction["id"]}
+         "task": correction.task, "correction_id": correction.id}
         for messages, start in chats
     ]
 
 
 def rehearsal_examples(db: sqlite_utils.Database, config: Config, run_id: int) -> Iterator[dict]:
-    rows = db.execute(
-        """select episodes.id, tasks.name from episodes join tasks on tasks.id = episodes.task_id
-           where run_id = ? and purpose = 'explore' and success = 1 order by episodes.id""",
-        [run_id],
-    ).fetchall()
-    for episode_id, task in rows:
-        leaf = queries.leaf_of_original_path(db, episode_id)
-        for messages, start in action_chats(config.prompts, queries.path_to(db, leaf["id"]), config.env.max_steps):
+    for episode in episodes.of_run(db, run_id, "explore", success=True):
+        for messages, start in action_chats(config.prompts, steps.original_path(db, episode.id), config.env.max_steps):
             yield {"messages": messages, "kind": "rehearsal", "target_start": start,
-                   "task": task, "correction_id": None}
+                   "task": episode.task, "correction_id": None}
 
 
-def trainable_corrections(db: sqlite_utils.Database, run_id: int) -> list[dict]:
-    marks = ",".join("?" * len(TRAINABLE))
-    return list(
-        db.query(
-            f"""select corrections.*, tasks.name as task, notes.text as note from corrections
-                join notes on notes.id = corrections.note_id
-                join nodes leaf on leaf.id = corrections.leaf_node_id
-                join episodes on episodes.id = leaf.episode_id
-                join tasks on tasks.id = episodes.task_id
-                where episodes.run_id = ? and corrections.status in ({marks}) order by corrections.id""",
-            [run_id, *TRAINABLE],
+def jsonl(examples: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in examples)
+
+
+def holds(path: Path, text: str) -> bool:
+    """Whether the file at `path` holds exactly `text`."""
+    try:
+        return path.is_file() and path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def free_dataset_file(db: sqlite_utils.Database, run_id: int | None, base: str, text: str) -> tuple[str, Path]:
+    """The first of `base`, `base-2` ... that no dataset is named, with its file in the
+    store's folder. A file there without a row is what a run killed between writing and
+    recording left: the same examples may take it, different ones may not."""
+    for name in datasets.names_after(base):
+        target = files.dataset_file(db, run_id, name)
+        if not datasets.name_taken(db, name) and (not target.exists() or holds(target, text)):
+            return name, target
+    raise AssertionError("unreachable: names_after never ends")
+
+
+def save_dataset(
+    db: sqlite_utils.Database,
+    *,
+    run_id: int | None,
+    kind: str,
+    name: str,
+    examples: Sequence[dict[str, Any]],
+    path: str | Path | None = None,
+    correction_ids: Iterable[int] = (),
+) -> Dataset:
+    """Write `examples` as a JSONL dataset and record it: the one way a dataset enters a
+    store (the export, the baselines, the distill screen).
+
+    A dataset's file is never rewritten. When the newest dataset named `name` (or one of
+    its re-exports, `name-2` ...) holds exactly these examples, it is that dataset, and
+    nothing is written (a resumed stage does not duplicate it); otherwise the examples go
+    under the first free name, each in its own file in the store's folder. A `path` the
+    user chose is written only if no file is there yet (or the same examples are).
+    """
+    text = jsonl(examples)
+    newest = next(iter(datasets.versions(db, name)), None)
+    same_place = newest is not None and (path is None or Path(path).resolve() == Path(newest.path))
+    if same_place and holds(Path(newest.path), text):
+        return newest
+    if path:
+        target = Path(path).resolve()
+        taken = datasets.by_path(db, target)
+        if taken is not None or (target.exists() and not holds(target, text)):
+            owner = f"dataset {taken.name!r}'s file" if taken else "a file already"
+            raise LeafeError(
+                f"export: {target} is {owner}, and a dataset file is never rewritten; choose another "
+                "[export] path, or leave it empty for the store's own folder"
+            )
+        name = next(n for n in datasets.names_after(name) if not datasets.name_taken(db, n))
+    else:
+        name, target = free_dataset_file(db, run_id, name, text)
+    if not holds(target, text):
+        atomic_write_text(target, text)
+    with transaction(db):
+        return datasets.record(
+            db, run_id=run_id, name=name, path=target, kind=kind, n_examples=len(examples),
+            correction_ids=correction_ids, task_names=(e["task"] for e in examples if e.get("task")),
         )
-    )
 
 
 def export_dataset(
@@ -85,54 +129,38 @@ def export_dataset(
     name: str | None = None,
     rehearsal: bool | None = None,
     correction_ids: list[int] | None = None,
-) -> dict:
+) -> tuple[Dataset, list[int]]:
     """Write the run's trainable corrections (or just `correction_ids`) as JSONL and record
-    the dataset; returns its row, plus `leaking_left_out`: the ids of trainable corrections
-    left out because they fail the leakage check. The TUI's distill screen calls this too."""
-    corrections = trainable_corrections(db, run_id)
+    the dataset (see `save_dataset`); returns it with the ids of trainable corrections left
+    out because they fail the leakage check. The TUI's distill screen calls this too."""
+    chosen = corrections.trainable(db, run_id)
     if correction_ids is not None:
         wanted = set(correction_ids)
-        corrections = [c for c in corrections if c["id"] in wanted]
+        chosen = [c for c in chosen if c.id in wanted]
     # The last guard of the leakage check: whatever approved a correction (a store from an
     # older version, a decision written by hand), one that copies its note is never written.
     words = config.curate.leakage_words
-    leaking = [c["id"] for c in corrections
-               if leakage_reason(c["note"], trained_actions(db, c, c["status"]), words)]
-    corrections = [c for c in corrections if c["id"] not in leaking]
-    examples = [example for c in corrections for example in correction_examples(db, config, c)]
+    leaking = [c.id for c in chosen
+               if leakage_reason(c.note, corrections.trained_actions(db, c, c.status), words)]
+    chosen = [c for c in chosen if c.id not in leaking]
+    examples = [example for c in chosen for example in correction_examples(db, config, c)]
     if config.export.rehearsal if rehearsal is None else rehearsal:
         examples += list(rehearsal_examples(db, config, run_id))
-    name = name or config.export.name or f"leafe-run-{run_id}"
-    path = Path(path or config.export.path or store_folder(db) / "runs" / f"run-{run_id}" / f"{name}.jsonl")
-    atomic_write_jsonl(path, examples)
-    row = {
-        "run_id": run_id,
-        "name": name,
-        "path": str(path.resolve()),
-        "n_examples": len(examples),
-        "kind": "leafe",
-        "correction_ids": json.dumps([c["id"] for c in corrections]),
-        "task_names": json.dumps(sorted({e["task"] for e in examples})),
-        "created_at": now(),
-    }
-    with transaction(db):
-        existing = db.execute("select id from datasets where name = ?", [name]).fetchone()
-        if existing:
-            db["datasets"].update(existing[0], row)
-            row["id"] = existing[0]
-        else:
-            row["id"] = db["datasets"].insert(row).last_pk
-    return {**row, "leaking_left_out": leaking}
+    dataset = save_dataset(
+        db, run_id=run_id, kind="leafe", name=name or config.export.name or f"leafe-run-{run_id}",
+        examples=examples, path=path or config.export.path or None, correction_ids=[c.id for c in chosen],
+    )
+    return dataset, leaking
 
 
 def run_export(context: StageContext) -> dict:
-    row = export_dataset(context.db, context.config, context.run_id)
-    corrections = len(json.loads(row["correction_ids"]))
-    summary = {"dataset": row["name"], "path": row["path"], "examples": row["n_examples"], "corrections": corrections}
-    if row["leaking_left_out"]:
+    dataset, leaking = export_dataset(context.db, context.config, context.run_id)
+    summary = {"dataset": dataset.name, "path": dataset.path, "examples": dataset.n_examples,
+               "corrections": len(dataset.correction_ids)}
+    if leaking:
         context.say(
-            f"warning: export left out corrections {row['leaking_left_out']}: their actions copy "
+            f"warning: export left out corrections {leaking}: their actions copy "
             f"{context.config.curate.leakage_words}+ words of their notes"
         )
-        summary["leaking_left_out"] = row["leaking_left_out"]
+        summary["leaking_left_out"] = leaking
     return summary

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from store import queries
-from store.db import now, transaction
+from store import episodes, notes, steps
+from store.db import transaction
 from workbench.context import StageContext
 from workbench.reflectors import Reflection, find_reflector
 
 
 def task_name_of_episode(context: StageContext, episode_id: int) -> str:
-    return context.db.execute(
-        "select tasks.name from episodes join tasks on tasks.id = episodes.task_id where episodes.id = ?",
-        [episode_id],
-    ).fetchone()[0]
+    return episodes.task_of(context.db, episode_id)[0]
 
 
 # -- rollback point -----------------------------------------------------------------
@@ -65,19 +62,11 @@ def reflect_on(context: StageContext, paths: Sequence[Sequence[dict]]) -> list[i
         for path, reflection in zip(paths, reflections, strict=True):
             depth = rollback_depth(context.config.backtrack.rollback, reflection, path)
             rollback_node = path[depth]
-            note_ids.append(
-                context.db["notes"].insert(
-                    {
-                        "node_id": path[-1]["id"],
-                        "rollback_node_id": rollback_node["id"],
-                        "text": reflection.text,
-                        "author": reflection.author,
-                        "fallback_reason": reflection.fallback_reason,
-                        "created_at": now(),
-                    }
-                ).last_pk
-            )
-            context.db["nodes"].update(rollback_node["id"], {"backtrack_point": 1})
+            note_ids.append(notes.add(
+                context.db, node_id=path[-1]["id"], rollback_node_id=rollback_node["id"], text=reflection.text,
+                author=reflection.author, fallback_reason=reflection.fallback_reason,
+            ))
+            steps.mark_backtrack_point(context.db, rollback_node["id"])
     return note_ids
 
 
@@ -97,19 +86,16 @@ def run_reflect(context: StageContext) -> dict:
     """Reflect on every failed exploration episode of the run (and, with `reflect.every`,
     on every N-th failed step of any episode) where no note exists yet."""
     every = context.config.reflect.every
-    rows = context.db.execute(
-        """select id, success from episodes where run_id = ? and purpose = 'explore' and status = 'finished'
-           and (success = 0 or ? > 0) order by id""",
-        [context.run_id, every],
-    ).fetchall()
+    finished = episodes.of_run(context.db, context.run_id, "explore", finished=True)
     paths = []
-    for episode_id, success in rows:
-        leaf = queries.leaf_of_original_path(context.db, episode_id)
-        full = queries.path_to(context.db, leaf["id"])
+    for episode in finished:
+        if episode.success and every <= 0:
+            continue
+        full = steps.original_path(context.db, episode.id)
         if len(full) < 2:
             continue
-        for depth in reflection_points(full, every, failed=not success):
-            if context.db.execute("select 1 from notes where node_id = ?", [full[depth]["id"]]).fetchone():
+        for depth in reflection_points(full, every, failed=not episode.success):
+            if notes.exists_on(context.db, full[depth].id):
                 continue  # reflected on already (a resumed run)
             paths.append(full[: depth + 1])
     context.progress.start("reflect", len(paths), f"reflect: {len(paths)} failed steps")
@@ -120,12 +106,4 @@ def run_reflect(context: StageContext) -> dict:
         note_ids += reflect_on(context, paths[start : start + batch])
         context.progress.advance(len(paths[start : start + batch]))
     context.progress.finish()
-    authors = dict(
-        context.db.execute(
-            """select author, count(*) from notes join nodes on nodes.id = notes.node_id
-               join episodes on episodes.id = nodes.episode_id where episodes.run_id = ?
-               group by author""",
-            [context.run_id],
-        ).fetchall()
-    )
-    return {"notes": len(note_ids), "by_author": authors}
+    return {"notes": len(note_ids), "by_author": notes.count_by_author(context.db, context.run_id)}

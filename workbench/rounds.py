@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from store import queries
+from store import episodes, queries
 from store import rounds as stored_rounds
 from store.db import transaction
 from workbench.config import Config
@@ -200,10 +200,7 @@ def score_policy(
         temperature=config.evaluate.temperature, top_p=config.explore.top_p,
         max_new_tokens=config.model.max_new_tokens, seed=config.evaluate.seed,
     )
-    if context.db.execute(
-        f"select count(*) from episodes where status = 'running' and id in ({','.join('?' * len(episode_ids))})",
-        episode_ids,
-    ).fetchone()[0]:
+    if episodes.count_running(context.db, episode_ids):
         play_episodes(context, episode_ids, generator, sampling, stage=f"validate {policy}")
     counts = task_counts(context.db, episode_ids)
     mean, low, high = mean_pass_at_k(

@@ -105,8 +105,8 @@ def test_two_processes_train_one_adapter_and_only_rank_zero_writes(tmp_path):
     metrics = json.loads(rows[0]["metrics"])
     assert metrics["processes"] == 2
     assert metrics["steps"] == 2  # 4 examples, 1 per rank per step
-    assert (tmp_path / "adapters" / "two-ranks" / "adapter_config.json").is_file()
-    assert not [p for p in (tmp_path / "adapters").iterdir() if p.name.startswith(".")]
+    assert (tmp_path / "leafe.db-files" / "adapters" / "two-ranks" / "adapter_config.json").is_file()
+    assert not [p for p in (tmp_path / "leafe.db-files" / "adapters").iterdir() if p.name.startswith(".")]
     db.close()
 
 

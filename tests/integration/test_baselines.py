@@ -116,7 +116,7 @@ def test_three_baselines_train_adapters_within_leafes_budget(tmp_path, capsys):
         assert 0 < metrics["env_steps_used"] <= budget
         assert lineage["dataset_id"] == row["dataset_id"]
         assert db.execute("select count(*) from train_log where adapter_id = ?", [row["id"]]).fetchone()[0] >= 1
-        assert (tmp_path / "adapters" / row["name"] / "adapter_config.json").is_file()
+        assert (tmp_path / "leafe.db-files" / "adapters" / row["name"] / "adapter_config.json").is_file()
         summary = result.summaries[f"baseline:{kind}"]
         assert summary["adapter_id"] == row["id"] and summary["env_steps_used"] == metrics["env_steps_used"]
 

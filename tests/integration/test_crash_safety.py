@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 STAGES = '["explore", "reflect", "backtrack", "curate", "export", "distill"]'
 ADAPTER = "leafe-run-1"  # the default name of run 1's adapter
+OWN = "leafe.db-files"  # the folder of files the store leafe.db writes, beside it
 
 
 def config_text(script: Path, env_kind: str) -> str:
@@ -118,7 +119,7 @@ def wait_for(reached: Callable[[], bool], what: str, timeout: float) -> None:
 
 def staging_folders(folder: Path) -> list[Path]:
     """Folders an atomic write of the adapter is still filling."""
-    return sorted((folder / "adapters").glob(f".{ADAPTER}.*"))
+    return sorted((folder / OWN / "adapters").glob(f".{ADAPTER}.*"))
 
 
 def training_started(folder: Path) -> bool:
@@ -172,7 +173,7 @@ def adapter_rows(db_path: Path) -> list[dict]:
 
 
 def dataset_rows(folder: Path) -> list[str]:
-    (path,) = (folder / "runs" / "run-1").glob("*.jsonl")
+    (path,) = (folder / OWN / "runs" / "run-1").glob("*.jsonl")
     return sorted(path.read_text().splitlines())
 
 
@@ -194,7 +195,7 @@ def test_run_killed_at_each_stage_resumes_to_the_same_store(workdir):
             kill_at(killed, config, point, reached, timeout)
             if point == "distill training":
                 # Killed mid-training: a half-written staging folder, and no adapter recorded.
-                assert staging_folders(killed) and not (killed / "adapters" / ADAPTER).exists()
+                assert staging_folders(killed) and not (killed / OWN / "adapters" / ADAPTER).exists()
                 assert adapter_rows(killed / "leafe.db") == []
         resumed = subprocess.run(
             command(config, killed / "leafe.db", "--resume", "--json"),
@@ -217,13 +218,13 @@ def test_run_killed_at_each_stage_resumes_to_the_same_store(workdir):
     # with nothing else beside it: the killed attempts' staging folders are gone.
     (adapter,) = adapter_rows(killed / "leafe.db")
     (clean_adapter,) = adapter_rows(clean / "leafe.db")
-    folder = killed / "adapters" / ADAPTER
+    folder = killed / OWN / "adapters" / ADAPTER
     assert adapter["name"] == ADAPTER and adapter["base_model"] == "embedded"
     assert Path(adapter["path"]) == folder.resolve()
     assert summary["stages"]["distill"]["adapter_id"] == adapter["id"]
     assert json.loads(adapter["metrics"])["steps"] == json.loads(clean_adapter["metrics"])["steps"] == 2
-    assert sorted(p.name for p in (killed / "adapters").iterdir()) == [ADAPTER]
-    assert not list((killed / "runs").rglob(".*"))
+    assert sorted(p.name for p in (killed / OWN / "adapters").iterdir()) == [ADAPTER]
+    assert not list((killed / OWN / "runs").rglob(".*"))
     assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
 
     from workbench.models.embedded import ensure_embedded_model
@@ -242,7 +243,7 @@ def test_run_killed_at_each_stage_resumes_to_the_same_store(workdir):
     from workbench.models.hf import HFGenerator
 
     weights, clean_weights = load_file(folder / "adapter_model.safetensors"), load_file(
-        clean / "adapters" / ADAPTER / "adapter_model.safetensors")
+        clean / OWN / "adapters" / ADAPTER / "adapter_model.safetensors")
     assert weights.keys() == clean_weights.keys() and weights
     assert all(torch.allclose(weights[k], clean_weights[k], atol=1e-4) for k in weights)
     threads = torch.get_num_threads()

@@ -53,7 +53,7 @@ def test_distill_stage_trains_saves_and_loads_an_adapter(tmp_path, monkeypatch):
     summary = result.summaries["distill"]
     assert summary["name"] == f"leafe-run-{result.run_id}"
     folder = Path(summary["path"])
-    assert folder == (tmp_path / "adapters" / summary["name"]).resolve()
+    assert folder == (tmp_path / "leafe.db-files" / "adapters" / summary["name"]).resolve()
     assert (folder / "adapter_config.json").is_file()
     assert list((folder / "runs").glob("events.out.tfevents.*")), "TensorBoard events were not written"
     assert not [p for p in tmp_path.joinpath("adapters").iterdir() if p.name.startswith(".")]

@@ -94,11 +94,13 @@ def test_training_from_the_distill_screen_stores_an_adapter_beside_the_store(tmp
     assert losses and all(math.isfinite(loss) for loss in losses)
     assert [loss for _, loss in seen["plotted"]] == pytest.approx(losses)  # the screen shows the stored curve
 
-    # The adapter is adapters/<name> beside the store, and nothing else appeared but the export.
-    folder = tmp_path / "adapters" / "screen-lora"
+    # The adapter is adapters/<name> in the store's own folder, and nothing else appeared
+    # but the export there.
+    own = tmp_path / "fixture.db-files"
+    folder = own / "adapters" / "screen-lora"
     assert Path(adapter["path"]).resolve() == folder.resolve()
     assert (folder / "adapter_config.json").is_file()
-    assert [entry.name for entry in (tmp_path / "adapters").iterdir()] == ["screen-lora"]
-    assert Path(dataset["path"]).resolve().parent == (tmp_path / "runs" / "run-1").resolve()
+    assert [entry.name for entry in (own / "adapters").iterdir()] == ["screen-lora"]
+    assert Path(dataset["path"]).resolve().parent == (own / "runs" / "run-1").resolve()
     new = {entry.name for entry in tmp_path.iterdir()} - before
-    assert new <= {"adapters", "runs", "fixture.db-wal", "fixture.db-shm"}, new
+    assert new <= {"fixture.db-files", "fixture.db-wal", "fixture.db-shm"}, new

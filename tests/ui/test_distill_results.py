@@ -79,7 +79,8 @@ async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypat
         assert screen.query_one(LossPlot).points == [(1, 1.5), (2, 1.0), (3, 0.5)]
     (call,) = calls
     assert call["name"] == "leafe-run-1-2" and call["run_id"] == store.leafe_run
-    assert call["output"] == str(store.path.parent.resolve() / "adapters" / "leafe-run-1-2")  # beside the store
+    # In the store's own folder, beside it: <store file>-files/adapters/<name>.
+    assert call["output"] == str(store.path.resolve().parent / f"{store.path.name}-files" / "adapters" / "leafe-run-1-2")
     assert call["settings"].lora_r == 8 and call["settings"].lora_alpha == 32
     with open(call["dataset_path"]) as handle:  # the approved correction, exported
         examples = [json.loads(line) for line in handle]

@@ -81,7 +81,7 @@ def test_model_adapter_name_reaches_the_backend_as_its_folder(distilled, workdir
     })
     result = run_pipeline(config, db_path=workdir / "leafe.db")
     assert result.status == "finished", result.error
-    assert seen == [summary["path"]] and summary["path"] == str(workdir / "adapters" / summary["name"])
+    assert seen == [summary["path"]] and summary["path"] == str(workdir / "leafe.db-files" / "adapters" / summary["name"])
 
 
 def adapter_config(workdir, adapter: str):

@@ -87,10 +87,10 @@ def test_export_never_writes_a_leaking_correction(workdir):
     # Approved without the check (a store from an older version, or a hand-written decision).
     for correction_id in ids.values():
         db["corrections"].update(correction_id, {"status": "approved"})
-    row = export_dataset(db, config, run_id, rehearsal=False)
-    assert row["leaking_left_out"] == [ids[LEAKY]]
-    assert json.loads(row["correction_ids"]) == [ids["3"]]
-    examples = [json.loads(line) for line in Path(row["path"]).read_text().splitlines()]
+    dataset, leaking = export_dataset(db, config, run_id, rehearsal=False)
+    assert leaking == [ids[LEAKY]]
+    assert dataset.correction_ids == [ids["3"]]
+    examples = [json.loads(line) for line in Path(dataset.path).read_text().splitlines()]
     assert [e["correction_id"] for e in examples] == [ids["3"]]
 
 

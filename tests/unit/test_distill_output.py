@@ -1,5 +1,5 @@
 """Where an adapter is written: training replaces its folder whole, so a folder that holds
-anything but an adapter is refused before any training, and left as it was."""
+anything (another adapter included) is refused before any training, and left as it was."""
 
 from __future__ import annotations
 
@@ -40,13 +40,29 @@ def test_a_folder_of_other_files_is_refused_and_untouched(tmp_path):
     assert db["adapters"].count == 0
 
 
-def test_new_empty_and_adapter_folders_may_be_written(tmp_path):
+def test_new_and_empty_folders_may_be_written_an_existing_adapter_may_not(tmp_path):
     assert check_output_folder(str(tmp_path / "new")) == (tmp_path / "new").resolve()
     (tmp_path / "empty").mkdir()
     assert check_output_folder(str(tmp_path / "empty")).name == "empty"
     (tmp_path / "old-adapter").mkdir()
     (tmp_path / "old-adapter" / "adapter_config.json").write_text("{}")
-    assert check_output_folder(str(tmp_path / "old-adapter")).name == "old-adapter"
+    with pytest.raises(LeafeError, match="never overwritten"):
+        check_output_folder(str(tmp_path / "old-adapter"))
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(LeafeError, match="is a file"):
         check_output_folder(str(tmp_path / "a-file"))
+
+
+def test_only_the_store_that_saved_an_unrecorded_adapter_may_replace_it(tmp_path):
+    """A run killed between saving an adapter and recording it retrains on resume into the
+    same folder; the card says which store and name saved it, and no one else may."""
+    store = (tmp_path / "leafe.db").resolve()
+    folder = tmp_path / "leafe.db-files" / "adapters" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "leafe-adapter.json").write_text(json.dumps({"store": str(store), "name": "mine"}))
+    assert check_output_folder(str(folder), store_file=store, name="mine") == folder.resolve()
+    with pytest.raises(LeafeError, match="never overwritten"):
+        check_output_folder(str(folder), store_file=(tmp_path / "other.db").resolve(), name="mine")
+    with pytest.raises(LeafeError, match="never overwritten"):
+        check_output_folder(str(folder), store_file=store, name="yours")

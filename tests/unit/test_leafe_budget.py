@@ -8,7 +8,8 @@ from store import queries
 from store.budget import spent
 from store.db import open_store, transaction
 from tests.conftest import GUESS_ENV, write_script
-from workbench.budget import budget_warning, leafe_accounting, spend_leafe_budget, within_tolerance
+from workbench.backtrack import spend_leafe_budget
+from workbench.budget import budget_warning, leafe_accounting, within_tolerance
 from workbench.config import config_from_dict, resolved
 from workbench.context import StageContext
 from workbench.envs import open_suite

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from store import queries
+from store import files
 from store.budget import spent
-from store.db import now, transaction
-from workbench.adapters import store_folder
 from workbench.agent import build_messages
 from workbench.budget import Budget, accounting
 from workbench.context import StageContext
 from workbench.distill import adapter_summary, existing_adapter, train_adapter
 from workbench.errors import LeafeError
+from workbench.export import save_dataset
 from workbench.seeds import run_label
 
 
@@ -42,41 +40,13 @@ def state_prompt(context: StageContext, path: Sequence[dict]) -> list[dict[str, 
     return build_messages(context.config.prompts, path, context.config.env.max_steps)
 
 
-def dataset_file(context: StageContext, kind: str) -> Path:
-    return store_folder(context.db) / "runs" / f"run-{context.run_id}" / f"{kind}.jsonl"
-
-
 def write_dataset(
     context: StageContext, *, kind: str, name: str, examples: Sequence[dict[str, Any]]
 ) -> tuple[str, int]:
-    """Write the examples (atomically) and record the dataset; return (path, id).
-
-    A rerun of the stage replaces the file and updates its row, so a resumed run keeps
-    one dataset per baseline."""
-    from workbench._distill_data import write_examples
-
-    path = dataset_file(context, kind)
-    count = write_examples(path, examples)
-    row = {
-        "run_id": context.run_id,
-        "name": name,
-        "path": str(path),
-        "n_examples": count,
-        "kind": kind,
-        "correction_ids": queries.dumps([]),
-        "task_names": queries.dumps(sorted({e["task"] for e in examples if e.get("task")})),
-        "created_at": now(),
-    }
-    with transaction(context.db):
-        existing = context.db.execute(
-            "select id from datasets where run_id = ? and name = ?", [context.run_id, name]
-        ).fetchone()
-        if existing:
-            context.db["datasets"].update(existing[0], row)
-            dataset_id = existing[0]
-        else:
-            dataset_id = context.db["datasets"].insert(row).last_pk
-    return str(path), dataset_id
+    """Write the examples and record the dataset (`workbench.export.save_dataset`: a rerun
+    with the same examples is the same dataset); return (path, id)."""
+    dataset = save_dataset(context.db, run_id=context.run_id, kind=kind, name=name, examples=examples)
+    return dataset.path, dataset.id
 
 
 def adapter_name(kind: str, run_label: int | str) -> str:
@@ -114,7 +84,7 @@ def train_baseline_adapter(
         settings=settings,
         model=context.config.model,
         name=name,
-        output=str(store_folder(context.db) / "adapters" / name),
+        output=str(files.adapter_folder(context.db, name)),
         run_id=context.run_id,
         kind=kind,
         progress=context.progress,

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from workbench._distill_data import make_example
-from workbench.adapters import store_folder
 from workbench.agent import clean_text, execute
 from workbench.baselines._common import (
     adapter_name,
@@ -47,7 +46,7 @@ from workbench.baselines._common import (
 from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
 from workbench.budget import Budget, accounting, step_budget
 from workbench.context import Cancelled, StageContext
-from workbench.distill import adapter_summary, check_name_free, record_adapter, write_card
+from workbench.distill import adapter_output, adapter_summary, record_adapter, write_card
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
 from workbench.seeds import run_label
@@ -258,8 +257,7 @@ def run_grpo(context: StageContext) -> dict:
     examples = prompt_examples(context, tasks)
     dataset_path, dataset_id = write_dataset(context, kind=KIND, name=f"grpo-run-{context.run_id}", examples=examples)
     name = adapter_name(KIND, run_label(context))
-    output = (store_folder(context.db) / "adapters" / name).resolve()
-    check_name_free(context.db, name, output)
+    output = adapter_output(context.db, name)
     completion_tokens = min(config.model.max_new_tokens, MAX_COMPLETION_TOKENS)
     if config.baselines.grpo_multi_turn:
         scorer: Scorer | EpisodeRollout = EpisodeRollout(
@@ -274,7 +272,7 @@ def run_grpo(context: StageContext) -> dict:
     with atomic_directory(output) as staging:
         guard = BudgetGuard(scorer, budget.steps, config.baselines.grpo_group_size * steps_per_completion(context))
         measured = train_grpo(context, examples, scorer, steps, staging, curve, guard)
-        write_card(staging, name=name, kind=KIND, dataset_path=dataset_path, settings=config.distill)
+        write_card(staging, context.db, name=name, kind=KIND, dataset_path=dataset_path, settings=config.distill)
     group_rewards = [point["reward"] for point in curve]
     first, last = group_rewards[:1], group_rewards[-1:]
     metrics = {

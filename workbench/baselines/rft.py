@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from store import queries
+from store import episodes, steps
 from workbench._distill_data import make_example
 from workbench.agent import action_chats
 from workbench.baselines._common import (
@@ -41,18 +41,14 @@ SEED_OFFSET = 10_007  # rollouts differ from exploration's, with the same temper
 
 
 def episode_ids(context: StageContext, *, running: bool | None = None, from_rollout: int = 0) -> list[int]:
-    where = " and status = 'running'" if running else ""
-    return [row[0] for row in context.db.execute(
-        f"select id from episodes where run_id = ? and purpose = ? and rollout >= ?{where} order by id",
-        [context.run_id, PURPOSE, from_rollout],
-    ).fetchall()]
+    finished = False if running else None
+    return [e.id for e in episodes.of_run(
+        context.db, context.run_id, PURPOSE, finished=finished, from_rollout=from_rollout
+    )]
 
 
 def next_rollout(context: StageContext) -> int:
-    row = context.db.execute(
-        "select max(rollout) from episodes where run_id = ? and purpose = ?", [context.run_id, PURPOSE]
-    ).fetchone()
-    return 0 if row[0] is None else row[0] + 1
+    return episodes.next_rollout(context.db, context.run_id, PURPOSE)
 
 
 def plan_waves(tasks: Sequence[Task], remaining: int, max_steps: int, waves_left: int | None) -> tuple[list[Task], int]:
@@ -105,15 +101,10 @@ def successful_examples(context: StageContext) -> list[dict]:
     """Every answer of every successful episode a target (one chat per episode, or one per
     answer when the policy sees a window of its history)."""
     examples = []
-    for episode_id, task_name in context.db.execute(
-        """select episodes.id, tasks.name from episodes join tasks on tasks.id = episodes.task_id
-           where run_id = ? and purpose = ? and status = 'finished' and success = 1 order by episodes.id""",
-        [context.run_id, PURPOSE],
-    ).fetchall():
-        leaf = queries.leaf_of_original_path(context.db, episode_id)
-        path = queries.path_to(context.db, leaf["id"])
+    for episode in episodes.of_run(context.db, context.run_id, PURPOSE, finished=True, success=True):
+        path = steps.original_path(context.db, episode.id)
         for messages, start in action_chats(context.config.prompts, path, context.config.env.max_steps):
-            examples.append(make_example(messages, kind=KIND, target_start=start, task=task_name))
+            examples.append(make_example(messages, kind=KIND, target_start=start, task=episode.task))
     return examples
 
 
@@ -125,22 +116,20 @@ def run_rft(context: StageContext) -> dict:
     budget = step_budget(context, len(tasks))
     waves = roll_out_within_budget(context, tasks, budget)
     used = steps_used(context, PURPOSE)
-    episodes, successes = context.db.execute(
-        "select count(*), coalesce(sum(success), 0) from episodes where run_id = ? and purpose = ?",
-        [context.run_id, PURPOSE],
-    ).fetchone()
+    played = episodes.summary(context.db, context.run_id, PURPOSE)
+    count, successes = played["episodes"], played["successes"]
     examples = successful_examples(context)
     if not examples:
         raise NothingToTrain(
-            f"baseline:rft: none of the {episodes} episodes ({used} environment steps) succeeded, "
+            f"baseline:rft: none of the {count} episodes ({used} environment steps) succeeded, "
             "so there is nothing to fine-tune on",
             adapter=adapter_name(KIND, run_label(context)),
         )
     path, dataset_id = write_dataset(context, kind=KIND, name=f"rft-run-{context.run_id}", examples=examples)
-    context.say(f"baseline:rft: {successes} of {episodes} episodes succeeded in {used} of {budget.steps} steps")
+    context.say(f"baseline:rft: {successes} of {count} episodes succeeded in {used} of {budget.steps} steps")
     summary = train_baseline_adapter(
         context, kind=KIND, dataset_path=path, dataset_id=dataset_id, budget=budget, used=used,
-        tokens=tokens_generated(context, PURPOSE), extra={"episodes": episodes, "successes": successes, "rollouts_per_task": waves},
+        tokens=tokens_generated(context, PURPOSE), extra={"episodes": count, "successes": successes, "rollouts_per_task": waves},
     )
-    return {**summary, "episodes": episodes, "successes": successes, "env_steps_used": used,
+    return {**summary, "episodes": count, "successes": successes, "env_steps_used": used,
             "env_steps_budget": budget.steps}
