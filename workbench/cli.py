@@ -16,9 +16,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.errors import LeafeError
 from workbench.visible_text import visible, visible_values
+
+if TYPE_CHECKING:
+    from workbench.config import Config
 
 EPILOG = """\
 examples:
@@ -66,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config_help:
             return print_config_help()
         if args.batch:
-            from workbench.launch import launched_batch
-
-            return launched_batch(args, run_batch)  # run_batch itself outside a multi-process launch
+            return run_batch(args)
         if args.resume or args.json or args.dry_run:
             return fail("--resume, --json and --dry-run need --batch CONFIG.toml")
         return run_tui(args)
@@ -105,6 +107,18 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(to_toml(resolved(config)))
         return 0
+    from workbench import launch
+
+    if launch.follows_main(config):  # a process of an `accelerate launch` other than the main one
+        return launch.follow_distill(config)
+    try:
+        return run_stages(args, config)
+    finally:
+        launch.release_followers()
+
+
+def run_stages(args: argparse.Namespace, config: Config) -> int:
+    """The configured stages, with progress on stderr, Ctrl-C and SIGTERM handled."""
     from workbench.pipeline import run_pipeline, summary_json
     from workbench.progress import RichProgress
 

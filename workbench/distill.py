@@ -29,8 +29,8 @@ from store.db import now, transaction
 from workbench.adapters import CARD_FILE, find_dataset, is_adapter_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
+from workbench.distill_plan import DistillPlan, send_plan
 from workbench.errors import LeafeError, NothingToTrain
-from workbench.launch import send_distill_plan
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
 # hf and vllm name transformers weights a peft adapter can train on; a scripted policy
@@ -306,22 +306,22 @@ def run_distill(context: StageContext) -> dict:
     )
     output = settings.output or str(default_output(context.db, name))
     warn_without_corrections(context, dataset_path)
-    plan = {
-        "dataset_path": dataset_path,
-        "dataset_id": dataset.id if dataset is not None else None,
-        "settings": settings,
-        "model": context.config.model,
-        "name": name,
-        "output": output,
-        "run_id": context.run_id,
-        "kind": "leafe",
-        "env_steps": leafe_env_steps(context.db, context.run_id),
+    plan = DistillPlan(
+        dataset_path=dataset_path,
+        dataset_id=dataset.id if dataset is not None else None,
+        settings=settings,
+        model=context.config.model,
+        name=name,
+        output=output,
+        run_id=context.run_id,
+        kind="leafe",
+        env_steps=leafe_env_steps(context.db, context.run_id),
         # What LEAFE spent against [experiment] env_steps, with the warning if it missed it.
-        "metrics": leafe_accounting(context),
-    }
+        metrics=leafe_accounting(context),
+    )
     # Under a launch of several processes, the others train on the same plan (launch.py).
-    send_distill_plan(plan)
-    adapter_id = train_adapter(context.db, **plan, progress=context.progress, cancel=context.cancel)
+    send_plan(plan)
+    adapter_id = train_adapter(context.db, **plan.arguments(), progress=context.progress, cancel=context.cancel)
     if not adapter_id:  # a non-main process of a launch: the main one records
         return {}
     summary = adapter_summary(context.db, adapter_id)

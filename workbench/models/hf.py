@@ -13,8 +13,8 @@ import threading
 
 from workbench.config import ModelConfig
 from workbench.errors import ModelNotFoundError
-from workbench.models import resolve_model_source
 from workbench.models.base import ChatPrompt, ChatTemplateTokens, Completion, Sampling, greedy_once
+from workbench.models.sources import resolve_model_source
 
 CPU_CONTEXT_CAP = 4096  # longer contexts are possible but slow to the point of uselessness on CPU
 

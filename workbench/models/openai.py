@@ -244,7 +244,7 @@ def local_tokenizer(name: str) -> Any:
                 return None
             source = str(folder)
         else:
-            from workbench.models import resolve_model_source
+            from workbench.models.sources import resolve_model_source
 
             source = resolve_model_source(name)
         if not Path(source).is_dir() and "/" not in source:

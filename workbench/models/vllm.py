@@ -20,8 +20,8 @@ from typing import Any
 
 from workbench.config import ModelConfig
 from workbench.errors import LeafeError, ModelNotFoundError
-from workbench.models import resolve_model_source
 from workbench.models.base import ChatPrompt, ChatTemplateTokens, Completion, Sampling, greedy_once
+from workbench.models.sources import resolve_model_source
 
 INSTALL_HINT = "run `make vllm-setup` and use .venv-vllm/bin/leafe-tui"
 MAX_LORA_RANK = 64
