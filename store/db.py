@@ -56,8 +56,7 @@ def check_store_file(path: Path) -> None:
     a store from a newer leafe-tui, and a store (or the folder of a new one) that cannot be
     written (an immutable file, a read-only file system).
     """
-    if "\x00" in str(path):
-        raise StoreError(f"store path {str(path)!r} holds a NUL byte; name a file without one")
+    check_store_path(path)
     try:
         exists, is_dir = path.exists(), path.is_dir()
         size = path.stat().st_size if exists and not is_dir else 0
@@ -68,6 +67,12 @@ def check_store_file(path: Path) -> None:
     if size:
         check_contents(path, size)
     check_writable(path, exists)
+
+
+def check_store_path(path: Path) -> None:
+    """Refuse a store path no file can have (a NUL byte), before anything resolves it."""
+    if "\x00" in str(path):
+        raise StoreError(f"store path {str(path)!r} holds a NUL byte; name a file without one")
 
 
 def check_contents(path: Path, size: int) -> None:

@@ -24,7 +24,7 @@ from workbench.agent import action_chats
 from workbench.config import Config
 from workbench.context import StageContext
 from workbench.errors import LeafeError
-from workbench.files import atomic_write_text
+from workbench.files import atomic_write_text, refuse_protected
 
 
 def correction_examples(db: sqlite_utils.Database, config: Config, correction: Correction) -> list[dict]:
@@ -101,6 +101,7 @@ def save_dataset(
         return newest
     if path:
         target = Path(path).resolve()
+        refuse_protected(target)  # the run's inputs: a refusal that names what the file is
         taken = datasets.by_path(db, target)
         if taken is not None or (target.exists() and not holds(target, text)):
             owner = f"dataset {taken.name!r}'s file" if taken else "a file already"

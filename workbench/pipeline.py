@@ -27,7 +27,7 @@ from store import queries
 from store import rounds as stored_rounds
 from store import seeds as stored_seeds
 from store import splits as stored_splits
-from store.db import LOCK_RETRIES, open_store, transaction
+from store.db import LOCK_RETRIES, check_store_path, open_store, transaction
 from workbench.config import ADAPTER_PREFIX, TRAINING_STAGES, Config, config_from_dict, resolved
 from workbench.context import Cancelled, Progress, SilentProgress, StageContext
 from workbench.costs import StageMeter, cost_entry
@@ -165,6 +165,7 @@ def validate_before_run(config: Config, *, db_path: str | Path | None = None, co
     from workbench.models.scripted import load_script
 
     if db_path is not None:
+        check_store_path(Path(db_path))  # a NUL byte would otherwise fail the checks below
         check_output_paths(config, db_path=db_path, config_path=config_path)
     if "distill" in config.stages.run and config.distill.dataset and Path(config.distill.dataset).is_file():
         read_examples(config.distill.dataset)  # a bad line fails now, not after the stages before it
