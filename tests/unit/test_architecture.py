@@ -26,7 +26,7 @@ QUERY_CALL = re.compile(
 )
 SQL_TEXT = re.compile(
     r"\b(select\s+[a-z_*(][^\"']{0,80}\sfrom\s|insert\s+into|delete\s+from|update\s+[a-z_]+\s+set"
-    r"|create\s+(table|index)|pragma\s)",
+    r"|create\s+(table|index)\s)",
     re.IGNORECASE,
 )
 
