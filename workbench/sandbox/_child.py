@@ -193,12 +193,10 @@ def compiled(source: str, filename: str) -> types.CodeType | BaseException:
 
 
 def run_submission(request: dict[str, Any], reporter: Reporter, code: Compiled | None = None) -> None:
+    """A function submission and its checks. A stdin/stdout one goes to `_stdio` instead;
+    `server.run_request` chooses, so this module and `_stdio` (which uses its helpers) do
+    not import each other."""
     code = code or compile_request(request, compile_codes(request))
-    if request.get("stdio"):
-        from workbench.sandbox import _stdio
-
-        _stdio.run_tests(request, reporter, code)
-        return
     try:
         namespace = execute_program(request, code)
         failure = run_checks(request.get("checks") or [], code.checks, namespace,

@@ -154,7 +154,7 @@ class Server:
             close = [*others, *self.protocol_fds]
             child.confine(limits, workdir, output_fd, close, self.pid, self.uid, self.user_namespace,
                           self.seccomp)
-            child.run_submission(request, child.Reporter(result_fd), code)
+            run_request(request, child.Reporter(result_fd), code)
             status = 0
         except BaseException:
             status = 121
@@ -384,6 +384,18 @@ WARM_UP = {
 }
 
 
+def run_request(request: dict, reporter: Any, code: Any = None) -> None:
+    """One submission in the forked child: a function and its checks (`_child`), or a
+    program and its stdin/stdout tests (`_stdio`, which uses `_child`'s helpers)."""
+    from workbench.sandbox import _child as child
+    from workbench.sandbox import _stdio
+
+    if request.get("stdio"):
+        _stdio.run_tests(request, reporter, code or child.compile_request(request, child.compile_codes(request)))
+    else:
+        child.run_submission(request, reporter, code)
+
+
 def warm_up() -> None:
     """Run a known program through the child's code path once, here in the server.
 
@@ -393,7 +405,7 @@ def warm_up() -> None:
 
     null = os.open(os.devnull, os.O_WRONLY)
     try:
-        child.run_submission(dict(WARM_UP), child.Reporter(null))
+        run_request(dict(WARM_UP), child.Reporter(null))
     finally:
         os.close(null)
         sys.modules.pop("submission", None)
