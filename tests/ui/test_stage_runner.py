@@ -12,6 +12,7 @@ import sqlite_utils
 from textual.widgets import Checkbox
 
 import workbench.distill
+import workbench.evaluate
 import workbench.pipeline
 from screens.app import LeafeApp
 from screens.distill import DistillScreen
@@ -24,10 +25,11 @@ from workbench.pipeline import RunResult
 
 
 async def test_an_evaluation_refused_before_it_starts_ends_the_evaluating_state(store, monkeypatch):
-    def refusing_pipeline(config, *, db_path, progress, cancel, config_path=""):
+    def refusing_evaluation(db_path, run_id, **settings):
         raise LeafeError("evaluate.policies: no adapter named 'nowhere' in this store")
 
-    monkeypatch.setattr(workbench.pipeline, "run_pipeline", refusing_pipeline)
+    # The Results screen evaluates under its own run (workbench.evaluate.evaluate_in_run).
+    monkeypatch.setattr(workbench.evaluate, "evaluate_in_run", refusing_evaluation)
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run_screen(pilot, store.leafe_run, "p", ResultsScreen)
