@@ -42,7 +42,7 @@ def rounds_config(workdir, tiny_folder, **leafe) -> dict:
         "export": {"rehearsal": True},
         "distill": {"epochs": 1, "batch_size": 2, "max_length": 256, "learning_rate": 1e-3},
         "leafe": {"rounds": 2, **leafe},
-        "stages": {"run": LEAFE_STAGES},
+        "stages": {"run": list(LEAFE_STAGES)},  # a fresh list: callers may add stages
     }
 
 
