@@ -6,13 +6,15 @@ Each extension point is one `Registry`. A name given in a config resolves, in or
    its class when its module is imported;
 2. `module:attribute`, imported from the working folder first (like `python -m`: users keep
    their code beside their config), then from `sys.path`;
-3. a built-in: the module of that name in the registry's home package (`coding` is
-   `workbench/envs/coding.py`), which registers itself when imported; a built-in module
-   named otherwise is found by importing every public module of the home package;
+3. a built-in: the module or package of that name in the registry's home package
+   (`coding` is the package `workbench/envs/coding/`, `gymnasium` the module
+   `workbench/envs/gymnasium.py`), which registers itself when imported; a built-in named
+   otherwise is found by importing every public module and package of the home package;
 4. an entry point of that name in the registry's group (`leafe_tui.environments`,
    `leafe_tui.reflectors`), which is how an installed third-party package adds its own.
 
-So adding a built-in is one new module in the home package, and nothing else changes.
+So adding a built-in is one new module (or package) in the home package, and nothing
+else changes.
 A name that resolves to nothing raises the registry's error: one line listing the names
 it knows. Built-ins win over an entry point of the same name, so an installed package
 can add names but never change what `coding` means.
@@ -46,7 +48,7 @@ class Registry(Generic[T]):
         self.setting = setting
         """The config key that names an entry (`env.kind`), so a message says where to look."""
         self.home = home
-        """The package whose public modules are the built-ins (`workbench.envs`)."""
+        """The package whose public modules and packages are the built-ins (`workbench.envs`)."""
         self.group = group
         """The entry-point group third-party packages declare their entries in."""
         self.spec = spec
@@ -113,7 +115,7 @@ class Registry(Generic[T]):
             raise self.error(f"{self.setting} {spec!r}: {module_name} has no {attribute}") from None
 
     def import_builtin(self, name: str) -> bool:
-        """Import the home module called `name`, if there is one; whether it registered `name`."""
+        """Import the home module or package called `name`, if any; whether it registered `name`."""
         if not name.isidentifier() or name.startswith("_"):
             return False
         module_name = f"{self.home}.{name}"
@@ -123,7 +125,7 @@ class Registry(Generic[T]):
         return name in self.entries
 
     def import_home(self) -> None:
-        """Import every public module of the home package once, so each registers its names."""
+        """Import every public module and package of the home once, so each registers its names."""
         if self.home_imported:
             return
         package = importlib.import_module(self.home)

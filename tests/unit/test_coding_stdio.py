@@ -18,9 +18,9 @@ from tests.conftest import ROOT
 from tests.fixtures.processes import alive_with, leftovers, marked
 from tests.unit.test_bad_input import CODING_RUN, refused_with_store_untouched, store_with_a_run
 from workbench.config import EnvConfig, SandboxConfig
-from workbench.envs._coding_stdio import stdio_spec
 from workbench.envs.base import Task
 from workbench.envs.coding import CodingEnvironment, CodingSuite
+from workbench.envs.coding.stdio import stdio_spec
 from workbench.errors import EnvironmentSetupError
 from workbench.sandbox._stdio import same_output
 

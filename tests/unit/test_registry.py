@@ -257,9 +257,9 @@ def test_module_names_reach_a_suite_and_a_reflector_and_rewinds_replay_without_s
     assert branch[0] == ("2", "At 2.")
 
 
-def test_a_built_in_is_one_module_in_the_home_package(tmp_path, monkeypatch, imports_forgotten):
+def test_a_built_in_is_one_module_or_package_in_the_home_package(tmp_path, monkeypatch, imports_forgotten):
     # A home package like workbench/envs/: its __init__ holds the registry, each module
-    # registers what it defines.
+    # or package registers what it defines.
     home = tmp_path / "lamp_home"
     home.mkdir()
     (home / "__init__.py").write_text(textwrap.dedent("""\
@@ -273,13 +273,20 @@ def test_a_built_in_is_one_module_in_the_home_package(tmp_path, monkeypatch, imp
     (home / "bulb.py").write_text("from lamp_home import LAMPS\n\n@LAMPS.register('bulb')\nclass Bulb:\n    pass\n")
     # A module named otherwise than what it registers is found too, by importing them all.
     (home / "spare_parts.py").write_text("from lamp_home import LAMPS\n\n@LAMPS.register('tube')\nclass Tube:\n    pass\n")
+    # A package of that name is a built-in too (as `coding` is workbench/envs/coding/): its
+    # __init__ re-exports what its private modules define.
+    (home / "strip").mkdir()
+    (home / "strip" / "__init__.py").write_text("from lamp_home.strip.leds import Strip\n")
+    (home / "strip" / "leds.py").write_text("from lamp_home import LAMPS\n\n@LAMPS.register('strip')\nclass Strip:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = importlib.import_module("lamp_home").LAMPS
     assert registry.find("bulb").__name__ == "Bulb"
     assert "lamp_home.spare_parts" not in sys.modules, "naming one built-in imports only its module"
+    assert registry.find("strip").__name__ == "Strip"
+    assert "lamp_home.spare_parts" not in sys.modules, "naming one built-in imports only its package"
     assert registry.find("tube").__name__ == "Tube"
-    assert registry.known() == ["bulb", "tube"]
-    with pytest.raises(ConfigError, match=r"^lamp.kind 'lava' is unknown \(known: bulb, tube; or module:Class\)$"):
+    assert registry.known() == ["bulb", "strip", "tube"]
+    with pytest.raises(ConfigError, match=r"^lamp.kind 'lava' is unknown \(known: bulb, strip, tube; or module:Class\)$"):
         registry.find("lava")
 
 

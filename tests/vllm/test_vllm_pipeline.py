@@ -12,7 +12,7 @@ from store.db import open_store
 from tests.conftest import ROOT
 from tests.fixtures.datasets import guess_dataset
 from workbench.config import ModelConfig, config_from_dict
-from workbench.envs._coding_answers import extract_code
+from workbench.envs.coding.answers import extract_code
 from workbench.models.base import Sampling
 from workbench.pipeline import run_pipeline
 

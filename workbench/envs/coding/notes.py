@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.envs._coding_feedback import failed_check, one_line
-from workbench.envs._coding_stdio import stdio_note
+from workbench.envs.coding.feedback import failed_check, one_line
+from workbench.envs.coding.stdio import stdio_note
 
 NOTE_WORDS = 60
 

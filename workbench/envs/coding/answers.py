@@ -12,7 +12,7 @@ import re
 import textwrap
 from functools import lru_cache
 
-from workbench.envs._coding_checks import parse_python, source_of
+from workbench.envs.coding.checks import parse_python, source_of
 
 FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.envs._coding_checks import TestPlan
+from workbench.envs.coding.checks import TestPlan
 from workbench.sandbox import SandboxResult
 
 MAX_FAILURES = 5
