@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, NamedTuple
 
-from workbench.envs._grid_text import STEPS, Cell, goal_cells
+from workbench.envs.navigation.text import STEPS, Cell, goal_cells
 
 
 class PlanState(NamedTuple):

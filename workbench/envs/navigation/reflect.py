@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from workbench.envs._grid_text import direction_words
 from workbench.envs.base import feedback_of
+from workbench.envs.navigation.text import direction_words
 
 MAX_NOTE_WORDS = 49
 MAX_LISTED_STEPS = 4

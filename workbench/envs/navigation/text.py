@@ -1,6 +1,6 @@
 """MiniGrid state as text, and walking distances over the grid.
 
-Helpers of `workbench/envs/navigation.py`: one character per cell so a small model can
+Helpers of `workbench/envs/navigation/`: one character per cell so a small model can
 read the whole map, and a breadth-first flood over cells for the distance feedback.
 Coordinates here are minigrid's own: x grows east (columns), y grows south (rows).
 """

@@ -1,14 +1,5 @@
-"""The navigation kind: MiniGrid (Farama `minigrid`) rendered as text.
-
-The policy reads the whole map, one character per cell, and answers with one action
-word. Feedback after every action is the walking distance to the goal, whether a
-`forward` was blocked, and a completion score that grows as the agent closes in (only
-reaching the goal scores 1). Stepping into a hazard (lava) ends the episode as a failure:
-the feedback names it (`hazard`) and the score is 0. The distance is counted in cells on foot around walls and
-lava, with doors passable whatever their state (a door is a cell the agent can open) and
-keys, balls and boxes passable too (the agent can pick them up). `snapshot`/`restore`
-copy the whole minigrid state, so a branch at a rollback point replays exactly what the
-original would have seen.
+"""`NavigationSuite` (registered as `navigation`) and `NavigationEnvironment`, the minigrid
+wrapper; the package docstring has the whole picture.
 """
 
 from __future__ import annotations
@@ -19,9 +10,10 @@ import re
 from typing import Any
 
 from workbench.envs import register_suite
-from workbench.envs._grid_planner import first_expert_action
-from workbench.envs._grid_reflect import reflect_template as grid_reflect_template
-from workbench.envs._grid_text import (
+from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.navigation.planner import first_expert_action
+from workbench.envs.navigation.reflect import reflect_template as grid_reflect_template
+from workbench.envs.navigation.text import (
     AGENT_SYMBOLS,
     HEADINGS,
     Cell,
@@ -37,7 +29,6 @@ from workbench.envs._grid_text import (
     render_map,
     walk_distances,
 )
-from workbench.envs.base import StepResult, Suite, Task
 from workbench.envs.seeded_tasks import seeded_tasks
 from workbench.errors import EnvironmentSetupError
 from workbench.prompts import NAVIGATION
