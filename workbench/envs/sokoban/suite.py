@@ -1,17 +1,5 @@
-"""The sokoban kind: push every box onto a goal, with the level drawn as text.
-
-Tasks are generated rooms, one per seed (`env.suite` = `small`, `medium`, `large`, or
-`ROWSxCOLUMNS-BOXES` such as `7x7-2`), or the levels of an XSB file the user gives
-(`env.suite` = a path ending in `.xsb`, `.sok` or `.txt`; tasks are level numbers from 1).
-No package is needed: the generator and the solver are `_sokoban_levels.py` (gym-sokoban,
-the package the field used, last released in 2019 for the old `gym`).
-
-The policy answers with one move (up, down, left, right); walking into a box pushes it.
-Feedback names a move into a wall or a box that cannot move, boxes placed on or pushed off
-goals, and a push into a corner with no goal: a box there can never move again, so the
-level is dead; that is a hazard (`hazard`), which ends the episode as a failure with score
-0, as lava does in navigation. Otherwise the score is the fraction of boxes on goals. The
-state is a few immutable values, so snapshots are exact copies; the solver is the expert.
+"""`SokobanSuite` (registered as `sokoban`) and `SokobanEnvironment`; the package docstring
+has the whole picture.
 """
 
 from __future__ import annotations
@@ -21,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.envs import register_suite
-from workbench.envs._sokoban_levels import (
+from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.sokoban.levels import (
     MOVES,
     Cell,
     Level,
@@ -31,8 +20,7 @@ from workbench.envs._sokoban_levels import (
     solve,
     step_cell,
 )
-from workbench.envs._sokoban_reflect import reflect_template as sokoban_reflect_template
-from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.sokoban.reflect import reflect_template as sokoban_reflect_template
 from workbench.errors import EnvironmentSetupError
 
 PRESETS = {"small": (6, 6, 1, 1), "medium": (7, 7, 2, 4), "large": (8, 8, 3, 6)}
