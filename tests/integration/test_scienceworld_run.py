@@ -10,8 +10,7 @@ import pytest
 
 from store.db import open_store
 from workbench.config import config_from_dict
-from workbench.envs import _scienceworld_jvm as jvm
-from workbench.envs.scienceworld import variations_of
+from workbench.envs.scienceworld import jvm, variations_of
 from workbench.pipeline import run_pipeline
 
 pytestmark = pytest.mark.integration

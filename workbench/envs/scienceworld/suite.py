@@ -1,18 +1,5 @@
-"""The scienceworld kind: ScienceWorld (PyPI `scienceworld`), a text simulator of science tasks.
-
-`env.suite` names one task (`boil`, `find-animal`, or its id `4-4`); its tasks are the
-task's variations, named `TASK/VARIATION` (`boil/3`). ScienceWorld splits each task's
-variations into train, dev and test sets; `env.tasks = N` takes the first N training
-variations, and a list may name variations (`3`, `"boil/3"`) or splits (`"test:5"`, the
-first 5 test variations; `"dev"`, all of them).
-
-The policy types one command per turn (`open door to kitchen`). Feedback is the
-simulator's answer, the score change, whether the command was understood, and the score:
-ScienceWorld's own, 0..1. A score below 0 means the task failed (focusing on the wrong
-thing does it): the episode ends, a failure scoring 0. ScienceWorld offers no save and
-load of a world, so backtracking rewinds by loading the variation again and replaying the
-stored commands; the simulator is deterministic given the variation and the commands
-(tested). The expert is ScienceWorld's gold command sequence for the variation.
+"""`ScienceWorldSuite` (registered as `scienceworld`) and `ScienceWorldEnvironment`; the
+package docstring has the whole picture.
 """
 
 from __future__ import annotations
@@ -24,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.envs import register_suite
-from workbench.envs._scienceworld_jvm import java_executable, new_simulator, task_names_by_id
-from workbench.envs._scienceworld_notes import reflect_template as scienceworld_reflect_template
 from workbench.envs.base import StepResult, Suite, Task
+from workbench.envs.scienceworld.jvm import java_executable, new_simulator, task_names_by_id
+from workbench.envs.scienceworld.notes import reflect_template as scienceworld_reflect_template
 from workbench.errors import EnvironmentSetupError
 
 SPLITS = ("train", "dev", "test")
