@@ -1,7 +1,7 @@
-"""Counts in words: "1 step", "2 steps"."""
+"""Counts in words: "1 step", "2 steps" (the core's helper, shared with batch output)."""
 
 from __future__ import annotations
 
+from workbench.words import counted
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+__all__ = ["counted"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from store import ablation as records
 from store import queries
+from store.steps import get as get_step
 from store.steps import newest_id
 from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.backtrack import branch_note, branch_sampling, fan_out
@@ -115,14 +116,22 @@ def run_ablation(context: StageContext) -> dict[str, Any]:
     walkers = resumed_walkers(context)
     if todo or walkers:
         stopwatch = Stopwatch(context)
-        context.progress.start("ablation:no_note", None, f"ablation:no_note: {len(todo)} rollback points")
+        max_steps = context.config.env.max_steps
+        # Steps on the bar: each branch from its rollback step to the budget's end.
+        total = sum(
+            note["branches"] * (max_steps - get_step(context.db, note["rollback_node_id"]).depth + 1)
+            for note in todo
+        ) + sum(max(max_steps - walker.depth, 0) for walker in walkers)
+        context.progress.start("ablation:no_note", total, f"ablation:no_note: {len(todo)} rollback points")
         new = fan_out(
             context, todo, LEVEL, stopwatch,
             planned=[(note, note["branches"]) for note in todo], with_note=False, home=control_home(context),
         )
+        context.progress.advance(len(new) + sum(max_steps - w.depth for w in new if w.done))
         roll_out(
             context, walkers + new, context.generator(), branch_sampling(context, LEVEL),
-            max_steps=context.config.env.max_steps, stopwatch=stopwatch,
+            max_steps=max_steps, stopwatch=stopwatch,
+            on_finish=lambda walker: context.progress.advance(max_steps - walker.depth),
         )
         context.progress.finish()
     records.finish_controls(context.db, context.run_id)

@@ -40,6 +40,7 @@ from workbench.context import Progress, StageContext, Stopwatch
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
 from workbench.reflect import reflect_on, run_reflect
+from workbench.words import counted
 
 WAVE_SEED = 100_003  # a rollback point's n-th expansion samples apart from its earlier ones
 
@@ -275,16 +276,24 @@ def backtrack_within_budget(context: StageContext, total: int) -> dict:
             summary["explore_waves"] += 1
             summary["notes"] += run_reflect(context)["notes"]
             continue
-        context.progress.start("backtrack", None, f"backtrack wave {summary['waves'] + 1}: {len(planned)} rollback points")
+        most = sum(count * (max_steps - point["tau_depth"] + 1) for point, count in planned)
+        context.progress.start(
+            "backtrack", most,
+            f"backtrack wave {summary['waves'] + 1}: {counted(sum(c for _, c in planned), 'branch', 'branches')}, "
+            f"≤ {counted(most, 'step')}",
+        )
         new: list[Walker] = []
         for key in sorted({(point["level"], point["wave"]) for point, _ in planned}):
             group = [(point, count) for point, count in planned if (point["level"], point["wave"]) == key]
             new += fan_out(context, [point for point, _ in group], key[0], stopwatch, planned=group, wave=key[1])
         summary["branches"] += len(new)
         summary["waves"] += 1
+        # Each branch's first step, and the budget left by those it already ended.
+        context.progress.advance(len(new) + sum(max_steps - w.depth for w in new if w.done))
         first = min(planned, key=lambda item: (item[0]["wave"], item[0]["level"]))[0]
         roll_out(context, new, generator, branch_sampling(context, first["level"], first["wave"]),
-                 max_steps=max_steps, stopwatch=stopwatch)
+                 max_steps=max_steps, stopwatch=stopwatch,
+                 on_finish=lambda walker: context.progress.advance(max_steps - walker.depth))
         made = settle_branches(context, {walker.branch_depth for walker in new})
         summary["corrections"] += made[0]
         summary["notes"] += made[1]
@@ -317,6 +326,20 @@ def spend_leafe_budget(context: StageContext, total: int, parts: tuple[str, ...]
     return {part: steps_of_part[part]() for part in parts}
 
 
+def planned_steps(context: StageContext, expanded: Sequence[dict], walkers: Sequence[Walker]) -> tuple[int, int]:
+    """(branches, most steps they can take) at one level: the progress bar's total. A
+    branch's first step replaces the step at the rollback point, so it may take that step
+    and the ones after it within `max_steps`; a resumed branch has the steps it has left."""
+    max_steps = context.config.env.max_steps
+    planned = plan_branches(context, expanded)
+    most = sum(
+        count * (max_steps - steps.get(context.db, note["rollback_node_id"]).depth + 1)
+        for note, count in planned
+    )
+    most += sum(max(max_steps - walker.depth, 0) for walker in walkers)
+    return sum(count for _, count in planned) + len(walkers), most
+
+
 def run_backtrack(context: StageContext) -> dict:
     if context.config.experiment.env_steps:
         # A declared budget: branch until LEAFE has spent it (workbench/budget.py); a LEAFE
@@ -336,15 +359,19 @@ def run_backtrack(context: StageContext) -> dict:
         if not expanded and not walkers and not finished_leaves(context, level):
             break
         summary["levels"] = level
+        branches, total = planned_steps(context, expanded, walkers)
         context.progress.start(
-            "backtrack", None, f"backtrack level {level}: {len(expanded)} notes"
+            "backtrack", total,
+            f"backtrack level {level}: {counted(branches, 'branch', 'branches')}, {counted(total, 'step')} at most",
         )
         new = fan_out(context, expanded, level, stopwatch)
         summary["branches"] += len(new)
-        context.progress.advance(len(new))
+        # Each branch's first step, and the budget left by those it already ended.
+        context.progress.advance(len(new) + sum(max_steps - w.depth for w in new if w.done))
         roll_out(
             context, walkers + new, generator, branch_sampling(context, level),
             max_steps=max_steps, stopwatch=stopwatch,
+            on_finish=lambda walker: context.progress.advance(max_steps - walker.depth),
         )
         leaves = finished_leaves(context, level)
         summary["corrections"] += propose_corrections(context, leaves, level)

@@ -31,6 +31,7 @@ examples:
   leafe-tui --batch examples/quickstart.toml run the configured stages headless
   leafe-tui --batch cfg.toml --resume        continue the latest unfinished run
   leafe-tui --batch cfg.toml --dry-run       print the config with every default
+  leafe-tui --batch cfg.toml --seed 3        the same run with another sampling seed
   leafe-tui --config-help                    list every config key with its default
 """
 
@@ -47,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="with --batch: continue the most recent unfinished run")
     p.add_argument("--json", action="store_true", help="with --batch: print one JSON summary object on stdout")
     p.add_argument("--dry-run", action="store_true", help="with --batch: print the resolved config and exit")
+    p.add_argument("--seed", type=int, metavar="N", help="with --batch: sampling seed of the run, in place of [explore] seed")
     p.add_argument("--config-help", action="store_true", help="list every config key, its default and meaning")
     p.add_argument("--reviewer", default=os.environ.get("USER", "reviewer"), help="name recorded with your curation decisions in the TUI")
     p.add_argument("--version", action="version", version="leafe-tui 0.1.0")
@@ -71,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return print_config_help()
         if args.batch:
             return run_batch(args)
-        if args.resume or args.json or args.dry_run:
-            return fail("--resume, --json and --dry-run need --batch CONFIG.toml")
+        if args.resume or args.json or args.dry_run or args.seed is not None:
+            return fail("--resume, --json, --dry-run and --seed need --batch CONFIG.toml")
         return run_tui(args)
     except LeafeError as error:
         return fail(str(error))
@@ -104,6 +106,8 @@ def run_batch(args: argparse.Namespace) -> int:
     config = load_config(args.batch)
     if args.db:
         config.store.path = args.db
+    if args.seed is not None:
+        config.explore.seed = args.seed
     if args.dry_run:
         print(to_toml(resolved(config)))
         return 0
@@ -145,7 +149,7 @@ def run_stages(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(summary_json(result))
     elif not result.locked:
-        print_summary(result)
+        print_summary(result, config.store.path)
     if result.locked:
         resume = shlex.join(["leafe-tui", "--batch", args.batch, "--db", str(config.store.path), "--resume"])
         return fail(f"run {result.run_id} stopped: {result.error}; resume with: {resume}")
@@ -161,19 +165,12 @@ def run_stages(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def print_summary(result) -> None:
+def print_summary(result, db_path: str | Path = "leafe.db") -> None:
     from rich.console import Console
-    from rich.text import Text
 
-    console = Console(stderr=True)
-    if result.status == "nothing-to-resume":
-        console.print(f"run {result.run_id} is finished; nothing to resume.")
-        return
-    counts = ", ".join(f"{value} {key}" for key, value in result.counts.items())
-    console.print(f"[bold]run {result.run_id}[/] {result.status}: {counts}")
-    for stage, summary in result.summaries.items():
-        shown = {k: v for k, v in summary.items() if k not in ("table", "pairs", "overlap")}
-        console.print(Text(visible(f"  {stage}: {shown}")))
+    from workbench.summary_table import print_run_summary
+
+    print_run_summary(result, db_path)
     # With several training seeds, each seed's tables (`seed1/evaluate`), then the spread.
     evaluated = [key for key in result.summaries if key == "evaluate" or key.endswith("/evaluate")]
     for key in evaluated:

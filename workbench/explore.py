@@ -16,6 +16,7 @@ from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.context import StageContext, Stopwatch
 from workbench.envs.base import Task
 from workbench.models.base import Generator, Sampling
+from workbench.words import counted
 
 
 def register_tasks(context: StageContext, tasks: Sequence[Task]) -> dict[str, int]:
@@ -91,7 +92,10 @@ def play_episodes(
     max_steps = context.config.env.max_steps
     walkers = unfinished_walkers(context, episode_ids)
     done_steps = steps.actions_taken(context.db, list(episode_ids))
-    context.progress.start(stage, len(episode_ids) * max_steps, f"{stage}: {len(episode_ids)} episodes")
+    context.progress.start(
+        stage, len(episode_ids) * max_steps,
+        f"{stage}: {counted(len(episode_ids), 'episode')} × {counted(max_steps, 'step')}",
+    )
     context.progress.advance(done_steps)
 
     def finished(walker: Walker) -> None:

@@ -64,6 +64,7 @@ class RichProgress:
             task = self.bars.tasks[self.bars.task_ids.index(self.current)]
             if task.total is not None:
                 self.bars.update(self.current, completed=task.total)
+            self.bars.stop_task(self.current)  # its clock stops with the stage, whatever its count
             self.current = None
 
     def event(self, kind: str, **data: Any) -> None:

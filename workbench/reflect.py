@@ -16,6 +16,7 @@ from store import episodes, notes, steps
 from store.db import transaction
 from workbench.context import StageContext
 from workbench.reflectors import Reflection, find_reflector
+from workbench.words import counted
 
 
 def task_name_of_episode(context: StageContext, episode_id: int) -> str:
@@ -98,7 +99,7 @@ def run_reflect(context: StageContext) -> dict:
             if notes.exists_on(context.db, full[depth].id):
                 continue  # reflected on already (a resumed run)
             paths.append(full[: depth + 1])
-    context.progress.start("reflect", len(paths), f"reflect: {len(paths)} failed steps")
+    context.progress.start("reflect", len(paths), f"reflect: {counted(len(paths), 'failed step')}")
     note_ids = []
     batch = 16
     for start in range(0, len(paths), batch):
