@@ -6,6 +6,7 @@ by the screens' workers when a run, a branch or a training starts.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ class LeafeApp(App[None]):
 
     CSS_PATH = "leafe.tcss"
     TITLE = "leafe-tui"
-    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    COMMANDS = {WorkbenchCommands}  # its own list first; Textual's widget help stays out
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave leafe-tui"),
         Binding("question_mark", "help", "Keys", id="app.help", tooltip="Every key of this screen"),
@@ -188,6 +189,26 @@ class LeafeApp(App[None]):
             self.notify("No run is running now; n on the runs screen starts one.", severity="warning")
         elif not (isinstance(self.screen, EpisodeScreen) and self.screen.run_id == run_id):
             self.open_run(run_id)
+
+    def screenshot_folder(self) -> Path:
+        """Where screenshots go: beside the store where that folder is writable (a machine
+        may have no ~/Downloads, Textual's default), else the current folder."""
+        folder = self.db_path.resolve().parent
+        return folder if os.access(folder, os.W_OK) else Path.cwd()
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save an SVG of the screen (the palette's Screenshot) and say where it went."""
+        folder = Path(path) if path else self.screenshot_folder()
+        try:
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as error:
+            self.notify(f"Could not save a screenshot in {folder}: {error.strerror or error}",
+                        title="Screenshot", severity="error", markup=False)
+            return None
+        self.notify(f"Saved {saved}", title="Screenshot", markup=False)
+        return saved
 
     def action_help(self) -> None:
         from screens.help import HelpScreen, keys_of

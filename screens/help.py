@@ -26,26 +26,48 @@ class KeyHelp:
     id: str
 
 
-# Keys of the built-in widgets a person uses on our screens, said in our words.
-WIDGET_KEYS = {"up", "down", "enter", "space", "pageup", "pagedown", "home", "end", "tab", "shift+tab"}
+# Keys of the built-in widgets (tables, trees, scrolling panes) a person uses on our
+# screens, said in our words; every other built-in binding ("Cursor to next ancestor",
+# "Page Right") is the widget's internals and stays out of the help.
+MOVING = "moving around"
+WIDGET_KEYS = {  # key: (what it does, where the help lists it)
+    "up": ("Move up", MOVING),
+    "down": ("Move down", MOVING),
+    "enter": ("Open or select the highlighted row", MOVING),
+    "pageup": ("Page up", MOVING),
+    "pagedown": ("Page down", MOVING),
+    "home": ("To the first row", MOVING),
+    "end": ("To the last row", MOVING),
+    "tab": ("Next pane", MOVING),
+    "shift+tab": ("Previous pane", MOVING),
+    "ctrl+p": ("Command palette: every action by name", MOVING),
+    "ctrl+q": ("Quit", "app"),  # shares the row of our own `q`
+}
 
 
 def keys_of(screen: Screen) -> list[KeyHelp]:
-    """The screen's active bindings (focused widget, screen, app), deduplicated by key."""
+    """The workbench's own active bindings (focused widget, screen, app: each has an id),
+    then the built-in keys of WIDGET_KEYS, deduplicated by key."""
     app = screen.app
     rows: dict[str, KeyHelp] = {}
+    rank: dict[str, int] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
         if not binding.description:
             continue
-        if binding.system and key not in WIDGET_KEYS:
-            continue
         node = active.node
-        scope = "app" if node is app else "screen" if node is screen else type(node).__name__
+        if binding.id:
+            scope = "app" if node is app else "screen" if node is screen else type(node).__name__
+            description, tooltip = binding.description, binding.tooltip or active.tooltip or ""
+        elif key in WIDGET_KEYS:
+            (description, scope), tooltip = WIDGET_KEYS[key], ""
+            rank[app.get_key_display(binding)] = list(WIDGET_KEYS).index(key)  # listed in WIDGET_KEYS' order
+        else:
+            continue
         rows[key] = KeyHelp(
             key=app.get_key_display(binding),
-            description=binding.description,
-            tooltip=binding.tooltip or active.tooltip or "",
+            description=description,
+            tooltip=tooltip,
             scope=scope,
             id=binding.id or "",
         )
@@ -58,8 +80,8 @@ def keys_of(screen: Screen) -> list[KeyHelp]:
             first, second = (row, same) if row.id and not same.id else (same, row)
             row = dataclasses.replace(first, key=f"{first.key}, {second.key}", tooltip=first.tooltip or second.tooltip)
         merged[(row.description, row.scope)] = row
-    order = {"screen": 0, "app": 1}
-    return sorted(merged.values(), key=lambda row: (order.get(row.scope, 2), row.key.lower(), row.key))
+    order = {"screen": 0, "app": 1, MOVING: 3}
+    return sorted(merged.values(), key=lambda row: (order.get(row.scope, 2), rank.get(row.key, 0), row.key.lower(), row.key))
 
 
 class HelpScreen(ModalScreen[None]):
