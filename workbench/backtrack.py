@@ -362,7 +362,7 @@ def run_backtrack(context: StageContext) -> dict:
         branches, total = planned_steps(context, expanded, walkers)
         context.progress.start(
             "backtrack", total,
-            f"backtrack level {level}: {counted(branches, 'branch', 'branches')}, {counted(total, 'step')} at most",
+            f"backtrack {level}: {counted(branches, 'branch', 'branches')}, ≤ {counted(total, 'step')}",
         )
         new = fan_out(context, expanded, level, stopwatch)
         summary["branches"] += len(new)

@@ -23,13 +23,13 @@ from workbench.errors import LeafeError
 from workbench.visible_text import visible
 from workbench.words import counted, counted_as
 
-# Keys of a stage summary that other tables show (evaluate's Pass@k and pairs).
-SHOWN_ELSEWHERE = frozenset({"table", "pairs", "overlap", "leafe_policy"})
+# Keys of a stage summary that other tables show (evaluate's Pass@k and pairs; the run's
+# corrections in all, beside backtrack's new ones, in "what happened").
+SHOWN_ELSEWHERE = frozenset({"table", "pairs", "overlap", "leafe_policy", "corrections_total"})
 
 
 # Summary keys whose plain name would read badly as a count ("n 16", "n examples 12").
 LABELS = {
-    "corrections_total": "corrections in all",
     "by_author": "by author",
     "n": "rollouts per task",
     "n_examples": "examples",
@@ -76,12 +76,11 @@ def activity_table(activity: RunActivity) -> Table:
     """The LEAFE loop in counts: from explored episodes to corrections waiting for review."""
     corrections = activity.corrections
     table = Table(title="what happened", title_justify="left", show_header=False)
-    table.add_column("count", style="bold")
-    table.add_column("what", justify="right")
+    table.add_column("what", style="bold")
+    table.add_column("count", justify="right")
     table.add_column("detail", style="dim")
-    explored_failures = activity.episodes - activity.successes
     rows = [
-        ("episodes explored", activity.episodes, counted(explored_failures, "failed", "failed")),
+        ("episodes explored", activity.episodes, f"{activity.episodes - activity.successes} failed"),
         ("successes", activity.successes, "succeeded without backtracking"),
         ("notes", activity.notes, "written after a failure"),
         ("backtrack points", activity.backtrack_points, "steps a note rewinds to"),

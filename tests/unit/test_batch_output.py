@@ -64,7 +64,7 @@ def test_the_summary_is_tables_in_words_with_the_next_commands(workdir):
     assert table_row(err, "proposed corrections")[1] == "1"
     # Each stage in words, plurals agreeing with their counts.
     assert table_row(err, "explore")[1] == "2 episodes, 1 success, 3 steps"
-    assert table_row(err, "backtrack")[1].startswith("1 branch, 1 correction, 0 notes, 1 level")
+    assert table_row(err, "backtrack")[1] == "1 branch, 1 correction, 0 notes, 1 level"
     # The next commands, exact: open the workbench on this store, then distill.
     assert f"leafe-tui --db {workdir / 's.db'}" in err
     assert "c reviews its 1 proposed correction\n" in err
@@ -78,9 +78,9 @@ def test_progress_bars_have_totals_that_add_up(workdir):
     explore = next(line for line in err.splitlines() if line.startswith("explore:"))
     # 2 episodes of at most 2 steps: 4 steps on the bar, all counted (one ended early).
     assert "explore: 2 episodes × 2 steps" in explore and " 4/4 " in explore, explore
-    backtrack = next(line for line in err.splitlines() if line.startswith("backtrack level 1"))
+    backtrack = next(line for line in err.splitlines() if line.startswith("backtrack 1:"))
     # One branch replacing the last of 2 steps may take 1 step: the bar says so and fills.
-    assert "1 branch, 1 step at most" in backtrack and " 1/1 " in backtrack, backtrack
+    assert "backtrack 1: 1 branch, ≤ 1 step" in backtrack and " 1/1 " in backtrack, backtrack
     reflect = next(line for line in err.splitlines() if line.startswith("reflect:"))
     assert "reflect: 1 failed step " in reflect and " 1/1 " in reflect, reflect
 
