@@ -168,9 +168,10 @@ def run_stages(args: argparse.Namespace, config: Config) -> int:
 def print_summary(result, db_path: str | Path = "leafe.db") -> None:
     from rich.console import Console
 
-    from workbench.summary_table import print_run_summary
+    from workbench.summary_table import RunSummary
 
-    print_run_summary(result, db_path)
+    summary = RunSummary(result, db_path)
+    summary.tables()
     # With several training seeds, each seed's tables (`seed1/evaluate`), then the spread.
     evaluated = [key for key in result.summaries if key == "evaluate" or key.endswith("/evaluate")]
     for key in evaluated:
@@ -192,6 +193,7 @@ def print_summary(result, db_path: str | Path = "leafe.db") -> None:
         from workbench.costs import costs_table
 
         Console().print(costs_table(result.costs))
+    summary.next_steps()
 
 
 if __name__ == "__main__":

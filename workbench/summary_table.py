@@ -112,30 +112,36 @@ def next_commands(program: str, db_path: str | Path, activity: RunActivity) -> T
     return text
 
 
-def summary_renderables(result: Any, activity: RunActivity | None, *, program: str, db_path: str | Path) -> list[RenderableType]:
-    """Everything a finished (or stopped) batch run shows after its progress bars."""
+def summary_renderables(result: Any, activity: RunActivity | None) -> list[RenderableType]:
+    """The tables a finished (or stopped) batch run shows after its progress bars."""
     header = Text.assemble((f"run {result.run_id}", "bold"), f" {result.status}")
     shown: list[RenderableType] = [header]
     if result.summaries:
         shown.append(stage_table(result.summaries))
     if activity is not None and activity.episodes:
         shown.append(activity_table(activity))
-        shown.append(next_commands(program, db_path, activity))
     return shown
 
 
-def print_summary(result: Any, activity: RunActivity | None, *, program: str, db_path: str | Path,
-                  console: Console | None = None) -> None:
-    console = console or Console(stderr=True)
-    if result.status == "nothing-to-resume":
-        console.print(f"run {result.run_id} is finished; nothing to resume.")
-        return
-    console.print(Group(*summary_renderables(result, activity, program=program, db_path=db_path)))
+class RunSummary:
+    """What `leafe-tui --batch` shows at the end of a run, on stderr: `tables()` first, then
+    whatever else the command prints (Pass@k, costs), and `next_steps()` last of all."""
 
+    def __init__(self, result: Any, db_path: str | Path, console: Console | None = None) -> None:
+        self.result, self.db_path = result, db_path
+        self.console = console or Console(stderr=True)
+        self.activity = activity_of(db_path, result.run_id)
 
-def print_run_summary(result: Any, db_path: str | Path) -> None:
-    """What `leafe-tui --batch` shows at the end of a run (stderr)."""
-    print_summary(result, activity_of(db_path, result.run_id), program=program_name(), db_path=db_path)
+    def tables(self) -> None:
+        if self.result.status == "nothing-to-resume":
+            self.console.print(f"run {self.result.run_id} is finished; nothing to resume.")
+            return
+        self.console.print(Group(*summary_renderables(self.result, self.activity)))
+
+    def next_steps(self) -> None:
+        if self.result.status != "nothing-to-resume" and self.activity is not None and self.activity.episodes:
+            sys.stdout.flush()  # the tables printed on stdout come before it
+            self.console.print(next_commands(program_name(), self.db_path, self.activity))
 
 
 def activity_of(db_path: str | Path, run_id: int) -> RunActivity | None:

@@ -138,3 +138,15 @@ def test_seed_replaces_the_configs_sampling_seed(workdir):
     refused = subprocess.run([*LEAFE_TUI, "--seed", "4"], capture_output=True, text=True, cwd=ROOT,
                              env=os.environ | {"PYTHONPATH": str(ROOT)})
     assert refused.returncode == 2 and "--seed need --batch" in refused.stderr
+
+
+def test_the_output_ends_with_the_next_commands(workdir):
+    # stdout and stderr as a terminal shows them: tables on either, the next commands last.
+    process = subprocess.run(
+        [*LEAFE_TUI, "--batch", str(one_correction_config(workdir)), "--db", str(workdir / "s.db")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, timeout=120,
+        env=os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "160"},
+    )
+    shown = process.stdout.rstrip().splitlines()
+    assert shown[-1].strip() == "distills the approved corrections into a LoRA adapter beside the store", shown[-8:]
+    assert any("what happened" in line for line in shown[:-6])
