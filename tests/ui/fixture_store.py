@@ -1,4 +1,5 @@
-"""A deterministic store for the UI tests, snapshots, screenshots and the tmux check.
+"""A deterministic store for the UI tests, snapshots and the tmux check (the README's
+screenshots come from stores of real runs: tests/ui/make_screenshots.py).
 
 Two runs. Run 1 ("humaneval-leafe") went through explore, reflect, backtrack, curate,
 export, distill and evaluate: three coding episodes, template and model notes, branches
