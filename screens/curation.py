@@ -26,7 +26,7 @@ from textual.widgets import Collapsible, DataTable, Footer, Header, Label, Stati
 from screens import table_rows
 from screens.base import WorkbenchScreen
 from screens.modals import EditPreviewScreen, EditResult, EditTextScreen, ReasonScreen
-from screens.plain_text import plain, plain_line, visible_line
+from screens.plain_text import plain, plain_line
 from screens.store_problems import shows_store_problems
 from screens.widgets.diff_view import DiffView
 from screens.widgets.step_detail import code
@@ -283,7 +283,9 @@ class CurationScreen(WorkbenchScreen):
         context = correction_context.correction_context(self.db, correction_id)
         if context is None:
             return
-        self.query_one("#curation-context", Collapsible).title = visible_line(
+        # A Text title: Collapsible reads a plain string as markup, and the task name is the
+        # task file's.
+        self.query_one("#curation-context", Collapsible).title = plain_line(
             f"Task {context['task']} and the {len(context['history'])} steps before τ")
         self.query_one("#history-before", Static).update(history_before_tau(context))
         self.query_one("#original-outcome", Static).update(outcome_text("Original path", context["original"]))

@@ -99,8 +99,8 @@ def test_an_edit_kept_from_tau_exports_its_own_continuation(explored_store):
     assert keep_edit(str(explored_store), ids["correction"], "1", reviewer="ada") == "edited"
     db = open_store(explored_store)
     config = config_from_dict(json.loads(db["runs"].get(1)["config"]))
-    row = export_dataset(db, config, 1, path="out.jsonl", correction_ids=[ids["correction"]])
-    assert row["n_examples"] == 1
+    dataset, left_out = export_dataset(db, config, 1, path="out.jsonl", correction_ids=[ids["correction"]])
+    assert (dataset.n_examples, left_out) == (1, [])
     with open("out.jsonl") as lines:
         (example,) = [json.loads(line) for line in lines]
     trained = [m["content"] for m in example["messages"][example["target_start"]:] if m["role"] == "assistant"]
