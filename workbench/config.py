@@ -356,6 +356,15 @@ class EvaluateConfig:
     bootstrap: int = setting(
         1000, "Bootstrap resamples over tasks for the 95% interval (0: none).", range=Range(0, 1_000_000)
     )
+    batching: Literal["policies", "sequential"] = setting(
+        "policies",
+        "How the policies play (hf backend): `policies` advances every policy's episodes together, "
+        "each LoRA adapter merged into a copy of the weights of its own (memory: one model per "
+        "policy) and rows with the same prompt encoded once; `sequential` plays one policy after "
+        "another on one copy with the adapter unmerged and encodes every row (the baseline, and "
+        "what other backends do). Each episode samples from its own seed, so both give the same "
+        "episodes.",
+    )
 
 
 @dataclass
