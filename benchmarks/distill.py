@@ -6,7 +6,8 @@ shaped examples built from HumanEval (task, a failed first attempt, the test fee
 then the reference solution as the only target), loss on the target tokens only (trl:
 prompt-completion data with completion_only_loss). Both run one process on the CPU.
 Throughput is every non-padding token through the model per second of training (model
-loading excluded). The two are run alternately `--repeats` times and the best run of
+loading excluded). leafe-tui's loop runs twice: with length-grouped batches (the default)
+and without (`distill.group_by_length = false`), to show what grouping saves. The two are run alternately `--repeats` times and the best run of
 each is compared, which damps noise from other work on the machine.
 """
 
@@ -51,6 +52,13 @@ def run_ours(examples: list[dict], settings: DistillConfig, model: ModelConfig) 
     result = train_lora(model, settings, examples, save_to=None)
     mean_loss = sum(point["loss"] for point in result.losses) / max(1, len(result.losses))
     return result.tokens, result.train_seconds, mean_loss
+
+
+def run_ungrouped(examples: list[dict], settings: DistillConfig, model: ModelConfig) -> tuple[int, float, float]:
+    """leafe-tui's loop with batches in plain shuffled order (distill.group_by_length = false)."""
+    import dataclasses
+
+    return run_ours(examples, dataclasses.replace(settings, group_by_length=False), model)
 
 
 def run_trl(examples: list[dict], settings: DistillConfig, model_config: ModelConfig) -> tuple[int, float, float]:
@@ -98,20 +106,22 @@ def main() -> None:
     examples = correction_examples(args.examples)
     settings = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=1024)
     model = ModelConfig(name="embedded", dtype=args.dtype, device="cpu")
-    rates: dict[str, list[float]] = {"trl": [], "ours": []}
+    rates: dict[str, list[float]] = {"trl": [], "ours": [], "ungrouped": []}
     print(f"distill: {len(examples)} examples x {args.epochs} epoch(s), batch {args.batch_size}, "
           f"LoRA r {settings.lora_r} on {len(settings.target_modules)} module kinds, {args.dtype}, "
           f"CPU threads {torch.get_num_threads()}")
     for repeat in range(args.repeats):
-        for name, run in (("trl", run_trl), ("ours", run_ours)):
+        for name, run in (("trl", run_trl), ("ours", run_ours), ("ungrouped", run_ungrouped)):
             tokens, seconds, loss = run(examples, settings, model)
             rates[name].append(tokens / seconds)
-            print(f"  run {repeat + 1} {name:4}: {tokens:6d} tokens in {seconds:7.1f} s = {tokens / seconds:6.1f} tokens/s"
+            print(f"  run {repeat + 1} {name:9}: {tokens:6d} tokens in {seconds:7.1f} s = {tokens / seconds:6.1f} tokens/s"
                   f"  (mean loss {loss:.3f})", flush=True)
-    best_trl, best_ours = max(rates["trl"]), max(rates["ours"])
-    print(f"  trl SFTTrainer (baseline): {best_trl:6.1f} tokens/s (best of {args.repeats})")
-    print(f"  leafe-tui train_lora     : {best_ours:6.1f} tokens/s (best of {args.repeats})")
+    best_trl, best_ours, best_plain = max(rates["trl"]), max(rates["ours"]), max(rates["ungrouped"])
+    print(f"  trl SFTTrainer (baseline)          : {best_trl:6.1f} tokens/s (best of {args.repeats})")
+    print(f"  leafe-tui train_lora               : {best_ours:6.1f} tokens/s (best of {args.repeats})")
+    print(f"  leafe-tui, batches not length-grouped: {best_plain:6.1f} tokens/s (best of {args.repeats})")
     print(f"  ratio leafe-tui / trl: {best_ours / best_trl:.2f}x")
+    print(f"  ratio grouped / not grouped: {best_ours / best_plain:.2f}x")
 
 
 if __name__ == "__main__":

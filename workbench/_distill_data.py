@@ -223,10 +223,11 @@ class LengthGroupedBatches:
     on the batches.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, *, grouped: bool = True) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
+        self.grouped = grouped  # off: plain shuffled batches (`distill.group_by_length = false`)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -236,6 +237,8 @@ class LengthGroupedBatches:
         rng = random.Random(self.seed * 100_003 + epoch)
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
+        if not self.grouped:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         group = self.batch_size * MEGABATCH
         result = []
         for start in range(0, len(order), group):

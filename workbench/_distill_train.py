@@ -214,7 +214,9 @@ def train_lora(
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
-    sampler = LengthGroupedBatches([len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed)
+    sampler = LengthGroupedBatches(
+        [len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed, grouped=settings.group_by_length
+    )
     pad_id = tokenizer.pad_token_id
 
     def collate_batch(items: list[TokenizedExample]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ killed run loses at most the step in flight.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from store.records import Step
 from workbench.config import PromptsConfig
 from workbench.context import StageContext, Stopwatch
 from workbench.envs.base import Environment, StepResult, Task, step_succeeded
-from workbench.models.base import ChatPrompt, Generator, Sampling
+from workbench.models.base import ChatPrompt, Completion, Generator, Sampling
 
 MAX_ACTION_CHARS = 16_000  # an enormous answer is stored cut, and the cut is recorded
 
@@ -162,6 +163,12 @@ class Walker:
     pending_note: tuple[int, str] | None = None  # (note id, text) for the next action
     done: bool = False
     extra: dict = field(default_factory=dict)
+    seed: int | None = None
+    """The episode's own seed: each step samples from a stream seeded by it and the step's
+    depth, whatever else shares the batch (evaluation); None samples with the call's seed."""
+    generator: Generator | None = None
+    """The policy this walker plays with, when walkers of several policies advance together;
+    None plays with roll_out's generator."""
 
     @property
     def node_id(self) -> int:
@@ -260,9 +267,7 @@ def roll_out(
                 prompts.append(messages)
                 dropped.append(gone)
             seed = None if sampling.seed is None else sampling.seed + 7919 * step
-            completions = generator.generate(
-                prompts, 1, dataclasses.replace(sampling, seed=seed), tags=[w.task.name for w in live]
-            )
+            completions = generate_step(live, prompts, generator, dataclasses.replace(sampling, seed=seed))
             actions = [clean_text(samples[0].text) for samples in completions]
             results = list(pool.map(lambda pair: execute(pair[0].env, pair[1][0]), zip(live, actions, strict=True)))
             with transaction(context.db):
@@ -291,6 +296,38 @@ def roll_out(
             step += 1
     if stopwatch:
         stopwatch.flush()
+
+
+def step_seed(episode_seed: int, depth: int) -> int:
+    """The seed of an episode's action after `depth` steps: a stable mix of both (a resumed
+    or differently batched episode draws the same)."""
+    digest = hashlib.blake2b(f"{episode_seed}:{depth}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def generate_step(
+    live: Sequence[Walker], prompts: Sequence[ChatPrompt], generator: Generator, sampling: Sampling
+) -> list[list[Completion]]:
+    """One action for each live walker: one generate call per policy among them (walkers
+    with a generator of their own), each walker seeded by its own seed where it has one."""
+    groups: dict[int, list[int]] = {}
+    policies: dict[int, Generator] = {}
+    for index, walker in enumerate(live):
+        own = walker.generator or generator
+        groups.setdefault(id(own), []).append(index)
+        policies[id(own)] = own
+    completions: list[list[Completion]] = [[] for _ in live]
+    for key, indices in groups.items():
+        rows = [live[i] for i in indices]
+        seeded = sampling
+        if all(w.seed is not None for w in rows):
+            seeded = dataclasses.replace(sampling, row_seeds=tuple(step_seed(w.seed, w.depth) for w in rows))  # type: ignore[arg-type]
+        answers = policies[key].generate(
+            [prompts[i] for i in indices], 1, seeded, tags=[w.task.name for w in rows]
+        )
+        for index, samples in zip(indices, answers, strict=True):
+            completions[index] = samples
+    return completions
 
 
 def store_step(

@@ -331,6 +331,10 @@ class DistillConfig:
     epochs: int = setting(3, "Passes over the dataset.", range=AT_LEAST_1)
     batch_size: int = setting(4, "Examples per optimiser step.", range=AT_LEAST_1)
     max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).", range=AT_LEAST_1)
+    group_by_length: bool = setting(
+        True, "Batch examples of similar length together, so training spends little on padding "
+        "(off: batches in plain shuffled order; benchmarks/distill.py measures both)."
+    )
     beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).", range=AT_LEAST_0)
     output: str = setting("", "Adapter folder (new or empty); empty: adapters/<name> in the store's folder.")
     name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.", plain_name=True)
@@ -355,6 +359,15 @@ class EvaluateConfig:
     seed: int = setting(1000, "Seed of evaluation rollouts (differs from exploration).", range=SEED)
     bootstrap: int = setting(
         1000, "Bootstrap resamples over tasks for the 95% interval (0: none).", range=Range(0, 1_000_000)
+    )
+    batching: Literal["policies", "sequential"] = setting(
+        "policies",
+        "How the policies play (hf backend): `policies` advances every policy's episodes together, "
+        "each LoRA adapter merged into a copy of the weights of its own (memory: one model per "
+        "policy) and rows with the same prompt encoded once; `sequential` plays one policy after "
+        "another on one copy with the adapter unmerged and encodes every row (the baseline, and "
+        "what other backends do). Each episode samples from its own seed, so both give the same "
+        "episodes.",
     )
 
 

@@ -13,8 +13,9 @@ task with `base` and with the run's LEAFE adapter (workbench/paired.py), into
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,12 @@ from workbench.adapters import (
     resolve_adapter,
     training_task_names,
 )
+from workbench.agent import Walker, roll_out
 from workbench.config import config_from_dict
-from workbench.context import Cancelled, Progress, StageContext
+from workbench.context import Cancelled, Progress, StageContext, Stopwatch
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
-from workbench.explore import open_episodes, play_episodes, register_tasks
+from workbench.explore import open_episodes, register_tasks, unfinished_walkers
 from workbench.models.base import Generator, Sampling
 from workbench.paired import compare_policies
 from workbench.passk import mean_pass_at_k
@@ -70,6 +72,34 @@ class PolicyGenerators:
     def __init__(self, context: StageContext) -> None:
         self.context = context
         self.adapter_host: Any = None
+        self.copies: dict[str, Any] = {}  # policy -> a generator of its own (batching = "policies")
+        self.restore_sharing: list[tuple[Any, bool]] = []
+
+    def host(self) -> Any:
+        """The hf generator that holds the adapters' base weights (never the run's own)."""
+        if self.adapter_host is None:
+            from workbench.models.hf import HFGenerator
+
+            model = self.context.config.model
+            self.context.progress.event("message", text=f"loading {model.name} for adapters")
+            self.adapter_host = HFGenerator(dataclasses.replace(model, adapter=""))
+        return self.adapter_host
+
+    def playing_together(self, policy: str) -> Generator:
+        """The generator of a policy that plays beside the others (hf): base on the run's
+        generator, an adapter merged into weights of its own (HFGenerator.policy_copy)."""
+        if policy == "base":
+            return self.for_policy(policy)
+        if policy not in self.copies:
+            self.copies[policy] = self.host().policy_copy(resolve_adapter(self.context.db, policy))
+        return self.copies[policy]
+
+    def encode_every_row(self, generator: Generator) -> Generator:
+        """The sequential baseline encodes each row on its own, as evaluation always did."""
+        if hasattr(generator, "share_prompts"):
+            self.restore_sharing.append((generator, generator.share_prompts))
+            generator.share_prompts = False
+        return generator
 
     def for_policy(self, policy: str) -> Generator:
         model = self.context.config.model
@@ -84,12 +114,7 @@ class PolicyGenerators:
             # it is evaluated on its own weights, as a model of its own.
             return self.context.generator(dataclasses.replace(model, name=path, adapter=""))
         if model.backend == "hf":
-            if self.adapter_host is None:
-                from workbench.models.hf import HFGenerator
-
-                self.context.progress.event("message", text=f"loading {model.name} for adapters")
-                self.adapter_host = HFGenerator(dataclasses.replace(model, adapter=""))
-            self.adapter_host.set_adapter(path)
+            self.host().set_adapter(path)
             return self.adapter_host
         generator = self.context.generator()
         if not hasattr(generator, "set_adapter"):
@@ -98,6 +123,12 @@ class PolicyGenerators:
         return generator
 
     def close(self) -> None:
+        for generator, sharing in reversed(self.restore_sharing):
+            generator.share_prompts = sharing
+        self.restore_sharing.clear()
+        for copy in self.copies.values():
+            copy.close()
+        self.copies.clear()
         if self.adapter_host is not None:
             self.adapter_host.close()
             self.adapter_host = None
@@ -172,6 +203,53 @@ def record_policy(
     return {str(k): {"pass_at_k": mean, "ci_low": low, "ci_high": high} for k, (mean, low, high) in measured.items()}
 
 
+def episode_seed(seed: int, task: str, rollout: int) -> int:
+    """An evaluation episode's seed: the same for every policy and however episodes are
+    batched, so policies differ only by their weights."""
+    digest = hashlib.blake2b(f"{seed}:{task}:{rollout}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def play_policies(
+    context: StageContext,
+    plans: Mapping[str, Sequence[int]],
+    generator_of: Callable[[str], Generator],
+    seeds: Mapping[int, int],
+    sampling: Sampling,
+    *,
+    stage: str,
+) -> None:
+    """Play the unfinished episodes of every policy in `plans` together in lock-step, each
+    walker on its policy's generator and seeded by its episode's seed."""
+    walkers = []
+    for policy, episode_ids in plans.items():
+        mine = unfinished_walkers(context, episode_ids)
+        if not mine:
+            continue
+        generator = generator_of(policy)
+        for walker in mine:
+            walker.generator, walker.seed = generator, seeds[walker.episode_id]
+        walkers.extend(mine)
+    if not walkers:
+        return
+    max_steps = context.config.env.max_steps
+    episodes = sum(len(ids) for ids in plans.values())
+    context.progress.start(stage, episodes * max_steps, f"{stage}: {episodes} episodes, {len(plans)} policies")
+    # Steps already played (a resumed evaluation) and episodes already finished.
+    context.progress.advance(episodes * max_steps - sum(max_steps - w.depth for w in walkers))
+
+    def finished(walker: Walker) -> None:
+        # An episode that ends early frees the rest of its step budget on the bar.
+        context.progress.advance(max_steps - walker.depth)
+        context.progress.event("episode", episode_id=walker.episode_id, stage=stage)
+
+    fallback = walkers[0].generator
+    assert fallback is not None
+    roll_out(context, walkers, fallback, sampling, max_steps=max_steps, stopwatch=Stopwatch(context),
+             on_finish=finished)
+    context.progress.finish()
+
+
 def skipped_adapters(context: StageContext) -> set[str]:
     """Adapters this run's training stages skipped for want of examples."""
     summaries = queries.finished_stage_summaries(context.db, context.run_id)
@@ -213,6 +291,7 @@ def run_evaluate(context: StageContext) -> dict:
     trained: dict[str, set[int]] = {}
     overlap: dict[str, list[str]] = {}
     untrained = skipped_adapters(context)
+    plans: dict[str, list[int]] = {}  # policy -> its episodes, task by task, rollout by rollout
     try:
         for policy in policies:
             if policy.startswith(ADAPTER_PREFIX) and policy[len(ADAPTER_PREFIX):] in untrained:
@@ -223,12 +302,24 @@ def run_evaluate(context: StageContext) -> dict:
                 if shared:
                     overlap[policy] = shared
                     trained[policy] = {task_ids[name] for name in shared}
-            episode_ids = open_episodes(
+            plans[policy] = open_episodes(
                 context, tasks, purpose=PURPOSE, policy=policy, rollouts=settings.n, seed=settings.seed
             )
-            if episodes.count_running(context.db, episode_ids):
-                # Every policy samples with the same seeds: differences come from the weights.
-                play_episodes(context, episode_ids, generators.for_policy(policy), sampling, stage=f"evaluate {policy}")
+        # Every policy samples each episode with the same seed: differences come from the weights.
+        seeds = {
+            episode_id: episode_seed(settings.seed, tasks[index // settings.n].name, index % settings.n)
+            for episode_ids in plans.values()
+            for index, episode_id in enumerate(episode_ids)
+        }
+        if settings.batching == "policies" and config.model.backend == "hf":
+            play_policies(context, plans, generators.playing_together, seeds, sampling, stage="evaluate")
+        else:
+            for policy, episode_ids in plans.items():
+                play_policies(
+                    context, {policy: episode_ids}, lambda p: generators.encode_every_row(generators.for_policy(p)),
+                    seeds, sampling, stage=f"evaluate {policy}",
+                )
+        for policy, episode_ids in plans.items():
             counts = task_counts(context.db, episode_ids)
             table[policy] = record_policy(context, policy, counts, ks, trained.get(policy, frozenset()))
             successes[policy] = sum(c for _, c in counts.values())

@@ -6,7 +6,7 @@ environment (every try is one environment step of the budget), then take the exp
 action. The answers become three kinds of examples:
 
 - `early_experience_world` (implicit world modelling): state + action -> what the
-  environment answered;
+  environment answered, less the lines the state already showed (`world_target`);
 - `early_experience_reflection` (self-reflection): state -> the expert action and why it
   beats the alternative, the why written by the policy model itself (or, when its
   answer is empty or unusable, a sentence built from the two observations);
@@ -114,10 +114,21 @@ def environment_copy(context: StageContext, line: Line) -> Environment:
     return env
 
 
-def world_example(prompt: list[dict[str, str]], action: str, observation: str, task: str) -> dict:
+def world_target(before: str, after: str) -> str:
+    """What the world-modelling example teaches: the lines of the next observation that the
+    state did not already show (the outcome and what changed). Lines every observation
+    repeats (the mission, the list of actions) are in the prompt already; predicting them
+    again costs training tokens and teaches nothing about the action. An answer that
+    changed nothing keeps the whole observation."""
+    seen = set(str(before).splitlines())
+    new = [line for line in str(after).splitlines() if line not in seen]
+    return "\n".join(new).strip() or str(after)
+
+
+def world_example(prompt: list[dict[str, str]], action: str, before: str, after: str, task: str) -> dict:
     question = WORLD_QUESTION.format(action=action)
     messages = [*prompt[:-1], {"role": "user", "content": f"{prompt[-1]['content']}\n\n{question}"},
-                {"role": "assistant", "content": observation}]
+                {"role": "assistant", "content": world_target(before, after)}]
     return make_example(messages, kind=WORLD, target_start=len(messages) - 1, task=task)
 
 
@@ -215,7 +226,7 @@ def try_actions(
         prompt, name = prompts[index], line.task.name
         for text, (result, _) in mine:
             collection.examples.append(world_example(prompt, action if text is None else text,
-                                                     str(result.observation), name))
+                                                     str(line.path[-1]["observation"]), str(result.observation), name))
             if text is not None:
                 collection.alternatives += 1
                 if not same_outcome(result, expert_result):

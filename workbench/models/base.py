@@ -25,6 +25,10 @@ class Sampling:
     seed: int | None = None
     min_new_tokens: int = 0
     """Generate at least this many tokens (benchmarks use it to compare equal work)."""
+    row_seeds: tuple[int, ...] | None = None
+    """One seed per prompt: each prompt's samples come from a random stream of its own, so
+    the same prompt with the same seed gets the same answer whatever else shares its batch
+    (evaluation seeds each episode this way). Backends that cannot do it use `seed`."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ chunks of `model.batch_size` sequences. `temperature = 0` is greedy. A LoRA adap
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -94,14 +95,18 @@ def cache_argument() -> str:
 class HFGenerator(ChatTemplateTokens):
     """Chat completions with transformers; see the module docstring."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, loaded: tuple | None = None) -> None:
         self.config = config
         self.name = config.name
-        self.model, self.tokenizer, self.source = load_model_and_tokenizer(config)
+        # `loaded`: (model, tokenizer, source) already in memory (see policy_copy).
+        self.model, self.tokenizer, self.source = loaded or load_model_and_tokenizer(config)
         self.base_model = self.model
         self.adapter_path: str | None = None
-        self.adapter_kind: str | None = None  # "lora" | "full" | None (the base weights)
+        self.adapter_kind: str | None = None  # "lora" | "full" | "merged" (policy_copy) | None (the base weights)
         self.prefix_reuse = True  # benchmarks/backtrack.py turns it off to measure the gain
+        # Seeded rows with the same prompt are encoded once; evaluation's sequential
+        # baseline turns it off to measure what it saves.
+        self.share_prompts = True
         own_limit = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         if config.context_length:
             self.context_length = min(config.context_length, own_limit)
@@ -144,6 +149,31 @@ class HFGenerator(ChatTemplateTokens):
             self.model.eval()
             self.adapter_path, self.adapter_kind = str(path), "lora"
 
+    def policy_copy(self, path: str) -> HFGenerator:
+        """A generator of its own for the policy at `path`, to play beside this one: a LoRA
+        adapter merged into a copy of this generator's base weights (no adapter layers left
+        to run at every step), or a full fine-tune's own weights. Call it on a generator
+        with no adapter applied: peft changes the base model's layers in place."""
+        import copy
+
+        from workbench.adapters import is_full_model_folder, is_lora_folder
+
+        if is_full_model_folder(path):
+            model = load_full_model(path, self.config)
+        elif is_lora_folder(path):
+            from peft import PeftModel
+
+            with self.lock:
+                model = PeftModel.from_pretrained(copy.deepcopy(self.base_model), path).merge_and_unload()
+            model.eval()
+        else:
+            raise ModelNotFoundError(f"adapter {path!r}: no adapter_config.json there")
+        twin = HFGenerator(dataclasses.replace(self.config, adapter=""), loaded=(model, self.tokenizer, self.source))
+        twin.adapter_path = str(path)
+        twin.adapter_kind = "merged"
+        twin.share_prompts = self.share_prompts
+        return twin
+
     # -- generation --------------------------------------------------------------------
 
     def generate(
@@ -160,6 +190,8 @@ class HFGenerator(ChatTemplateTokens):
         if copies is not None:
             return copies
         encoded = [self.render(prompt) for prompt in prompts]
+        if sampling.row_seeds is not None:
+            return self._generate_seeded_rows(encoded, n, sampling)
         results: list[list[Completion]] = [[] for _ in prompts]
         prompts_per_chunk = max(1, self.config.batch_size // max(1, n))
         with self.lock, torch.inference_mode():
@@ -169,6 +201,82 @@ class HFGenerator(ChatTemplateTokens):
                 for offset, completions in enumerate(self._generate_chunk(chunk, n, sampling, seed)):
                     results[start + offset] = completions
         return results
+
+    def _generate_seeded_rows(self, encoded: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:
+        """Each prompt sampled from its own seed (`Sampling.row_seeds`); rows with the same
+        prompt share one encoding when `share_prompts` is on (workbench/models/seeded_rows.py)."""
+        import torch
+
+        from workbench.models.seeded_rows import plan_chunks, sample_seed
+
+        seeds = list(sampling.row_seeds or ())
+        if len(seeds) != len(encoded):
+            raise ValueError(f"row_seeds: {len(seeds)} seeds for {len(encoded)} prompts")
+        rows = [ids for ids in encoded for _ in range(n)]
+        row_seeds = [sample_seed(seed, sample) for seed in seeds for sample in range(n)]
+        if self.share_prompts:
+            chunks = plan_chunks(rows, self.config.batch_size)
+        else:  # every row encoded on its own, in the caller's order (the baseline to measure against)
+            chunks = [
+                _unshared_chunk(rows, range(start, min(start + self.config.batch_size, len(rows))))
+                for start in range(0, len(rows), self.config.batch_size)
+            ]
+        completions: list[Completion | None] = [None] * len(rows)
+        with self.lock, torch.inference_mode():
+            for chunk in chunks:
+                answers = self._decode_rows(chunk.prompts, chunk.source, [row_seeds[r] for r in chunk.rows], sampling)
+                for row, answer in zip(chunk.rows, answers, strict=True):
+                    completions[row] = answer
+        return [[completions[index * n + sample] for sample in range(n)] for index in range(len(encoded))]  # type: ignore[misc]
+
+    def _decode_rows(
+        self, prompts: list[list[int]], source: list[int], seeds: list[int], sampling: Sampling
+    ) -> list[Completion]:
+        """Decode one row per entry of `source` (an index into the distinct `prompts`), each
+        row sampled from its own seed; each distinct prompt is encoded once."""
+        import torch
+
+        from workbench.models.seeded_rows import RowSeededSampler
+
+        width = max(len(ids) for ids in prompts)
+        pad = self.tokenizer.pad_token_id
+        device = self.model.device
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
+        max_new = max(1, min(sampling.max_new_tokens, self.context_length - width))
+        index = torch.tensor(source, device=device)
+        extra = {}
+        if width > 1 and len(prompts) < len(source):
+            cache = self.prefill(input_ids[:, :-1], attention[:, :-1], 1)
+            cache.batch_select_indices(index)
+            extra[cache_argument()] = cache
+        input_ids, attention = input_ids[index], attention[index]
+        greedy = sampling.temperature <= 0
+        processors = [] if greedy else [RowSeededSampler(seeds, sampling.temperature, sampling.top_p)]
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max_new,
+            min_new_tokens=min(sampling.min_new_tokens, max_new) or None,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad,
+            logits_processor=processors,
+            **extra,
+        )
+        return [self._completion(row) for row in output[:, width:].tolist()]
+
+    def _completion(self, row: list[int]) -> Completion:
+        eos_ids = self.eos_ids()
+        length, finish = len(row), "length"
+        for position, token in enumerate(row):
+            if token in eos_ids:
+                length, finish = position, "stop"
+                break
+        text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+        return Completion(text=text, tokens=length, finish_reason=finish)
 
     def _generate_chunk(
         self, chunk: list[list[int]], n: int, sampling: Sampling, seed: int | None
@@ -244,3 +352,9 @@ class HFGenerator(ChatTemplateTokens):
 
     def close(self) -> None:
         self.model = self.base_model = None
+
+
+def _unshared_chunk(rows: list[list[int]], indices: range):
+    from workbench.models.seeded_rows import Chunk
+
+    return Chunk(prompts=[rows[i] for i in indices], rows=list(indices), source=list(range(len(indices))))
