@@ -100,6 +100,8 @@ async def test_clicking_a_correction_then_reject_in_the_footer(store):
         await pilot.pause()
         assert app.screen.selected_id() == store.corrections["all_pairs"]
         await pilot.click(footer_key(app, "Reject"))
+        await pilot.pause()
+        await pilot.press("enter")  # the reason is optional: Enter rejects without one
         await saved(pilot)
     db = sqlite_utils.Database(store.path)
     assert db["corrections"].get(store.corrections["all_pairs"])["status"] == "rejected"
