@@ -56,7 +56,7 @@ def test_distill_stage_trains_saves_and_loads_an_adapter(tmp_path, monkeypatch):
     assert folder == (tmp_path / "leafe.db-files" / "adapters" / summary["name"]).resolve()
     assert (folder / "adapter_config.json").is_file()
     assert list((folder / "runs").glob("events.out.tfevents.*")), "TensorBoard events were not written"
-    assert not [p for p in tmp_path.joinpath("adapters").iterdir() if p.name.startswith(".")]
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no half-saved folder
 
     db = open_store(tmp_path / "leafe.db")
     curve = [row["loss"] for row in db.query("select loss from train_log where adapter_id = ? order by step",
@@ -66,7 +66,7 @@ def test_distill_stage_trains_saves_and_loads_an_adapter(tmp_path, monkeypatch):
     adapter = db["adapters"].get(summary["adapter_id"])
     metrics, lineage = json.loads(adapter["metrics"]), json.loads(adapter["lineage"])
     assert adapter["kind"] == "leafe" and adapter["base_model"] == "embedded"
-    assert metrics["n_examples"] == 6 and metrics["tokens"] > 0 and metrics["wall_time"] > 0
+    assert metrics["n_examples"] == 6 and metrics["train_tokens"] > 0 and metrics["wall_time"] > 0
     assert lineage["dataset_path"] == str(tmp_path / "data.jsonl")
     assert lineage["task_names"] == sorted(row["task"] for row in rows)
     assert lineage["distill"]["lora_r"] == 8

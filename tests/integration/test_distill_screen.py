@@ -73,11 +73,12 @@ def test_training_from_the_distill_screen_stores_an_adapter_beside_the_store(tmp
 
     asyncio.run(scenario())
 
-    assert seen["count"].startswith("3 examples (3 approved")
+    assert seen["count"].startswith("3 examples: 3 approved, 0 edited, rehearsal off")
     listed = {row[0]: row for row in seen["rows"]}
     assert set(listed) == {"leafe-run-1", "screen-lora"}, seen["status"]
     assert listed["screen-lora"][1:3] == ["leafe", "embedded"] and listed["screen-lora"][3] == "3"
-    assert "run 1 · dataset leafe-run-1 · corrections 1,2,4" in listed["screen-lora"][5]
+    # The screen exported anew: the run's own leafe-run-1 is kept, the new export is leafe-run-1-2.
+    assert "run 1 · dataset leafe-run-1-2 · corrections 1,2,4" in listed["screen-lora"][5]
     assert "screen-lora" in seen["status"]
 
     db = sqlite_utils.Database(db_path)
