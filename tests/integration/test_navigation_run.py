@@ -11,7 +11,10 @@ from store.db import open_store
 from workbench.config import config_from_dict
 from workbench.pipeline import STAGE_FUNCTIONS, run_pipeline
 
-pytestmark = pytest.mark.integration
+# slow: every stage, each baseline spending LEAFE's whole budget (Early Experience collects
+# until it is spent, then trains on all of it), took over 10 minutes on the loaded 2-core
+# machine. `pytest -m slow` runs it; each stage also has a faster real-model test of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ENV_ID = "MiniGrid-Empty-Random-5x5-v0"
 
