@@ -30,7 +30,8 @@ from screens.app import LeafeApp  # noqa: E402
 from screens.episode import EpisodeScreen  # noqa: E402
 from screens.widgets.trajectory_tree import TrajectoryTree  # noqa: E402
 from store.db import open_store, transaction  # noqa: E402
-from store.queries import create_episode, create_run, dumps, ensure_task  # noqa: E402
+from store.episodes import create as create_episode  # noqa: E402
+from store.queries import create_run, dumps, ensure_task  # noqa: E402
 
 NODES = 10_000
 MAX_STEPS = 30

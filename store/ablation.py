@@ -12,7 +12,9 @@ from __future__ import annotations
 import sqlite_utils
 
 from store.db import transaction
-from store.queries import create_episode, insert_node, loads
+from store.episodes import create as create_episode
+from store.queries import loads
+from store.steps import insert as insert_node
 
 PURPOSE = "ablation:no_note"
 

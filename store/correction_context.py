@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from store.queries import loads, path_to
+from store.queries import loads
+from store.steps import path_to
 
 
 def outcome(db: sqlite_utils.Database, node_id: int) -> dict:

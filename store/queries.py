@@ -10,7 +10,6 @@ from typing import Any
 
 import sqlite_utils
 
-from store import episodes, steps
 from store.db import now
 from store.records import decode_json, encode_json
 
@@ -120,19 +119,6 @@ def ensure_task(db: sqlite_utils.Database, env: str, name: str, spec: dict) -> i
 
 def task_name(db: sqlite_utils.Database, task_id: int) -> str:
     return db.execute("select name from tasks where id = ?", [task_id]).fetchone()[0]
-
-
-# -- episodes and steps: in store.episodes and store.steps; these names stay for callers
-# written before the split.
-
-create_episode = episodes.create
-finish_episode = episodes.finish
-insert_node = steps.insert
-node = steps.get
-path_to = steps.path_to
-children = steps.children
-root_of = steps.root_of
-leaf_of_original_path = steps.original_leaf
 
 
 def actions_per_task(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:

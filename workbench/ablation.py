@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from store import ablation as records
-from store import queries
 from store.steps import get as get_step
-from store.steps import newest_id
+from store.steps import newest_id, path_to
 from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.backtrack import branch_note, branch_sampling, fan_out
 from workbench.budget import leafe_spent
@@ -59,7 +58,7 @@ def control_home(context: StageContext):
             episode_id = records.control_episode(context.db, context.run_id, note["id"])
         else:
             last = newest_id(context.db, episode_id)
-        return episode_id, queries.path_to(context.db, last)
+        return episode_id, path_to(context.db, last)
 
     return home
 
@@ -68,7 +67,7 @@ def resumed_walkers(context: StageContext) -> list[Walker]:
     """Control branches a killed run left unfinished."""
     walkers = []
     for node_id, episode_id in records.unfinished_branch_nodes(context.db, context.run_id):
-        path = queries.path_to(context.db, node_id)
+        path = path_to(context.db, node_id)
         task = task_of(context, episode_id)
         walkers.append(Walker(episode_id, task, environment_at(context, task, path), path, branch_depth=LEVEL))
     return walkers

@@ -19,7 +19,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from store.db import open_store, transaction  # noqa: E402
-from store.queries import create_episode, create_run, dumps, ensure_task, insert_node  # noqa: E402
+from store.episodes import create as create_episode  # noqa: E402
+from store.queries import create_run, dumps, ensure_task  # noqa: E402
+from store.steps import insert as insert_node  # noqa: E402
 
 FIXED_TIME = "2026-01-15T10:{minute:02d}:00.000+00:00"
 

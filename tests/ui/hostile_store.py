@@ -19,7 +19,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from store.db import open_store, transaction  # noqa: E402
-from store.queries import create_episode, create_run, dumps, ensure_task  # noqa: E402
+from store.episodes import create as create_episode  # noqa: E402
+from store.queries import create_run, dumps, ensure_task  # noqa: E402
 from tests.ui.fixture_store import add_correction, add_note, finish, step  # noqa: E402
 
 OSC_52 = "\x1b]52;c;cHduZWQ=\x07"  # the terminal's clipboard becomes "pwned"

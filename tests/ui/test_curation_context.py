@@ -14,7 +14,7 @@ from screens.app import LeafeApp
 from screens.curation import CurationScreen
 from screens.modals import EditPreviewScreen, EditTextScreen
 from store.db import open_store, transaction
-from store.queries import insert_node
+from store.steps import insert as insert_node
 from tests.ui.conftest import SIZE, open_run_screen, until
 
 

@@ -157,7 +157,9 @@ async def test_branch_by_hand_adds_a_sibling_branch(explored_store):
 async def test_a_wide_fan_out_loads_a_page_at_a_time(tmp_path):
     from store import views
     from store.db import open_store, transaction
-    from store.queries import create_episode, create_run, ensure_task, insert_node
+    from store.episodes import create as create_episode
+    from store.queries import create_run, ensure_task
+    from store.steps import insert as insert_node
 
     db = open_store(tmp_path / "wide.db")
     with transaction(db):

@@ -10,7 +10,8 @@ from screens.app import LeafeApp
 from screens.results import ResultsScreen
 from screens.task_by_task import TaskByTaskScreen, TaskEpisodesScreen
 from store.db import open_store, transaction
-from store.queries import create_episode, insert_node
+from store.episodes import create as create_episode
+from store.steps import insert as insert_node
 from tests.ui.conftest import SIZE, open_run_screen, until
 
 

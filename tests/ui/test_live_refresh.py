@@ -6,7 +6,7 @@ from __future__ import annotations
 from screens.app import LeafeApp
 from screens.episode import EpisodeScreen
 from screens.runs import RunsScreen
-from store import queries
+from store import episodes, queries, steps
 from store.db import open_store, transaction
 from tests.ui.conftest import SIZE, until
 
@@ -42,7 +42,7 @@ async def test_steps_another_program_stores_grow_the_open_tree_and_the_step_coun
     with transaction(db):
         run_id = queries.create_run(db, config={}, stages=["explore"], name="growing")
         task = queries.ensure_task(db, "coding", "Grow/1", {})
-        episode, root = queries.create_episode(db, run_id=run_id, task_id=task, purpose="explore", rollout=0,
+        episode, root = episodes.create(db, run_id=run_id, task_id=task, purpose="explore", rollout=0,
                                                observation="write grow()")
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
@@ -56,7 +56,7 @@ async def test_steps_another_program_stores_grow_the_open_tree_and_the_step_coun
         parent = root
         for depth in (1, 2):
             with transaction(db):
-                parent = queries.insert_node(db, episode_id=episode, parent_id=parent, depth=depth,
+                parent = steps.insert(db, episode_id=episode, parent_id=parent, depth=depth,
                                              action=f"def grow(): return {depth}", observation="1 of 2 asserts",
                                              feedback={}, score=0.5, done=False, success=False)
         # The running episode reads the steps already stored, and its open tree shows them.
@@ -65,7 +65,7 @@ async def test_steps_another_program_stores_grow_the_open_tree_and_the_step_coun
         first = tree.step_nodes[parent].parent
         assert str(first.label).startswith("step 1") and str(tree.step_nodes[parent].label).startswith("step 2")
         with transaction(db):
-            queries.finish_episode(db, episode)
+            episodes.finish(db, episode)
             queries.set_run_status(db, run_id, "finished")
         await until(pilot, lambda: "✗ failed 0.50" in label(), "the finished episode's outcome", polls=100)
         await until(pilot, lambda: screen.sub_title.endswith("finished"), "the title's run status", polls=100)

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Input
 from screens.app import LeafeApp
 from screens.episode import EpisodeScreen
 from screens.search import SearchScreen
-from store import queries
+from store import episodes, queries, steps
 from store.db import open_store, transaction
 from tests.ui.conftest import SIZE
 
@@ -62,9 +62,9 @@ async def test_steps_stored_after_the_store_was_made_are_found(store):
     with transaction(db):
         run_id = queries.create_run(db, config={}, stages=["explore"], name="later")
         task = queries.ensure_task(db, "coding", "Later/1", {})
-        episode, root = queries.create_episode(db, run_id=run_id, task_id=task, purpose="explore", rollout=0,
+        episode, root = episodes.create(db, run_id=run_id, task_id=task, purpose="explore", rollout=0,
                                                observation="write zebra()")
-        queries.insert_node(db, episode_id=episode, parent_id=root, depth=1, action="def zebra(): return 'quagga'",
+        steps.insert(db, episode_id=episode, parent_id=root, depth=1, action="def zebra(): return 'quagga'",
                             observation="ok", feedback={}, score=1.0, done=True, success=True)
     db.close()
     app = LeafeApp(store.path)

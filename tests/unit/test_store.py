@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store import queries
+from store import episodes, queries, steps
 from store.db import open_store, schema_version
 from store.migrations import MIGRATIONS
 from workbench.errors import StoreError
@@ -80,12 +80,12 @@ def test_tree_is_rebuilt_with_a_recursive_query(tmp_path):
     db = open_store(tmp_path / "s.db")
     run = queries.create_run(db, config={}, stages=["explore"])
     task = queries.ensure_task(db, "coding", "HumanEval/0", {})
-    episode, root = queries.create_episode(db, run_id=run, task_id=task, purpose="explore", rollout=0, observation="task")
+    episode, root = episodes.create(db, run_id=run, task_id=task, purpose="explore", rollout=0, observation="task")
     parent = root
     for depth in range(1, 4):
-        parent = queries.insert_node(db, episode_id=episode, parent_id=parent, depth=depth, action=f"a{depth}",
+        parent = steps.insert(db, episode_id=episode, parent_id=parent, depth=depth, action=f"a{depth}",
                                      observation=f"o{depth}", feedback={"n": depth}, score=0.1, done=False, success=False)
-    path = queries.path_to(db, parent)
+    path = steps.path_to(db, parent)
     assert [step["action"] for step in path] == [None, "a1", "a2", "a3"]
     assert path[2]["feedback"] == {"n": 2}
 

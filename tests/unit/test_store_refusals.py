@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from store import notes, queries, steps
+from store import episodes, notes, queries, steps
 from store.db import open_store, transaction
 from tests.conftest import ROOT, write_config, write_script
 from workbench.cli import main
@@ -93,7 +93,7 @@ def test_every_write_of_the_store_repairs_such_text(tmp_path):
     with transaction(db):
         run = queries.create_run(db, config={"name": bad}, stages=["explore"])
         task = queries.ensure_task(db, "coding", bad, {})
-        episode, root = queries.create_episode(db, run_id=run, task_id=task, purpose="explore", rollout=0,
+        episode, root = episodes.create(db, run_id=run, task_id=task, purpose="explore", rollout=0,
                                                observation=bad)
         step = steps.add(db, episode_id=episode, parent_id=root, depth=1, action=bad, observation=bad,
                          feedback={"message": bad}, score=0.0, done=True, success=False)
