@@ -64,6 +64,16 @@ class TrainResult:
         return self.losses[0]["loss"] if self.losses else math.nan
 
     @property
+    def epoch_losses(self) -> list[float]:
+        """The mean step loss of each epoch. Steps of one epoch see different batches (long
+        prose targets cost more per token than one action word), so first against last step
+        can rise while every epoch's mean falls; the means are the curve to read."""
+        by_epoch: dict[int, list[float]] = {}
+        for record in self.losses:
+            by_epoch.setdefault(max(0, math.ceil(record["epoch"] - 1e-9) - 1), []).append(record["loss"])
+        return [sum(values) / len(values) for _, values in sorted(by_epoch.items())]
+
+    @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.train_seconds if self.train_seconds > 0 else 0.0
 

@@ -95,8 +95,21 @@ def assistant_index(messages: Sequence[dict], ordinal: int) -> int:
     raise ValueError(f"no assistant message number {ordinal}")
 
 
+def executed_action(step: Any) -> str | None:
+    """The action the environment read from the policy's text at `step`, as the
+    environment names it (navigation's "left", Sokoban's move, a Gymnasium action's name),
+    or None where it read none (a failed parse) or does not say (code submissions)."""
+    feedback = (step.get("feedback") if isinstance(step, dict) else getattr(step, "feedback", None)) or {}
+    action = feedback.get("action_name") or feedback.get("action")
+    return action if isinstance(action, str) and action else None
+
+
+def with_action(step: Any, action: str) -> Any:
+    return {**step, "action": action} if isinstance(step, dict) else dataclasses.replace(step, action=action)
+
+
 def action_chats(
-    prompts: PromptsConfig, path: Sequence[dict], max_steps: int, first_depth: int = 1
+    prompts: PromptsConfig, path: Sequence[dict], max_steps: int, first_depth: int = 1, target: str = "text"
 ) -> list[tuple[ChatPrompt, int]]:
     """Note-free chats that teach the actions of `path` from `first_depth` on, each as
     (messages, index of the first assistant message trained on).
@@ -104,7 +117,13 @@ def action_chats(
     With the whole history in the prompt, one chat holds them all: every action is a target
     after its own history. With a window (`prompts.history_turns`), each action gets its own
     chat: the windowed prompt the policy saw before it, then the action, so that training
-    and acting see the same context."""
+    and acting see the same context.
+
+    `target = "action"` ([export] targets) trains on the action the environment read from
+    the text rather than the text itself ("left" for "So it was left."), and gives a step
+    where it read none no chat of its own; "text" trains on the words as written."""
+    if target == "action":
+        path = [with_action(step, executed_action(step)) if executed_action(step) else step for step in path]
     if prompts.history_turns < 0:
         messages = build_messages(prompts, path, max_steps)
         if messages and messages[-1]["role"] == "user" and len(path) > 1:
@@ -112,6 +131,8 @@ def action_chats(
         return [(messages, assistant_index(messages, first_depth))]
     chats = []
     for depth in range(first_depth, len(path)):
+        if target == "action" and executed_action(path[depth]) is None:
+            continue  # the environment read no action here: nothing to teach
         prompt = build_messages(prompts, path[:depth], max_steps)
         chats.append(([*prompt, {"role": "assistant", "content": path[depth]["action"] or ""}], len(prompt)))
     return chats

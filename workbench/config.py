@@ -309,6 +309,13 @@ class ExportConfig:
     path: str = setting("", "JSONL file to write (once: never rewritten); empty: runs/run-<id>/<name>.jsonl in the store's folder.")
     name: str = setting("", "Dataset name in the store; empty: leafe-run-<id>.", plain_name=True)
     rehearsal: bool = setting(False, "Add successful original episodes as rehearsal examples.")
+    targets: Literal["text", "action"] = setting(
+        "text",
+        "What a training example teaches, in LEAFE's export and in rft: `text`, the policy's "
+        "words as it wrote them; `action`, the action the environment read from them (`left` "
+        "for \"So it was left.\"), and nothing where it read none (environments that report "
+        "the action they executed: navigation, Sokoban, ScienceWorld, Gymnasium).",
+    )
 
 
 @dataclass

@@ -178,6 +178,7 @@ def train_adapter(
         metrics={
             "final_loss": result.final_loss,
             "first_loss": result.first_loss,
+            "epoch_losses": [round(loss, 4) for loss in result.epoch_losses],
             "steps": result.steps,
             "epochs": settings.epochs,
             "tokens": result.tokens,  # a stage's own metrics replace it with the tokens generated
@@ -252,11 +253,23 @@ def write_card(
     (folder / CARD_FILE).write_text(json.dumps(card, indent=1, sort_keys=True))
 
 
+def loss_line(summary: dict[str, Any]) -> str:
+    """How training went, in words: the mean loss of the first and last epoch (single steps
+    differ by the batch they saw), with the first and last step beside it."""
+    by_epoch = summary.get("epoch_losses") or []
+    steps = f"over {summary['steps']} steps"
+    first, last = summary["first_loss"], summary["final_loss"]
+    if len(by_epoch) > 1:
+        return (f"mean loss by epoch {by_epoch[0]:.3f} -> {by_epoch[-1]:.3f} {steps} "
+                f"(first step {first:.3f}, last {last:.3f})")
+    return f"loss {first:.3f} -> {last:.3f} {steps}"
+
+
 def adapter_summary(db: sqlite_utils.Database, adapter_id: int) -> dict[str, Any]:
     """The stage summary for an adapter (what `--json` prints)."""
     adapter = adapters.get(db, adapter_id)
     metrics = adapter.metrics
-    keys = ("first_loss", "final_loss", "steps", "n_examples", "n_skipped", "tokens_per_second",
+    keys = ("first_loss", "final_loss", "epoch_losses", "steps", "n_examples", "n_skipped", "tokens_per_second",
             "wall_time", "method", "env_steps_budget", "env_steps_used",
             # equal budgets (workbench.budget): spent, generated, training compute
             "env_steps", "tokens", "train_examples", "train_tokens", "budget_warning")
@@ -325,10 +338,7 @@ def run_distill(context: StageContext) -> dict:
     if not adapter_id:  # a non-main process of a launch: the main one records
         return {}
     summary = adapter_summary(context.db, adapter_id)
-    context.say(
-        f"adapter {name}: loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f} "
-        f"over {summary['steps']} steps, saved to {summary['path']}"
-    )
+    context.say(f"adapter {name}: {loss_line(summary)}, saved to {summary['path']}")
     return summary
 
 

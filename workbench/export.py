@@ -31,8 +31,10 @@ def correction_examples(db: sqlite_utils.Database, config: Config, correction: C
     """The corrected action and its continuation, after the note-free history up to tau."""
     tau_depth = steps.get(db, correction.tau_node_id).depth
     path = steps.path_to(db, correction.leaf_node_id)
-    chats = action_chats(config.prompts, path, config.env.max_steps, first_depth=tau_depth)
     edited = correction.status == "edited" and correction.edited_action
+    # A person's edit is taught as written, whatever [export] targets says.
+    target = "text" if edited else config.export.targets
+    chats = action_chats(config.prompts, path, config.env.max_steps, first_depth=tau_depth, target=target)
     if edited and path[tau_depth].action != correction.edited_action:
         # The continuation answered the original branch action, not the edited one (an edit
         # kept before edits were played from tau); an edit played from tau keeps its own.
@@ -47,7 +49,8 @@ def correction_examples(db: sqlite_utils.Database, config: Config, correction: C
 
 def rehearsal_examples(db: sqlite_utils.Database, config: Config, run_id: int) -> Iterator[dict]:
     for episode in episodes.of_run(db, run_id, "explore", success=True):
-        for messages, start in action_chats(config.prompts, steps.original_path(db, episode.id), config.env.max_steps):
+        path = steps.original_path(db, episode.id)
+        for messages, start in action_chats(config.prompts, path, config.env.max_steps, target=config.export.targets):
             yield {"messages": messages, "kind": "rehearsal", "target_start": start,
                    "task": episode.task, "correction_id": None}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_script
 from workbench.agent import action_chats, build_messages, clean_text, fit_context
@@ -71,6 +73,31 @@ def test_training_chats_show_each_action_the_prompt_the_policy_saw():
         prompt = chat[:-1]
         depth = int(chat[-1]["content"][1:])
         assert prompt == build_messages(dataclasses.replace(PROMPTS, history_turns=0), nodes[:depth], max_steps=5)
+
+
+def test_action_targets_teach_the_action_the_environment_read_not_the_prose():
+    nodes = path(3)
+    nodes[1]["feedback"] = {"action": "left"}  # "a1" was read as left
+    nodes[2]["feedback"] = {"error": "Unknown action"}  # read as nothing
+    nodes[3]["feedback"] = {"action": 2, "action_name": "forward"}  # Gymnasium names its index
+    windowed = dataclasses.replace(PROMPTS, history_turns=0)
+    chats = action_chats(windowed, nodes, max_steps=5, target="action")
+    assert [chat[-1]["content"] for chat, _ in chats] == ["left", "forward"], "the unread step teaches nothing"
+    assert chats[1][0][-2]["content"] == "OBS o2 left 3", "the prompt is still the one the policy saw"
+    as_written = action_chats(windowed, nodes, max_steps=5)
+    assert [chat[-1]["content"] for chat, _ in as_written] == ["a1", "a2", "a3"]
+    whole, start = action_chats(PROMPTS, nodes, max_steps=5, target="action")[0]
+    assert [m["content"] for m in whole if m["role"] == "assistant"] == ["left", "a2", "forward"]
+
+
+def test_epoch_losses_are_means_so_a_costly_last_batch_does_not_read_as_a_rise():
+    from workbench._distill_train import TrainResult
+
+    curve = [2.6, 3.7, 2.2, 2.2, 2.1, 2.1, 2.1, 2.0, 2.4, 3.4]  # the shape a real run gave
+    result = TrainResult(losses=[{"step": i + 1, "epoch": (i + 1) / 5, "loss": loss} for i, loss in enumerate(curve)])
+    assert result.final_loss > result.first_loss
+    first, last = result.epoch_losses
+    assert first == pytest.approx(2.56) and last == pytest.approx(2.4)
 
 
 def test_long_history_keeps_task_and_latest_turns():

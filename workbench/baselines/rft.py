@@ -103,7 +103,9 @@ def successful_examples(context: StageContext) -> list[dict]:
     examples = []
     for episode in episodes.of_run(context.db, context.run_id, PURPOSE, finished=True, success=True):
         path = steps.original_path(context.db, episode.id)
-        for messages, start in action_chats(context.config.prompts, path, context.config.env.max_steps):
+        for messages, start in action_chats(
+            context.config.prompts, path, context.config.env.max_steps, target=context.config.export.targets
+        ):
             examples.append(make_example(messages, kind=KIND, target_start=start, task=episode.task))
     return examples
 
