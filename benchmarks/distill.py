@@ -47,7 +47,7 @@ def correction_examples(count: int) -> list[dict]:
 
 
 def run_ours(examples: list[dict], settings: DistillConfig, model: ModelConfig) -> tuple[int, float, float]:
-    from workbench._distill_train import train_lora
+    from workbench.distill.training import train_lora
 
     result = train_lora(model, settings, examples, save_to=None)
     mean_loss = sum(point["loss"] for point in result.losses) / max(1, len(result.losses))

@@ -4,7 +4,7 @@ watching the loss, and list the adapters with their lineage.
 The form shows what training will use before it starts: the examples by kind (approved,
 edited, rehearsal, with rehearsal a visible toggle), the dataset name the export will
 write (an existing dataset is never rewritten), the method, epochs, batch size and
-learning rate. Training is `workbench.distill_job.distill_from_run`, run by the stage
+learning rate. Training is `workbench.distill.job.distill_from_run`, run by the stage
 runner in a thread worker."""
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ class DistillScreen(StageRunnerScreen):
             if self.run_id is None:
                 count.update(Text("Open a run first (its approved corrections are the data).", style="yellow"))
                 return
-            from workbench.distill_job import free_name, planned_examples
+            from workbench.distill.job import free_name, planned_examples
 
             kinds = planned_examples(self.db, self.run_id, rehearsal=rehearsal.value)
             proposed = views.correction_counts(self.db, self.run_id)["proposed"]
@@ -273,7 +273,7 @@ class DistillScreen(StageRunnerScreen):
         if source == "corrections" and self.run_id is None:
             self.notify("Open a run first, or choose a dataset.", severity="warning")
             return
-        from workbench.distill_job import DistillRequest, distill_from_run
+        from workbench.distill.job import DistillRequest, distill_from_run
 
         request = DistillRequest(
             run_id=self.run_id, dataset_id=dataset_id if source == "dataset" and isinstance(dataset_id, int) else None,

@@ -111,7 +111,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(to_toml(resolved(config)))
         return 0
-    from workbench import launch
+    from workbench.distill import launch
 
     if launch.follows_main(config):  # a process of an `accelerate launch` other than the main one
         return launch.follow_distill(config)

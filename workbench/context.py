@@ -124,11 +124,11 @@ class StageContext:
         config = config or self.config.model
         if config.adapter:
             # `[model] adapter` may name an adapter in this store; the backends take folders.
-            from workbench.adapters import resolve_adapter
+            from workbench.distill.adapters import resolve_adapter
 
             config = dataclasses.replace(config, adapter=resolve_adapter(self.db, config.adapter))
             if config.backend not in ("hf", "scripted"):
-                from workbench.adapters import is_full_model_folder
+                from workbench.distill.adapters import is_full_model_folder
 
                 if is_full_model_folder(config.adapter):
                     # A full fine-tune is a model of its own: backends that serve LoRA on

@@ -25,16 +25,16 @@ from store import episodes, evals, queries
 from store import pairs as stored_pairs
 from store.budget import adapter_budgets
 from store.db import transaction
-from workbench.adapters import (
+from workbench.agent import Walker, roll_out
+from workbench.config import config_from_dict
+from workbench.context import Cancelled, Progress, StageContext, Stopwatch
+from workbench.distill.adapters import (
     ADAPTER_PREFIX,
     adapter_row_for,
     is_full_model_folder,
     resolve_adapter,
     training_task_names,
 )
-from workbench.agent import Walker, roll_out
-from workbench.config import config_from_dict
-from workbench.context import Cancelled, Progress, StageContext, Stopwatch
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
 from workbench.explore import open_episodes, register_tasks, unfinished_walkers

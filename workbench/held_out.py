@@ -11,7 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from store import splits as stored_splits
-from workbench.adapters import ADAPTER_PREFIX, training_task_names
+from workbench.distill.adapters import ADAPTER_PREFIX, training_task_names
 
 
 def parse_tasks(text: str) -> int | list[str] | None:

@@ -46,7 +46,7 @@ STAGE_FUNCTIONS = {
     "backtrack": "workbench.backtrack:run_backtrack",
     "curate": "workbench.curate:run_curate",
     "export": "workbench.export:run_export",
-    "distill": "workbench.distill:run_distill",
+    "distill": "workbench.distill.stage:run_distill",
     "baseline:rft": "workbench.baselines.rft:run_rft",
     "baseline:grpo": "workbench.baselines.grpo:run_grpo",
     "baseline:early_experience": "workbench.baselines.early_experience:run_early_experience",
@@ -159,7 +159,7 @@ def provenance(config: Config) -> dict[str, Any]:
 def validate_before_run(config: Config, *, db_path: str | Path | None = None, config_path: str = "") -> None:
     """Everything that can be checked without writing: where the run will write, the model
     name, the tasks, a dataset file distill will read."""
-    from workbench._distill_data import read_examples
+    from workbench.distill.data import read_examples
     from workbench.envs import open_suite
     from workbench.models import resolve_model_source
     from workbench.models.scripted import load_script
@@ -430,7 +430,7 @@ def check_adapters(db, config: Config, *, run_id: int) -> None:
     """Every adapter the run will load exists now, or an earlier stage of this run trains
     it: a wrong name is refused before the first rollout, not after `base` was evaluated.
     With several training seeds, each seed's policies are checked against its own adapters."""
-    from workbench.adapters import resolve_adapter
+    from workbench.distill.adapters import resolve_adapter
     from workbench.evaluate import expand_policies
     from workbench.seeds import label
 

@@ -186,7 +186,7 @@ def score_policy(
     context: StageContext, tasks: list, policy: str, generator: Generator, round_number: int,
     adapter_id: int | None, *, train_examples: int | None = None, train_tokens: int | None = None,
 ) -> stored_rounds.RoundScore:
-    from workbench.distill import leafe_env_steps
+    from workbench.distill.stage import leafe_env_steps
     from workbench.evaluate import task_counts
     from workbench.explore import open_episodes, play_episodes
     from workbench.passk import mean_pass_at_k

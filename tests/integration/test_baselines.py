@@ -9,12 +9,12 @@ import pytest
 
 from store.db import open_store
 from tests.fixtures.guess_env import GuessEnvironment
-from workbench._distill_data import read_examples
 from workbench.baselines import rft
 from workbench.baselines._common import steps_used
 from workbench.budget import step_budget
 from workbench.config import config_from_dict
 from workbench.context import StageContext
+from workbench.distill.data import read_examples
 from workbench.envs import open_suite
 from workbench.pipeline import run_pipeline
 

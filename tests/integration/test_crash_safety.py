@@ -238,8 +238,8 @@ def test_run_killed_at_each_stage_resumes_to_the_same_store(workdir):
     from safetensors.torch import load_file
 
     from store.db import open_store
-    from workbench.adapters import resolve_adapter
     from workbench.config import ModelConfig
+    from workbench.distill.adapters import resolve_adapter
     from workbench.models.hf import HFGenerator
 
     weights, clean_weights = load_file(folder / "adapter_model.safetensors"), load_file(

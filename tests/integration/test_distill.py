@@ -11,8 +11,8 @@ import pytest
 
 from store.db import open_store
 from tests.fixtures.datasets import guess_dataset
-from workbench.adapters import resolve_adapter
 from workbench.config import config_from_dict
+from workbench.distill.adapters import resolve_adapter
 from workbench.errors import LeafeError
 from workbench.pipeline import run_pipeline
 
@@ -24,7 +24,7 @@ def test_distill_stage_trains_saves_and_loads_an_adapter(tmp_path, monkeypatch):
     import torch
     from safetensors.torch import load_file
 
-    import workbench._distill_train as training
+    import workbench.distill.training as training
 
     rows = guess_dataset(tmp_path / "data.jsonl")
     captured: dict = {}

@@ -7,7 +7,7 @@ import json
 
 import sqlite_utils
 
-import workbench.distill
+import workbench.distill.stage
 from screens.app import LeafeApp
 from screens.distill import DistillScreen
 from screens.results import ResultsScreen
@@ -17,7 +17,7 @@ from workbench.context import Cancelled
 
 
 def fake_train_adapter(calls: list[dict], *, until_cancelled: bool = False):
-    """Stands in for workbench.distill.train_adapter: the screen relies on its contract only.
+    """Stands in for workbench.distill.stage.train_adapter: the screen relies on its contract only.
     With `until_cancelled`, it trains one step, then waits for the cancel key."""
 
     def train_adapter(db, *, dataset_path, dataset_id, settings, model, name, output, run_id,
@@ -62,7 +62,7 @@ async def open_distill(app: LeafeApp, pilot, run_id: int) -> DistillScreen:
 
 async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
+    monkeypatch.setattr(workbench.distill.stage, "train_adapter", fake_train_adapter(calls))
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_distill(app, pilot, store.leafe_run)
@@ -89,7 +89,7 @@ async def test_distill_trains_in_a_worker_and_lists_the_adapter(store, monkeypat
 
 async def test_distill_on_an_exported_dataset(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
+    monkeypatch.setattr(workbench.distill.stage, "train_adapter", fake_train_adapter(calls))
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_distill(app, pilot, store.leafe_run)
@@ -112,7 +112,7 @@ async def test_distill_on_an_exported_dataset(store, monkeypatch):
 
 async def test_the_cancel_key_stops_training_and_stores_no_adapter(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls, until_cancelled=True))
+    monkeypatch.setattr(workbench.distill.stage, "train_adapter", fake_train_adapter(calls, until_cancelled=True))
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_distill(app, pilot, store.leafe_run)

@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlite_utils
 from textual.widgets import Checkbox
 
-import workbench.distill
+import workbench.distill.stage
 import workbench.evaluate
 import workbench.pipeline
 from screens.app import LeafeApp
@@ -83,7 +83,7 @@ def dataset_rows(path: Path) -> list[tuple]:
 
 async def test_distill_shows_examples_by_kind_and_rehearsal_is_a_visible_toggle(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
+    monkeypatch.setattr(workbench.distill.stage, "train_adapter", fake_train_adapter(calls))
     app = LeafeApp(store.path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run_screen(pilot, store.leafe_run, "d", DistillScreen)
@@ -110,7 +110,7 @@ async def test_distill_shows_examples_by_kind_and_rehearsal_is_a_visible_toggle(
 
 async def test_distill_never_rewrites_a_stored_dataset(store, monkeypatch):
     calls: list[dict] = []
-    monkeypatch.setattr(workbench.distill, "train_adapter", fake_train_adapter(calls))
+    monkeypatch.setattr(workbench.distill.stage, "train_adapter", fake_train_adapter(calls))
     before = dataset_rows(store.path)
     (original,) = before
     app = LeafeApp(store.path)

@@ -15,7 +15,7 @@ from workbench import _distill_train
 from workbench.cli import main
 from workbench.config import config_from_dict
 from workbench.context import StageContext
-from workbench.distill import run_distill
+from workbench.distill.stage import run_distill
 from workbench.envs import open_suite
 from workbench.pipeline import run_pipeline
 

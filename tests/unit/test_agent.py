@@ -91,7 +91,7 @@ def test_action_targets_teach_the_action_the_environment_read_not_the_prose():
 
 
 def test_epoch_losses_are_means_so_a_costly_last_batch_does_not_read_as_a_rise():
-    from workbench._distill_train import TrainResult
+    from workbench.distill.training import TrainResult
 
     curve = [2.6, 3.7, 2.2, 2.2, 2.1, 2.1, 2.1, 2.0, 2.4, 3.4]  # the shape a real run gave
     result = TrainResult(losses=[{"step": i + 1, "epoch": (i + 1) / 5, "loss": loss} for i, loss in enumerate(curve)])

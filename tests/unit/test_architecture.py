@@ -162,3 +162,16 @@ def test_no_import_cycle_between_packages():
     assert packages["store"] == set()
     assert packages["workbench"] == {"store"}
     assert cycles(packages) == []
+
+
+def test_the_distillation_plan_is_shared_without_a_cycle():
+    """The plan a launch of several processes shares is imported by the distill stage, which
+    sends it, and by the launch, whose other processes receive it; it imports nothing else of
+    its package, so neither side needs the other. The package's `__init__` runs before any of
+    its modules and imports nothing, so the TUI can read adapters without the training code."""
+    graph = import_graph()
+    assert "workbench.distill.plan" in graph["workbench.distill.stage"]
+    assert "workbench.distill.plan" in graph["workbench.distill.launch"]
+    assert sorted(t for t in graph["workbench.distill.plan"] if t.startswith("workbench.distill")) == []
+    assert "workbench.distill.launch" not in graph["workbench.distill.stage"]
+    assert graph["workbench.distill"] == set()

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from tests.fixtures.tiny_model import byte_tokenizer
-from workbench._distill_data import (
+from workbench.distill.data import (
     IGNORE_INDEX,
     LengthGroupedBatches,
     check_example,
@@ -179,7 +179,7 @@ def tiny_llama(tokenizer):
 def test_weighted_loss_scales_rehearsal_by_beta(tokenizer):
     import torch
 
-    from workbench._distill_train import weighted_target_loss
+    from workbench.distill.training import weighted_target_loss
 
     model = tiny_llama(tokenizer)
     correction = tokenize_example(tokenizer, example(4), max_length=4096, beta=0.5)
@@ -199,7 +199,7 @@ def test_weighted_loss_on_a_padded_batch_matches_the_models_own_loss(tokenizer):
     together) get the same loss as the model's full-logits causal LM loss."""
     import torch
 
-    from workbench._distill_train import weighted_target_loss
+    from workbench.distill.training import weighted_target_loss
 
     model = tiny_llama(tokenizer)
     long = tokenize_example(tokenizer, example(2), max_length=4096, beta=0.5)

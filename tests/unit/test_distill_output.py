@@ -9,7 +9,8 @@ import pytest
 
 from store.db import open_store
 from workbench.config import DistillConfig, ModelConfig
-from workbench.distill import check_output_folder, train_adapter
+from workbench.distill.output import check_output_folder
+from workbench.distill.stage import train_adapter
 from workbench.errors import LeafeError
 
 

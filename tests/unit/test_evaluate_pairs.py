@@ -10,7 +10,7 @@ import json
 import pytest
 from rich.console import Console
 
-import workbench.distill
+import workbench.distill.stage
 from store.db import open_store
 from store.pairs import overlap_by_policy, pairs
 from tests.conftest import GUESS_ENV, write_script
@@ -67,7 +67,7 @@ def test_each_policy_is_compared_with_base_and_the_runs_leafe_adapter(workdir, s
         insert_adapter(context.db, f"leafe-run-{context.run_id}", leafe_path, "leafe", context.run_id, ["guess/1"])
         return {"adapter": f"leafe-run-{context.run_id}"}
 
-    monkeypatch.setattr(workbench.distill, "run_distill", fake_distill)
+    monkeypatch.setattr(workbench.distill.stage, "run_distill", fake_distill)
     config = evaluate_config(workdir, ["base", "adapter:leafe-run-{run}", "adapter:rft-x"], ["distill", "evaluate"])
     result = run_pipeline(config, db_path=workdir / "s.db")
     assert result.status == "finished", result.error

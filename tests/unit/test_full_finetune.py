@@ -10,9 +10,9 @@ import pytest
 from store.db import open_store
 from tests.fixtures.datasets import guess_dataset
 from tests.fixtures.tiny_model import save_tiny_llama
-from workbench.adapters import adapter_by_name, is_full_model_folder, resolve_adapter
 from workbench.config import DistillConfig, ModelConfig
-from workbench.distill import train_adapter
+from workbench.distill.adapters import adapter_by_name, is_full_model_folder, resolve_adapter
+from workbench.distill.stage import train_adapter
 from workbench.models.base import Sampling
 
 

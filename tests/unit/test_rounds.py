@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-import workbench.distill
+import workbench.distill.stage
 import workbench.explore
 import workbench.models
 import workbench.rounds

@@ -16,7 +16,7 @@ from store import datasets, queries
 from store.db import open_store, transaction
 from tests.conftest import GUESS_ENV, write_script
 from workbench.config import config_from_dict
-from workbench.distill import adapter_output, check_output_folder, write_card
+from workbench.distill.output import adapter_output, check_output_folder, write_card
 from workbench.errors import LeafeError
 from workbench.export import export_dataset, save_dataset
 from workbench.pipeline import run_pipeline

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from workbench._distill_data import LengthGroupedBatches
 from workbench.baselines.early_experience import world_example, world_target
 from workbench.config import DistillConfig
+from workbench.distill.data import LengthGroupedBatches
 
 
 def padded_tokens(batches: list[list[int]], lengths: list[int]) -> int:

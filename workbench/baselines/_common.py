@@ -19,7 +19,7 @@ from store.budget import spent
 from workbench.agent import build_messages
 from workbench.budget import Budget, accounting
 from workbench.context import StageContext
-from workbench.distill import adapter_summary, existing_adapter, train_adapter
+from workbench.distill.stage import adapter_summary, existing_adapter, train_adapter
 from workbench.errors import LeafeError
 from workbench.export import save_dataset
 from workbench.seeds import run_label

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench._distill_data import make_example
 from workbench.agent import clean_text, execute, step_workers
 from workbench.baselines._common import (
     finished_adapter,
@@ -38,6 +37,7 @@ from workbench.baselines._common import (
 )
 from workbench.budget import Budget, step_budget
 from workbench.context import StageContext
+from workbench.distill.data import make_example
 from workbench.envs.base import Environment, StepResult, Task
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling

@@ -35,7 +35,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from workbench._distill_data import make_example
 from workbench.agent import clean_text, execute
 from workbench.baselines._common import (
     adapter_name,
@@ -46,7 +45,10 @@ from workbench.baselines._common import (
 from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
 from workbench.budget import Budget, accounting, step_budget
 from workbench.context import Cancelled, StageContext
-from workbench.distill import adapter_output, adapter_summary, record_adapter, write_card
+from workbench.distill.adapters import record_adapter
+from workbench.distill.data import make_example
+from workbench.distill.output import adapter_output, write_card
+from workbench.distill.stage import adapter_summary
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
 from workbench.seeds import run_label
@@ -177,7 +179,7 @@ def train_grpo(
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from workbench._distill_train import load_for_training, make_accelerator
+    from workbench.distill.training import load_for_training, make_accelerator
 
     config = context.config
     settings = config.distill

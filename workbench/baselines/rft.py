@@ -17,7 +17,6 @@ import dataclasses
 from collections.abc import Sequence
 
 from store import episodes, steps
-from workbench._distill_data import make_example
 from workbench.agent import action_chats
 from workbench.baselines._common import (
     adapter_name,
@@ -29,6 +28,7 @@ from workbench.baselines._common import (
 )
 from workbench.budget import Budget, step_budget
 from workbench.context import StageContext
+from workbench.distill.data import make_example
 from workbench.envs.base import Task
 from workbench.errors import NothingToTrain
 from workbench.explore import open_episodes, play_episodes

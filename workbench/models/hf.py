@@ -125,9 +125,9 @@ class HFGenerator(ChatTemplateTokens):
         """Apply the adapter at `path`, or go back to the base weights with None.
 
         A LoRA adapter (PEFT format) is applied on the base weights; a full fine-tune (a
-        whole model folder, see workbench/adapters.py) is loaded as its own weights in
+        whole model folder, see workbench/distill/adapters.py) is loaded as its own weights in
         place of the base, which stays loaded for `None`."""
-        from workbench.adapters import is_full_model_folder, is_lora_folder
+        from workbench.distill.adapters import is_full_model_folder, is_lora_folder
 
         with self.lock:
             if self.model is not self.base_model and self.adapter_kind == "lora":
@@ -156,7 +156,7 @@ class HFGenerator(ChatTemplateTokens):
         with no adapter applied: peft changes the base model's layers in place."""
         import copy
 
-        from workbench.adapters import is_full_model_folder, is_lora_folder
+        from workbench.distill.adapters import is_full_model_folder, is_lora_folder
 
         if is_full_model_folder(path):
             model = load_full_model(path, self.config)

@@ -8,28 +8,25 @@ is the pipeline stage around it.
 
 It runs unchanged under `accelerate launch` (DDP, FSDP, DeepSpeed): every process
 trains, only the main process writes files and the store. `python -m workbench.distill
-CONFIG.toml --db STORE` is the launchable entry point for a distill on its own.
+CONFIG.toml --db STORE` (`workbench/distill/__main__.py`) is the launchable entry point
+for a distill on its own.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from store import adapters, datasets, files
+from store import adapters
 from store.budget import spent
-from store.db import now, transaction
-from workbench.adapters import CARD_FILE, find_dataset, is_adapter_folder
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import Progress, StageContext
-from workbench.distill_plan import DistillPlan, send_plan
+from workbench.distill.adapters import find_dataset, record_adapter
+from workbench.distill.output import adapter_output, default_output, write_card
+from workbench.distill.plan import DistillPlan, send_plan
 from workbench.errors import LeafeError, NothingToTrain
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
@@ -38,77 +35,13 @@ BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
 TRAINABLE_BACKENDS = ("hf", "vllm", "scripted")
 
 
-def default_output(db: sqlite_utils.Database, name: str) -> Path:
-    """`adapters/<name>` in the store's own folder (`store.files`)."""
-    return files.adapter_folder(db, name)
-
-
 def is_main_process(model: ModelConfig | None = None) -> bool:
     """True outside `accelerate launch`, and in its rank-0 process."""
     from accelerate import PartialState
 
-    from workbench._distill_train import on_cpu
+    from workbench.distill.training import on_cpu
 
     return PartialState(cpu=on_cpu(model or ModelConfig())).is_main_process
-
-
-def check_name_free(db: sqlite_utils.Database, name: str, output: Path) -> None:
-    taken = adapters.by_name(db, name)
-    if taken is not None:
-        raise LeafeError(
-            f"distill: an adapter named {name!r} already exists (adapter {taken.id}, run {taken.run_id}); "
-            "choose another [distill] name"
-        )
-    taken = adapters.by_path(db, str(output))
-    if taken is not None:
-        raise LeafeError(f"distill: folder {output} already holds adapter {taken.name!r}; choose another output")
-
-
-def check_output_folder(output: str, *, store_file: Path | None = None, name: str = "") -> Path:
-    """The adapter's folder, refused when writing there would destroy something.
-
-    Saving replaces the folder whole (atomically): right for a folder nobody uses yet,
-    disastrous for a folder of the user's (an empty `output` used to resolve to the working
-    directory) or another adapter (of this store or another one). So only a missing or
-    empty folder may be written, or the folder an adapter (LoRA or full fine-tune) of this
-    name was saved to by this store and never recorded (a run killed between saving and
-    recording: its card says so)."""
-    if not output.strip():
-        raise LeafeError("distill: the adapter needs an output folder ([distill] output)")
-    path = Path(output).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise LeafeError(f"distill: output {path} is a file, not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not is_adapter_folder(path):
-            raise LeafeError(
-                f"distill: output folder {path} holds files that are not an adapter; "
-                "choose a new or empty folder for [distill] output"
-            )
-        if store_file is None or card_of(path) != {"store": str(store_file), "name": name}:
-            raise LeafeError(
-                f"distill: output folder {path} holds an adapter already, and an adapter is never "
-                "overwritten; choose a new or empty folder for [distill] output (or another [distill] name)"
-            )
-    return path
-
-
-def card_of(folder: Path) -> dict[str, str]:
-    """The store and name an adapter folder's card says it was saved for."""
-    try:
-        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {"store": str(card.get("store", "")), "name": str(card.get("name", ""))} if isinstance(card, dict) else {}
-
-
-def adapter_output(db: sqlite_utils.Database, name: str, output: str = "") -> Path:
-    """Where the adapter `name` may be saved: `output`, else its folder in the store's
-    folder; refused (nothing written) when the name is taken or the folder is not free."""
-    if not name:
-        raise LeafeError("distill: the adapter needs a name")
-    path = check_output_folder(output or str(default_output(db, name)), store_file=files.store_path(db), name=name)
-    check_name_free(db, name, path)
-    return path
 
 
 def train_adapter(
@@ -135,8 +68,8 @@ def train_adapter(
     `env_steps_used` ...). Under `accelerate launch` every process calls this; the id is
     returned on the main process and 0 elsewhere.
     """
-    from workbench._distill_data import read_examples
-    from workbench._distill_train import train_lora
+    from workbench.distill.data import read_examples
+    from workbench.distill.training import train_lora
     from workbench.files import atomic_directory
 
     examples = read_examples(dataset_path)
@@ -201,58 +134,6 @@ def train_adapter(
     )
 
 
-def record_adapter(
-    db: sqlite_utils.Database,
-    *,
-    name: str,
-    path: Path,
-    model: ModelConfig,
-    dataset_path: str,
-    dataset_id: int | None,
-    kind: str,
-    run_id: int | None,
-    metrics: dict[str, Any],
-    examples: list[dict[str, Any]],
-    settings: DistillConfig,
-    curve: list[dict[str, float]],
-    extra_lineage: dict[str, Any] | None = None,
-) -> int:
-    """Insert an adapter row with its lineage and its loss curve, in one transaction."""
-    dataset = datasets.get(db, dataset_id) if dataset_id else None
-    task_names = sorted({e["task"] for e in examples if e.get("task")})
-    correction_ids = (
-        dataset.correction_ids if dataset is not None else
-        sorted({e["correction_id"] for e in examples if e.get("correction_id") is not None})
-    )
-    lineage = {
-        "run_id": run_id,
-        "dataset_id": dataset_id,
-        "dataset_path": str(dataset_path),
-        "dataset_name": dataset.name if dataset is not None else None,
-        "correction_ids": correction_ids,
-        "task_names": task_names,
-        "kinds": sorted({e["kind"] for e in examples}),
-        "base_model": model.name,
-        "distill": dataclasses.asdict(settings),
-        **(extra_lineage or {}),
-    }
-    with transaction(db):
-        return adapters.record(
-            db, run_id=run_id, name=name, path=path, base_model=model.name, dataset_id=dataset_id,
-            kind=kind, metrics=metrics, lineage=lineage, curve=curve,
-        )
-
-
-def write_card(
-    folder: Path, db: sqlite_utils.Database, *, name: str, kind: str, dataset_path: str, settings: DistillConfig
-) -> None:
-    """A small JSON beside the weights, so a copied adapter folder still says what it is,
-    and which store saved it (only that store may replace it, and only before recording it)."""
-    card = {"name": name, "kind": kind, "method": settings.method, "dataset": str(dataset_path),
-            "distill": dataclasses.asdict(settings), "store": str(files.store_path(db))}
-    (folder / CARD_FILE).write_text(json.dumps(card, indent=1, sort_keys=True))
-
-
 def loss_line(summary: dict[str, Any]) -> str:
     """How training went, in words: the mean loss of the first and last epoch (single steps
     differ by the batch they saw), with the first and last step beside it."""
@@ -296,7 +177,7 @@ def leafe_env_steps(db: sqlite_utils.Database, run_id: int) -> int:
 
 def warn_without_corrections(context: StageContext, dataset_path: str) -> None:
     """A dataset with rehearsal only teaches the model what it already does: say so."""
-    from workbench._distill_data import read_examples
+    from workbench.distill.data import read_examples
 
     kinds = [example["kind"] for example in read_examples(dataset_path)]
     if kinds and "correction" not in kinds and set(kinds) <= {"rehearsal"}:
@@ -332,7 +213,7 @@ def run_distill(context: StageContext) -> dict:
         # What LEAFE spent against [experiment] env_steps, with the warning if it missed it.
         metrics=leafe_accounting(context),
     )
-    # Under a launch of several processes, the others train on the same plan (launch.py).
+    # Under a launch of several processes, the others train on the same plan (distill/launch.py).
     send_plan(plan)
     adapter_id = train_adapter(context.db, **plan.arguments(), progress=context.progress, cancel=context.cancel)
     if not adapter_id:  # a non-main process of a launch: the main one records
@@ -340,60 +221,3 @@ def run_distill(context: StageContext) -> dict:
     summary = adapter_summary(context.db, adapter_id)
     context.say(f"adapter {name}: {loss_line(summary)}, saved to {summary['path']}")
     return summary
-
-
-# -- launchable entry point -------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`accelerate launch [...] -m workbench.distill CONFIG.toml --db STORE [--dataset X]`.
-
-    Trains one adapter from a config's [model] and [distill] sections, outside any run
-    (the adapter's lineage names the dataset's run). Every process trains; rank 0 writes.
-    """
-    from store.db import open_store
-    from workbench.config import load_config
-    from workbench.progress import RichProgress
-
-    parser = argparse.ArgumentParser(prog="python -m workbench.distill", description=main.__doc__)
-    parser.add_argument("config", help="TOML config with [model] and [distill]")
-    parser.add_argument("--db", help="the store (default: [store] path)")
-    parser.add_argument("--dataset", help="dataset name or JSONL file (default: [distill] dataset)")
-    parser.add_argument("--name", help="adapter name (default: [distill] name)")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        settings = config.distill
-        main_process = is_main_process(config.model)
-        db = open_store(args.db or config.store.path, migrate=main_process)
-        wanted = args.dataset or settings.dataset
-        newest = datasets.latest(db) if not wanted else None
-        run_id = newest.run_id if newest is not None else None
-        dataset_path, dataset = find_dataset(db, wanted, run_id=run_id, exclude_kinds=BASELINE_DATASET_KINDS)
-        dataset_id = dataset.id if dataset is not None else None
-        if dataset is not None:
-            run_id = dataset.run_id
-        name = args.name or settings.name or f"distill-{Path(dataset_path).stem}-{now()[:19].replace(':', '')}"
-        output = settings.output or str(default_output(db, name))
-        progress = RichProgress() if main_process else None
-        if progress:
-            progress.__enter__()
-        try:
-            adapter_id = train_adapter(
-                db, dataset_path=dataset_path, dataset_id=dataset_id, settings=settings,
-                model=config.model, name=name, output=output, run_id=run_id, progress=progress,
-                env_steps=leafe_env_steps(db, run_id) if run_id else None,
-            )
-        finally:
-            if progress:
-                progress.__exit__(None, None, None)
-        if adapter_id:
-            print(json.dumps(adapter_summary(db, adapter_id), indent=2, default=str))
-        return 0
-    except LeafeError as error:
-        print(f"leafe-tui distill: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ only, and anything else is refused in one line (exit 2) pointing to the way that
 
 For a distill-only launch the main process runs the pipeline as usual (one run, one
 adapter, the summary); when its distill stage has settled what to train, it sends that
-plan (`workbench.distill_plan`) to the other processes, which train alongside it and write
+plan (`workbench.distill.plan`) to the other processes, which train alongside it and write
 nothing. If the main process ends without training (a finished run, an error), it sends
 "nothing" instead (`release_followers`), so no process waits for ever.
 
@@ -17,9 +17,9 @@ plays; nothing here calls back into it.
 
 from __future__ import annotations
 
-from workbench import distill_plan
 from workbench.config import Config
-from workbench.distill_plan import launched_processes
+from workbench.distill import plan as distill_plan
+from workbench.distill.plan import launched_processes
 from workbench.errors import LeafeError
 
 __all__ = ["check_stages_for_launch", "follow_distill", "follows_main", "launched_processes", "release_followers"]
@@ -46,7 +46,7 @@ def follows_main(config: Config) -> bool:
     if processes <= 1:
         return False
     check_stages_for_launch(list(config.stages.run), processes)
-    from workbench.distill import is_main_process
+    from workbench.distill.stage import is_main_process
 
     return not is_main_process(config.model)  # also joins the launch's process group
 
@@ -65,7 +65,7 @@ def follow_distill(config: Config) -> int:
     if plan is None:
         return 0
     from store.db import open_store
-    from workbench.distill import train_adapter
+    from workbench.distill.stage import train_adapter
 
     db = open_store(config.store.path, migrate=False)
     try:

@@ -2,8 +2,8 @@
 dataset, settings, model, adapter name and folder) that the main process settles and the
 others train on.
 
-The distill stage (the main process) sends it; `workbench.launch` (every other process)
-receives it. Both import this module, and neither imports the other for it.
+The distill stage (the main process) sends it; `workbench.distill.launch` (every other
+process) receives it. Both import this module, and neither imports the other for it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PROCESS_COUNT_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV
 
 @dataclass
 class DistillPlan:
-    """The arguments of `workbench.distill.train_adapter` that every process trains with."""
+    """The arguments of `workbench.distill.stage.train_adapter` that every process trains with."""
 
     dataset_path: str
     dataset_id: int | None

@@ -1,5 +1,6 @@
 """Adapters and datasets as a user names them: find an adapter by name or folder, a
-dataset by name or file, and what an adapter was trained on.
+dataset by name or file, and what an adapter was trained on; record a trained adapter
+with its lineage.
 
 An "adapter" is what a training stage produced: a LoRA adapter folder (PEFT's
 `adapter_config.json`), or with `distill.method = "full"` a whole fine-tuned model folder
@@ -11,13 +12,17 @@ No torch here: the TUI and the config checks call these without loading a model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from store import adapters, datasets
+from store.db import transaction
 from store.records import Adapter, Dataset
+from workbench.config import DistillConfig, ModelConfig
 from workbench.errors import LeafeError, ModelNotFoundError
 
 ADAPTER_PREFIX = "adapter:"
@@ -115,3 +120,45 @@ def find_dataset(
         path = str(Path(name_or_path).expanduser().resolve())
         return path, datasets.by_path(db, path)
     raise LeafeError(f"distill: dataset {name_or_path!r} is neither a dataset name in the store nor a file")
+
+
+def record_adapter(
+    db: sqlite_utils.Database,
+    *,
+    name: str,
+    path: Path,
+    model: ModelConfig,
+    dataset_path: str,
+    dataset_id: int | None,
+    kind: str,
+    run_id: int | None,
+    metrics: dict[str, Any],
+    examples: list[dict[str, Any]],
+    settings: DistillConfig,
+    curve: list[dict[str, float]],
+    extra_lineage: dict[str, Any] | None = None,
+) -> int:
+    """Insert an adapter row with its lineage and its loss curve, in one transaction."""
+    dataset = datasets.get(db, dataset_id) if dataset_id else None
+    task_names = sorted({e["task"] for e in examples if e.get("task")})
+    correction_ids = (
+        dataset.correction_ids if dataset is not None else
+        sorted({e["correction_id"] for e in examples if e.get("correction_id") is not None})
+    )
+    lineage = {
+        "run_id": run_id,
+        "dataset_id": dataset_id,
+        "dataset_path": str(dataset_path),
+        "dataset_name": dataset.name if dataset is not None else None,
+        "correction_ids": correction_ids,
+        "task_names": task_names,
+        "kinds": sorted({e["kind"] for e in examples}),
+        "base_model": model.name,
+        "distill": dataclasses.asdict(settings),
+        **(extra_lineage or {}),
+    }
+    with transaction(db):
+        return adapters.record(
+            db, run_id=run_id, name=name, path=path, base_model=model.name, dataset_id=dataset_id,
+            kind=kind, metrics=metrics, lineage=lineage, curve=curve,
+        )

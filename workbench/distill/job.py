@@ -22,9 +22,10 @@ from store import corrections, datasets, views
 from store.db import open_store
 from store.leakage import leakage_reason
 from store.records import Dataset
-from workbench import distill
 from workbench.config import Config, config_from_dict
 from workbench.context import Progress
+from workbench.distill import stage
+from workbench.distill.output import default_output
 from workbench.errors import NothingToTrain
 
 EXAMPLE_KINDS = ("approved", "edited", "rehearsal")
@@ -109,8 +110,8 @@ def distill_from_run(
         name = free_name(wanted, {row["name"] for row in views.adapters(db)})
         # adapters/<name> in the store's folder unless the run's config names a folder
         # (never the folder the app was started from).
-        output = config.distill.output or str(distill.default_output(db, name))
-        return distill.train_adapter(
+        output = config.distill.output or str(default_output(db, name))
+        return stage.train_adapter(
             db, dataset_path=dataset.path, dataset_id=dataset.id,
             settings=dataclasses.replace(config.distill, **request.settings), model=config.model,
             name=name, output=output, run_id=request.run_id, kind="leafe", progress=progress, cancel=cancel,

@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench._distill_data import (
+from workbench.config import DistillConfig, ModelConfig
+from workbench.context import Cancelled, Progress, SilentProgress
+from workbench.distill.data import (
     IGNORE_INDEX,
     LengthGroupedBatches,
     TokenizedExample,
     collate,
     tokenize_examples,
 )
-from workbench.config import DistillConfig, ModelConfig
-from workbench.context import Cancelled, Progress, SilentProgress
 from workbench.errors import LeafeError
 
 MAX_GRAD_NORM = 1.0
@@ -176,35 +176,26 @@ def linear_decay(total_steps: int):
     return lambda step: max(0.0, 1.0 - step / max(1, total_steps))
 
 
-def train_lora(
-    model_config: ModelConfig,
-    settings: DistillConfig,
-    examples: Sequence[dict[str, Any]],
-    *,
-    save_to: Path | None,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    on_step: StepCallback | None = None,
-    tensorboard_dir: Path | None = None,
-    description: str = "distill",
-) -> TrainResult:
-    """Train on `examples` (dataset rows) and save to `save_to` (main process only): a LoRA
-    adapter in PEFT's format, or with `method = "full"` a whole model folder. Every process
-    of a launch calls this with the same data."""
-    import torch
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
+@dataclass
+class Training:
+    """What the loop works on once everything is loaded and prepared by accelerate."""
 
-    progress = progress or SilentProgress()
-    cancel = cancel or threading.Event()
-    accelerator = make_accelerator(model_config)
-    main = accelerator.is_main_process
-    result = TrainResult(processes=accelerator.num_processes)
-    set_seed(settings.seed)
+    accelerator: Any
+    model: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    sampler: LengthGroupedBatches
+    total_steps: int
 
-    started = time.monotonic()
-    full = settings.method == "full"
-    model, tokenizer, _ = load_for_training(model_config, accelerator, full=full)
+
+def tokenize_for_training(
+    tokenizer: Any, examples: Sequence[dict[str, Any]], settings: DistillConfig, result: TrainResult,
+    progress: Progress, *, main: bool,
+) -> list[TokenizedExample]:
+    """The examples as token ids and labels; refused when none fits in max_length, with a
+    warning (main process) naming how many were left out."""
     tokenized, result.skipped = tokenize_examples(
         tokenizer, examples, max_length=settings.max_length, beta=settings.beta
     )
@@ -220,10 +211,14 @@ def train_lora(
             text=f"warning: distill: {result.skipped} of {len(examples)} examples left out: their first "
             f"answer does not fit in distill.max_length = {settings.max_length} tokens",
         )
-    model = make_trainable(model, settings)
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    return tokenized
+
+
+def batches_of(tokenized: list[TokenizedExample], tokenizer: Any, settings: DistillConfig):
+    """A data loader of length-grouped, right-padded batches, and its sampler (whose epoch
+    the loop sets)."""
+    from torch.utils.data import DataLoader
+
     sampler = LengthGroupedBatches(
         [len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed, grouped=settings.group_by_length
     )
@@ -232,7 +227,25 @@ def train_lora(
     def collate_batch(items: list[TokenizedExample]) -> dict[str, Any]:
         return collate(items, pad_id)
 
-    loader = DataLoader(tokenized, batch_sampler=sampler, collate_fn=collate_batch)
+    return DataLoader(tokenized, batch_sampler=sampler, collate_fn=collate_batch), sampler
+
+
+def prepare_training(
+    model_config: ModelConfig, settings: DistillConfig, examples: Sequence[dict[str, Any]], accelerator: Any,
+    result: TrainResult, progress: Progress,
+) -> Training:
+    """Load the model, tokenize the examples, and hand model, optimiser and data loader to
+    accelerate (which places or shards them)."""
+    import torch
+
+    model, tokenizer, _ = load_for_training(model_config, accelerator, full=settings.method == "full")
+    tokenized = tokenize_for_training(tokenizer, examples, settings, result, progress,
+                                      main=accelerator.is_main_process)
+    model = make_trainable(model, settings)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    loader, sampler = batches_of(tokenized, tokenizer, settings)
     deepspeed = getattr(accelerator.state, "deepspeed_plugin", None)
     if deepspeed is not None:
         # DeepSpeed reads the micro-batch from the loader, which a batch sampler hides.
@@ -240,69 +253,129 @@ def train_lora(
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     total_steps = len(loader) * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total_steps))
+    return Training(accelerator, model, tokenizer, optimizer, scheduler, loader, sampler, total_steps)
+
+
+def loss_writer(tensorboard_dir: Path | None, accelerator: Any):
+    """A TensorBoard writer on the main process when asked for one, else None."""
+    if tensorboard_dir is None or not accelerator.is_main_process:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(tensorboard_dir))
+
+
+def train_step(training: Training, batch: dict[str, Any]) -> tuple[float, float, int, int]:
+    """One optimiser step on a batch: (loss averaged over processes, the learning rate it
+    used, tokens and target tokens of the batch summed over processes)."""
+    import torch
+
+    accelerator, model = training.accelerator, training.model
+    loss = weighted_target_loss(model, batch)
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+    learning_rate = training.scheduler.get_last_lr()[0]
+    training.optimizer.step()
+    training.scheduler.step()
+    training.optimizer.zero_grad(set_to_none=True)
+    counts = torch.tensor(
+        [int(batch["attention_mask"].sum()), int((batch["labels"] != IGNORE_INDEX).sum())],
+        device=accelerator.device,
+    )
+    counts = accelerator.reduce(counts, "sum")
+    mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
+    return mean_loss, learning_rate, int(counts[0]), int(counts[1])
+
+
+def train_epoch(
+    training: Training, epoch: int, result: TrainResult, *, progress: Progress, cancel: threading.Event,
+    on_step: StepCallback | None, writer: Any,
+) -> None:
+    """Every batch of one epoch; each step's loss is recorded in `result`, and on the main
+    process reported (TensorBoard, `on_step`, progress). Cancelled between steps."""
+    main = training.accelerator.is_main_process
+    training.sampler.epoch = epoch
+    for index, batch in enumerate(training.loader):
+        if cancel.is_set():
+            raise Cancelled()
+        mean_loss, learning_rate, tokens, target_tokens = train_step(training, batch)
+        result.steps += 1
+        result.tokens += tokens
+        result.target_tokens += target_tokens
+        record = {
+            "step": result.steps,
+            "epoch": epoch + (index + 1) / len(training.loader),
+            "loss": mean_loss,
+            "learning_rate": learning_rate,
+        }
+        result.losses.append(record)
+        if main:
+            if writer is not None:
+                writer.add_scalar("train/loss", mean_loss, result.steps)
+                writer.add_scalar("train/learning_rate", learning_rate, result.steps)
+            if on_step:
+                on_step(record)
+            progress.advance(1, loss=mean_loss, epoch=round(record["epoch"], 2))
+
+
+def save_trained(training: Training, save_to: Path | None, *, full: bool) -> None:
+    """Write the adapter (or, `full`, the whole model folder) from the main process; every
+    process takes part in gathering the weights."""
+    accelerator = training.accelerator
+    # Collective: sharded engines (FSDP, ZeRO-3) gather the full weights here.
+    state = accelerator.get_state_dict(training.model)
+    if accelerator.is_main_process and save_to is not None:
+        accelerator.unwrap_model(training.model).save_pretrained(
+            str(save_to), state_dict=state, safe_serialization=True
+        )
+        if full:
+            # A whole model folder: it must load on its own, tokenizer included.
+            training.tokenizer.padding_side = "left"
+            training.tokenizer.save_pretrained(str(save_to))
+    accelerator.wait_for_everyone()
+
+
+def train_lora(
+    model_config: ModelConfig,
+    settings: DistillConfig,
+    examples: Sequence[dict[str, Any]],
+    *,
+    save_to: Path | None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    on_step: StepCallback | None = None,
+    tensorboard_dir: Path | None = None,
+    description: str = "distill",
+) -> TrainResult:
+    """Train on `examples` (dataset rows) and save to `save_to` (main process only): a LoRA
+    adapter in PEFT's format, or with `method = "full"` a whole model folder. Every process
+    of a launch calls this with the same data."""
+    from accelerate.utils import set_seed
+
+    progress = progress or SilentProgress()
+    cancel = cancel or threading.Event()
+    accelerator = make_accelerator(model_config)
+    result = TrainResult(processes=accelerator.num_processes)
+    set_seed(settings.seed)
+
+    started = time.monotonic()
+    training = prepare_training(model_config, settings, examples, accelerator, result, progress)
     result.load_seconds = time.monotonic() - started
+    writer = loss_writer(tensorboard_dir, accelerator)
 
-    writer = None
-    if tensorboard_dir is not None and main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(tensorboard_dir))
-
-    progress.start(description, total_steps, f"{description}: {result.n_examples} examples, {settings.epochs} epochs")
+    progress.start(description, training.total_steps,
+                   f"{description}: {result.n_examples} examples, {settings.epochs} epochs")
     clock = time.monotonic()
     try:
         for epoch in range(settings.epochs):
-            sampler.epoch = epoch
-            for index, batch in enumerate(loader):
-                if cancel.is_set():
-                    raise Cancelled()
-                loss = weighted_target_loss(model, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-                learning_rate = scheduler.get_last_lr()[0]
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                counts = torch.tensor(
-                    [int(batch["attention_mask"].sum()), int((batch["labels"] != IGNORE_INDEX).sum())],
-                    device=accelerator.device,
-                )
-                counts = accelerator.reduce(counts, "sum")
-                mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
-                result.steps += 1
-                result.tokens += int(counts[0])
-                result.target_tokens += int(counts[1])
-                record = {
-                    "step": result.steps,
-                    "epoch": epoch + (index + 1) / len(loader),
-                    "loss": mean_loss,
-                    "learning_rate": learning_rate,
-                }
-                result.losses.append(record)
-                if main:
-                    if writer is not None:
-                        writer.add_scalar("train/loss", mean_loss, result.steps)
-                        writer.add_scalar("train/learning_rate", learning_rate, result.steps)
-                    if on_step:
-                        on_step(record)
-                    progress.advance(1, loss=mean_loss, epoch=round(record["epoch"], 2))
+            train_epoch(training, epoch, result, progress=progress, cancel=cancel, on_step=on_step, writer=writer)
         result.train_seconds = time.monotonic() - clock
-        # Collective: sharded engines (FSDP, ZeRO-3) gather the full weights here.
-        state = accelerator.get_state_dict(model)
-        if main and save_to is not None:
-            accelerator.unwrap_model(model).save_pretrained(
-                str(save_to), state_dict=state, safe_serialization=True
-            )
-            if full:
-                # A whole model folder: it must load on its own, tokenizer included.
-                tokenizer.padding_side = "left"
-                tokenizer.save_pretrained(str(save_to))
-        accelerator.wait_for_everyone()
+        save_trained(training, save_to, full=settings.method == "full")
     finally:
         if writer is not None:
             writer.close()
         progress.finish()
         accelerator.free_memory()
-        del model, optimizer
+        del training
     return result
