@@ -4,7 +4,7 @@ At every rollback point where LEAFE's backtracking branched from an original pat
 first-level notes), the control samples the same number of branches with the same seed,
 but with no note in the context, and rolls them out with the steps left in the budget.
 It reuses backtracking's machinery (`backtrack.fan_out` with the note switched off, then
-`agent.roll_out`). Each note's control branches live in an episode of their own (purpose
+`rollout.engine.roll_out`). Each note's control branches live in an episode of their own (purpose
 `ablation:no_note`: the history before the rollback point copied, then the branches),
 so they never become corrections, never reach LEAFE's data, and their environment steps
 are counted apart from the budget every trained method spends.
@@ -23,10 +23,11 @@ from typing import Any
 from store import ablation as records
 from store.steps import get as get_step
 from store.steps import newest_id, path_to
-from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.backtrack import branch_note, branch_sampling, fan_out
 from workbench.budget import leafe_spent
 from workbench.context import StageContext, Stopwatch
+from workbench.rollout.engine import roll_out
+from workbench.rollout.walkers import Walker, environment_at, task_of
 
 LEVEL = 1  # the control branches where LEAFE first backtracked from an original path
 

@@ -22,24 +22,16 @@ from store import corrections, episodes, notes, steps
 from store.curation import add_human_note
 from store.db import open_store, transaction
 from store.records import Note, Step
-from workbench.agent import (
-    Walker,
-    build_messages,
-    clean_text,
-    environment_at,
-    execute,
-    fit_context,
-    note_texts,
-    roll_out,
-    step_workers,
-    store_step,
-    task_of,
-)
 from workbench.budget import LEAFE_PARTS, explore_target, explored_steps, leafe_spent
 from workbench.context import Progress, StageContext, Stopwatch
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
+from workbench.prompts import build_messages, fit_context
 from workbench.reflect import reflect_on, run_reflect
+from workbench.rollout.engine import execute, roll_out, step_workers
+from workbench.rollout.record import store_step
+from workbench.rollout.walkers import Walker, environment_at, note_texts, task_of
+from workbench.storable_text import clean_text
 from workbench.words import counted
 
 WAVE_SEED = 100_003  # a rollback point's n-th expansion samples apart from its earlier ones

@@ -25,7 +25,6 @@ from store import episodes, evals, queries
 from store import pairs as stored_pairs
 from store.budget import adapter_budgets
 from store.db import transaction
-from workbench.agent import Walker, roll_out
 from workbench.config import config_from_dict
 from workbench.context import Cancelled, Progress, StageContext, Stopwatch
 from workbench.distill.adapters import (
@@ -41,6 +40,8 @@ from workbench.explore import open_episodes, register_tasks, unfinished_walkers
 from workbench.models.base import Generator, Sampling
 from workbench.paired import compare_policies
 from workbench.passk import mean_pass_at_k
+from workbench.rollout.engine import roll_out
+from workbench.rollout.walkers import Walker
 from workbench.seeds import run_label
 
 PURPOSE = "evaluate"

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 from store import episodes, queries, steps
 from store.db import transaction
-from workbench.agent import Walker, environment_at, roll_out, task_of
 from workbench.context import StageContext, Stopwatch
 from workbench.envs.base import Task
 from workbench.models.base import Generator, Sampling
+from workbench.rollout.engine import roll_out
+from workbench.rollout.walkers import Walker, environment_at, task_of
 from workbench.words import counted
 
 

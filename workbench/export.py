@@ -20,11 +20,11 @@ from store import corrections, datasets, episodes, files, steps
 from store.db import transaction
 from store.leakage import leakage_reason
 from store.records import Correction, Dataset
-from workbench.agent import action_chats
 from workbench.config import Config
 from workbench.context import StageContext
 from workbench.errors import LeafeError
 from workbench.files import atomic_write_text, refuse_protected
+from workbench.prompts import action_chats
 
 
 def correction_examples(db: sqlite_utils.Database, config: Config, correction: Correction) -> list[dict]:

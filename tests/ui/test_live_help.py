@@ -155,7 +155,7 @@ def test_starting_the_app_imports_no_model_code():
     code = (
         "import sys, time; start = time.process_time(); import screens.app; "
         "elapsed = time.process_time() - start; "
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'workbench.pipeline', 'workbench.agent') "
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'workbench.pipeline', 'workbench.rollout.engine') "
         "if m in sys.modules]; print(heavy, round(elapsed, 2))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

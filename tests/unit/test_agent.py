@@ -10,10 +10,11 @@ import pytest
 
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_script
-from workbench.agent import action_chats, build_messages, clean_text, fit_context
 from workbench.config import PromptsConfig, config_from_dict
 from workbench.models.scripted import ScriptedGenerator
 from workbench.pipeline import run_pipeline
+from workbench.prompts import action_chats, build_messages, fit_context
+from workbench.storable_text import clean_text
 
 PROMPTS = PromptsConfig(system="sys", first_turn="TASK {observation}", next_turn="OBS {observation} left {steps_left}", note="{turn} NOTE {note}")
 

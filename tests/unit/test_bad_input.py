@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from store.db import open_store
 from tests.conftest import GUESS_ENV, ROOT, write_config, write_script
 from tests.fixtures.cli import TWO_TASKS, assert_refused, leafe_tui, snapshot, store_with_a_run
-from workbench.agent import MAX_ACTION_CHARS
 from workbench.config import config_from_dict, load_config
 from workbench.envs.coding import extract_code
 from workbench.envs.navigation import parse_action
 from workbench.errors import LeafeError
 from workbench.pipeline import run_pipeline
+from workbench.storable_text import MAX_ACTION_CHARS
 
 GOOD_ADD = "```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```"
 BAD_OUTPUTS = {

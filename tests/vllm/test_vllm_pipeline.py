@@ -65,9 +65,9 @@ def test_a_fresh_adapter_is_evaluated_on_the_engine_that_explored(tmp_path, monk
 def test_greedy_actions_agree_with_the_hf_backend_in_float32() -> None:
     """The README's agreement claim: same prompts, greedy, float32, the parsed actions agree
     on most prompts (bfloat16 flips near-ties; see benchmarks/agreement.py)."""
-    from workbench.agent import build_messages
     from workbench.envs import open_suite
     from workbench.models import make_generator
+    from workbench.prompts import build_messages
 
     # The first turns exploration sends: each task's observation through the run's prompts.
     config = config_from_dict({"env": {"kind": "coding", "suite": str(EASY_TASKS)}})

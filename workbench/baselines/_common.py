@@ -16,12 +16,12 @@ from typing import Any
 
 from store import files
 from store.budget import spent
-from workbench.agent import build_messages
 from workbench.budget import Budget, accounting
 from workbench.context import StageContext
 from workbench.distill.stage import adapter_summary, existing_adapter, train_adapter
 from workbench.errors import LeafeError
 from workbench.export import save_dataset
+from workbench.prompts import build_messages
 from workbench.seeds import run_label
 
 

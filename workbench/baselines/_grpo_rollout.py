@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.agent import clean_text, execute, safe_format
 from workbench.context import StageContext
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
+from workbench.prompts import safe_format
+from workbench.rollout.engine import execute
+from workbench.storable_text import clean_text
 
 
 @dataclass

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.agent import clean_text, execute, step_workers
 from workbench.baselines._common import (
     finished_adapter,
     state_prompt,
@@ -41,6 +40,8 @@ from workbench.distill.data import make_example
 from workbench.envs.base import Environment, StepResult, Task
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
+from workbench.rollout.engine import execute, step_workers
+from workbench.storable_text import clean_text
 
 KIND = "early_experience"
 WORLD = "early_experience_world"

@@ -35,7 +35,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from workbench.agent import clean_text, execute
 from workbench.baselines._common import (
     adapter_name,
     finished_adapter,
@@ -51,7 +50,9 @@ from workbench.distill.output import adapter_output, write_card
 from workbench.distill.stage import adapter_summary
 from workbench.envs.base import Task
 from workbench.errors import LeafeError
+from workbench.rollout.engine import execute
 from workbench.seeds import run_label
+from workbench.storable_text import clean_text
 
 KIND = "grpo"
 MAX_COMPLETION_TOKENS = 128  # a CPU-sized cap on each sampled answer

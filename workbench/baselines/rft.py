@@ -17,7 +17,6 @@ import dataclasses
 from collections.abc import Sequence
 
 from store import episodes, steps
-from workbench.agent import action_chats
 from workbench.baselines._common import (
     adapter_name,
     finished_adapter,
@@ -33,6 +32,7 @@ from workbench.envs.base import Task
 from workbench.errors import NothingToTrain
 from workbench.explore import open_episodes, play_episodes
 from workbench.models.base import Sampling
+from workbench.prompts import action_chats
 from workbench.seeds import run_label
 
 KIND = "rft"

@@ -1,7 +1,8 @@
 """The Generator protocol: chat prompts in, `n` completions per prompt out.
 
 Every backend (hf, vllm, openai, scripted) implements it, and every backend's
-text goes through the same action parser in `workbench.agent`.
+text is made storable the same way (`workbench.storable_text.clean_text`) before an
+environment reads it.
 """
 
 from __future__ import annotations
