@@ -137,7 +137,7 @@ class WorkbenchScreen(Screen):
         """Why a change was not saved, in one line: a store problem (a trigger that raises,
         a dropped column) names the store; the core's refusals speak for themselves; a bug
         still reaches the reviewer, and the queue goes on."""
-        if is_store_problem(error):
+        if is_store_problem(error, self.workbench.db_path):
             return store_problem_line(self.workbench.db_path, error)
         if isinstance(error, LeafeError):
             return one_line(str(error)) or type(error).__name__

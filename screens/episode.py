@@ -429,7 +429,7 @@ class EpisodeScreen(WatchesStore, WorkbenchScreen):
             error = event.worker.error
             if isinstance(error, ImportError):
                 text = "Branch by hand needs workbench.backtrack.branch_by_hand, which this version lacks."
-            elif error is not None and is_store_problem(error):
+            elif error is not None and is_store_problem(error, self.workbench.db_path):
                 text = f"Branch by hand failed: {store_problem_line(self.workbench.db_path, error)}"
             else:
                 text = f"Branch by hand failed: {error}"

@@ -78,7 +78,7 @@ class StageRunnerScreen(WorkbenchScreen):
             self.post_message(StageFinished(result))
 
     def stage_error_line(self, error: BaseException) -> str:
-        if is_store_problem(error):
+        if is_store_problem(error, self.workbench.db_path):
             return store_problem_line(self.workbench.db_path, error)
         if isinstance(error, LeafeError | ValueError):
             return one_line(str(error))

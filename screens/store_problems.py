@@ -16,24 +16,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from store.schema import lacks_column_at
 from workbench.errors import StoreError
 from workbench.visible_text import visible_line
 
 # sqlite3.Error: a missing column or table in a query, a trigger's RAISE, a damaged page.
 # StoreError: the store's own one-line errors (unreadable file, locked for good). A KeyError
-# with a column's name counts too (see `is_store_problem`).
+# naming a column the store lacks counts too (see `is_store_problem`).
 STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, StoreError)
 
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
-def is_store_problem(error: BaseException) -> bool:
-    """A store error, or a `select *` row that lacks a column a screen reads (a KeyError
-    naming it: the column was dropped after the store was made). A KeyError of any other
-    key is a bug, and is left to surface as one."""
+def is_store_problem(error: BaseException, store: str | Path | None) -> bool:
+    """A store error, or a `select *` row that lacks a column a screen reads: a KeyError
+    naming a column the schema has and the store at `store` lacks (asked of the store
+    itself: it was dropped after the store was made). A KeyError of any other key (a task
+    spec's missing field, a column the store still has), or with no store to ask, is a bug,
+    and is left to surface as one."""
     if isinstance(error, STORE_ERRORS):
         return True
-    return isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str)
+    if not isinstance(error, KeyError) or len(error.args) != 1 or not isinstance(error.args[0], str):
+        return False
+    return store is not None and lacks_column_at(store, error.args[0])
 
 
 def store_problem_line(store: str | Path, error: BaseException) -> str:
@@ -69,7 +74,7 @@ def shows_store_problems(method: Method) -> Method:
         try:
             return method(self, *args, **kwargs)
         except (*STORE_ERRORS, KeyError) as error:
-            if not is_store_problem(error):
+            if not is_store_problem(error, getattr(self.app, "db_path", None)):
                 raise
             report_store_problem(self, error)
             return None

@@ -63,7 +63,7 @@ class WatchesStore:
             if is_locked_error(error):  # another program holds the store: read it next second
                 changes.version = None
                 return
-            if is_store_problem(error):
+            if is_store_problem(error, self.workbench.db_path):  # type: ignore[attr-defined]
                 self.app.call_from_thread(self.workbench.report_store_problem, error)  # type: ignore[attr-defined]
                 return
             raise

@@ -15,6 +15,7 @@ from screens.episode import EpisodeScreen
 from screens.results import ResultsScreen
 from screens.runs import RunsScreen
 from screens.widgets.trajectory_tree import TrajectoryTree
+from store import views
 from tests.ui.conftest import SIZE, open_run_screen, saved
 
 
@@ -107,6 +108,44 @@ async def test_a_dropped_column_any_screen_reads_is_one_line(store, table, colum
         await pilot.pause()
         assert isinstance(app.screen, screen_type)
     assert app.return_code in (None, 0)
+
+
+def read_fails_with(key: str):
+    """A store read whose row lacks `key`: stands in for a screen's reading code."""
+    def read(*args, **kwargs):
+        raise KeyError(key)
+
+    return read
+
+
+async def test_a_key_naming_a_column_the_store_lacks_is_one_line(store, monkeypatch):
+    change_store(store.path, "alter table nodes drop column feedback")
+    monkeypatch.setattr(views, "run_header", read_fails_with("feedback"))  # the title of the run's screen
+    app = LeafeApp(store.path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        app.open_run(store.leafe_run)
+        await pilot.pause()
+        assert isinstance(app.screen, EpisodeScreen)
+        assert_lines_naming_the_store(app, store.path, "no column 'feedback'")
+    assert app.return_code in (None, 0)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "prompt",  # no column of the store at all: seen once as a task spec's missing field
+        "feedback",  # a column the store still has
+    ],
+)
+async def test_any_other_missing_key_surfaces_as_the_bug_it_is(store, monkeypatch, key):
+    monkeypatch.setattr(views, "run_header", read_fails_with(key))
+    app = LeafeApp(store.path)
+    with pytest.raises(KeyError) as raised:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            app.open_run(store.leafe_run)
+            await pilot.pause()
+    assert raised.value.args == (key,)
+    assert not [line for line in error_lines(app) if "no column" in line]
 
 
 async def test_a_trigger_that_refuses_a_decision_is_one_line_and_nothing_changes(store):

@@ -11,6 +11,7 @@ import pytest
 from store import episodes, queries, steps
 from store.db import open_store, schema_version
 from store.migrations import MIGRATIONS
+from store.schema import lacks_column_at, missing_columns, schema_columns
 from workbench.errors import StoreError
 
 EXPECTED_COLUMNS = {
@@ -67,6 +68,30 @@ def test_blank_store_migrates_to_the_documented_columns(tmp_path):
     names = [row["name"] for row in db["_migrations"].rows]
     assert names == [m.__name__ for m in MIGRATIONS]
     assert names[0] == "m001_initial"
+
+
+def test_the_schema_columns_are_those_a_new_store_gets_and_a_changed_store_lacks_some(tmp_path):
+    path = tmp_path / "s.db"
+    db = open_store(path)
+    assert {table: sorted(schema_columns()[table]) for table in EXPECTED_COLUMNS} == {
+        table: sorted(columns) for table, columns in EXPECTED_COLUMNS.items()
+    }
+    assert missing_columns(db) == {}
+    db.close()
+    # Another program drops a column and a table.
+    connection = sqlite3.connect(path)
+    connection.execute("alter table adapters drop column lineage")
+    connection.execute("drop table train_log")
+    connection.commit()
+    connection.close()
+    db = open_store(path)
+    assert missing_columns(db) == {"adapters": {"lineage"}, "train_log": set(EXPECTED_COLUMNS["train_log"])}
+    db.close()
+    assert lacks_column_at(path, "lineage") and lacks_column_at(path, "learning_rate")
+    # A column the store still has, and a name that is no column at all, are not lacking.
+    assert not lacks_column_at(path, "feedback") and not lacks_column_at(path, "prompt")
+    assert not lacks_column_at(tmp_path / "no-such.db", "lineage")
+    assert not (tmp_path / "no-such.db").exists()
 
 
 def test_reopening_applies_nothing_twice(tmp_path):
