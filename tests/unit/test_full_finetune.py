@@ -7,11 +7,12 @@ import dataclasses
 
 import pytest
 
+from store import adapters
 from store.db import open_store
 from tests.fixtures.datasets import guess_dataset
 from tests.fixtures.tiny_model import save_tiny_llama
 from workbench.config import DistillConfig, ModelConfig
-from workbench.distill.adapters import adapter_by_name, is_full_model_folder, resolve_adapter
+from workbench.distill.adapters import is_full_model_folder, resolve_adapter
 from workbench.distill.stage import train_adapter
 from workbench.models.base import Sampling
 
@@ -41,7 +42,7 @@ def test_a_full_finetune_changes_every_weight_and_is_recorded_like_an_adapter(tr
     assert set(after) == set(before)
     unchanged = [name for name in before if bool((before[name] == after[name]).all())]
     assert unchanged == []
-    row = adapter_by_name(db, "guess-full")
+    row = adapters.by_name(db, "guess-full")
     assert row["id"] == adapter_id and row["metrics"]["method"] == "full"
     assert row["lineage"]["task_names"] == sorted(f"guess/{s}" for s in (3, 7, 9, 1, 8, 6))
     curve = list(db.query("select step, loss from train_log where adapter_id = ? order by step", [adapter_id]))

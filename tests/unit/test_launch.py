@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import GUESS_ENV, write_config, write_script
 from workbench.cli import main
-from workbench.distill.launch import launched_processes
+from workbench.distill.plan import launched_processes
 
 
 def config_with_stages(workdir, stages: str):

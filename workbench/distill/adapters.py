@@ -54,10 +54,6 @@ def without_prefix(name_or_path: str) -> str:
     return text[len(ADAPTER_PREFIX):] if text.startswith(ADAPTER_PREFIX) else text
 
 
-def adapter_by_name(db: sqlite_utils.Database, name: str) -> Adapter | None:
-    return adapters.by_name(db, name)
-
-
 def resolve_adapter(db: sqlite_utils.Database | None, name_or_path: str) -> str:
     """The folder of an adapter named in the store, or given as a folder; a clear error
     naming what was tried otherwise. An `adapter:` prefix (as in evaluate.policies) is

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from workbench.config import Config
 from workbench.distill import plan as distill_plan
-from workbench.distill.plan import launched_processes
 from workbench.errors import LeafeError
-
-__all__ = ["check_stages_for_launch", "follow_distill", "follows_main", "launched_processes", "release_followers"]
 
 PARALLEL_STAGES = ("distill",)
 
@@ -42,7 +39,7 @@ def follows_main(config: Config) -> bool:
     """True in a process of a launch that is not the main one: it trains the main
     process's plan (`follow_distill`) instead of running the stages. Refuses a launch of
     several processes whose stages are not all data-parallel."""
-    processes = launched_processes()
+    processes = distill_plan.launched_processes()
     if processes <= 1:
         return False
     check_stages_for_launch(list(config.stages.run), processes)
@@ -54,7 +51,7 @@ def follows_main(config: Config) -> bool:
 def release_followers() -> None:
     """The main process, when it is done: the other processes stop waiting if its distill
     stage sent them no plan."""
-    if launched_processes() > 1 and not distill_plan.sent():
+    if distill_plan.launched_processes() > 1 and not distill_plan.sent():
         distill_plan.exchange(None)
 
 
