@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -28,6 +28,9 @@ from workbench.distill.adapters import find_dataset, record_adapter
 from workbench.distill.output import adapter_output, default_output, write_card
 from workbench.distill.plan import DistillPlan, send_plan
 from workbench.errors import LeafeError, NothingToTrain
+
+if TYPE_CHECKING:  # the training loop is imported when training starts
+    from workbench.distill.training import TrainResult
 
 BASELINE_DATASET_KINDS = ("rft", "grpo", "early_experience")
 # hf and vllm name transformers weights a peft adapter can train on; a scripted policy
@@ -108,30 +111,38 @@ def train_adapter(
         dataset_id=dataset_id,
         kind=kind,
         run_id=run_id,
-        metrics={
-            "final_loss": result.final_loss,
-            "first_loss": result.first_loss,
-            "epoch_losses": [round(loss, 4) for loss in result.epoch_losses],
-            "steps": result.steps,
-            "epochs": settings.epochs,
-            "tokens": result.tokens,  # a stage's own metrics replace it with the tokens generated
-            "train_examples": result.n_examples,
-            "train_tokens": result.tokens,
-            "target_tokens": result.target_tokens,
-            "tokens_per_second": result.tokens_per_second,
-            "wall_time": result.train_seconds + result.load_seconds,
-            "train_seconds": result.train_seconds,
-            "n_examples": result.n_examples,
-            "n_skipped": result.skipped,
-            "processes": result.processes,
-            "method": settings.method,
-            "env_steps_budget": env_steps,
-            **(metrics or {}),
-        },
+        metrics=adapter_metrics(result, settings, env_steps, metrics),
         examples=examples,
         settings=settings,
         curve=curve,
     )
+
+
+def adapter_metrics(
+    result: TrainResult, settings: DistillConfig, env_steps: int | None, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What an adapter's row records of its training: losses, steps, tokens, time, and the
+    environment-step budget its data cost; `extra` (a stage's own) adds or replaces entries."""
+    return {
+        "final_loss": result.final_loss,
+        "first_loss": result.first_loss,
+        "epoch_losses": [round(loss, 4) for loss in result.epoch_losses],
+        "steps": result.steps,
+        "epochs": settings.epochs,
+        "tokens": result.tokens,  # a stage's own metrics replace it with the tokens generated
+        "train_examples": result.n_examples,
+        "train_tokens": result.tokens,
+        "target_tokens": result.target_tokens,
+        "tokens_per_second": result.tokens_per_second,
+        "wall_time": result.train_seconds + result.load_seconds,
+        "train_seconds": result.train_seconds,
+        "n_examples": result.n_examples,
+        "n_skipped": result.skipped,
+        "processes": result.processes,
+        "method": settings.method,
+        "env_steps_budget": env_steps,
+        **(extra or {}),
+    }
 
 
 def loss_line(summary: dict[str, Any]) -> str:
