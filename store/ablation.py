@@ -114,8 +114,14 @@ def correction_counts(db: sqlite_utils.Database, run_id: int) -> tuple[int, int]
 
 
 def stored_summary(db: sqlite_utils.Database, run_id: int) -> dict | None:
-    """The ablation stage's summary of a run, if it ran (for the Results screen)."""
+    """The ablation stage's summary of a run, if it ran (for the Results screen and the
+    report). A seed run's stages are kept by its parent run under the seed."""
+    from store.seeds import parent_of
+
+    parent = parent_of(db, run_id)
+    stages_run, seed = parent if parent else (run_id, None)
     row = db.execute(
-        "select summary from run_stages where run_id = ? and stage = ? and status = 'finished'", [run_id, PURPOSE]
+        "select summary from run_stages where run_id = ? and stage = ? and seed is ? and status = 'finished'",
+        [stages_run, PURPOSE, seed],
     ).fetchone()
     return loads(row[0], None) if row else None

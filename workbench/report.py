@@ -2,7 +2,9 @@
 a run's results as files for the README and for other tools.
 
 From the store it writes `report.md` (Markdown tables: Pass@k with 95% intervals, paired
-differences, each trained adapter's budget and training compute, the rounds curve),
+differences, each trained adapter's budget and training compute, the rounds curve, what
+the note adds (ablation:no_note) with LEAFE's yield, and how often the environment read
+each action from each policy's text),
 the same figures as `report.json` and one CSV per table, and plots where a picture reads
 better: Pass@k against k on a log axis, validation Pass@1 against round. A run with several
 training seeds gets each policy's Pass@k over seeds (mean, standard deviation, min, max)
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from store import ablation as stored_ablation
 from store import pairs as stored_pairs
 from store import report as stored
 from store import rounds as stored_rounds
@@ -41,7 +44,9 @@ def collect(db, run_id: int) -> dict[str, Any]:
     ]
     rounds = [score.__dict__ for score in stored_rounds.scores(db, run_id)]
     data = {"run": stored.run_header(db, run_id), "pass_at_k": pass_at_k, "pairs": pairs,
-            "training": training, "rounds": rounds}
+            "training": training, "rounds": rounds,
+            "ablation": stored_ablation.stored_summary(db, run_id),
+            "actions": stored.actions_read(db, run_id)}
     seed_runs = stored_seeds.seed_runs(db, run_id)
     if seed_runs:
         from workbench.seeds import across_seeds
@@ -121,9 +126,43 @@ def markdown(data: dict[str, Any]) -> str:
                                  [[s["round"], s["policy"], f"{s['tasks']} x {s['n']}", s["successes"],
                                    interval(s["pass_at_1"], s["ci_low"], s["ci_high"]), s["env_steps"],
                                    s["train_examples"]] for s in data["rounds"]])]
+    parts += ablation_markdown(data.get("ablation")) + actions_markdown(data.get("actions") or [])
     if data.get("seeds"):
         parts += seeds_markdown(data)
     return "\n\n".join(parts) + "\n"
+
+
+def ablation_markdown(summary: dict | None) -> list[str]:
+    """What the note adds: LEAFE's branches against the same branches without the note, and
+    LEAFE's yield of corrections per 100 environment steps."""
+    if not summary:
+        return []
+    sides = [(label, summary.get(key) or {}) for label, key in (("with the note (LEAFE)", "with_note"),
+                                                                 ("without the note (control)", "without_note"))]
+    rows = [[label, side.get("branches"), side.get("successes"), side.get("mean_gain"), side.get("env_steps", "-")]
+            for label, side in sides]
+    parts = ["## What the note adds (ablation:no_note, same rollback points and branch seeds)",
+             markdown_table(["branches", "count", "reached the goal", "mean score gain over the original path",
+                             "env steps"], rows)]
+    spent = summary.get("yield")
+    if spent:
+        parts.append(f"Yield: {spent['proposed']} proposed and {spent['approved']} approved corrections in "
+                     f"{spent['env_steps']} environment steps ({spent['proposed_per_100_steps']:.2f} and "
+                     f"{spent['approved_per_100_steps']:.2f} per 100 steps).")
+    return parts
+
+
+def actions_markdown(entries: list[dict]) -> list[str]:
+    """How often the environment read each action from each policy's text: a policy that
+    mostly writes prose, or one that only turns, shows here before it shows in Pass@k."""
+    if not entries:
+        return []
+    names = sorted({name for entry in entries for name in entry["actions"]} - {"none"})
+    rows = [[entry["policy"], entry["purpose"], entry["reported"],
+             *(f"{100 * entry['actions'].get(name, 0) / entry['reported']:.0f}%" for name in ["none", *names])]
+            for entry in entries]
+    return ["## Actions the environment read, by policy and purpose (share of steps)",
+            markdown_table(["policy", "purpose", "steps", "no action read", *names], rows)]
 
 
 def seeds_markdown(data: dict[str, Any]) -> list[str]:
@@ -146,7 +185,9 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        # Rows may differ in their keys (each policy's actions): every key gets a column.
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -249,6 +290,15 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
     written[0].write_text(markdown(data))
     written[1].write_text(json.dumps(data, indent=1, default=str))
     tables = {name: data[name] for name in ("pass_at_k", "pairs", "training", "rounds")}
+    tables["actions"] = [{"policy": e["policy"], "purpose": e["purpose"], "steps": e["reported"], **e["actions"]}
+                         for e in data["actions"]]
+    if data.get("seeds"):
+        tables["seeds_actions"] = [{"seed": entry["seed"], "policy": e["policy"], "purpose": e["purpose"],
+                                    "steps": e["reported"], **e["actions"]}
+                                   for entry in data["seeds"] for e in entry["actions"]]
+        tables["seeds_ablation"] = [{"seed": entry["seed"], "side": side, **{k: v for k, v in entry["ablation"][side].items()}}
+                                    for entry in data["seeds"] if entry.get("ablation")
+                                    for side in ("with_note", "without_note") if side in entry["ablation"]]
     if data.get("seeds"):
         tables["across_seeds"] = [{key: value for key, value in row.items() if key != "per_seed"}
                                   for row in data["across_seeds"]]

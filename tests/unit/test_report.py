@@ -7,6 +7,7 @@ import json
 
 from store import pairs as stored_pairs
 from store.db import open_store, transaction
+from tests.unit.test_export_targets import solved_in_prose  # noqa: F401 (a fixture)
 from tests.unit.test_rounds import rounds_config, tiny_folder  # noqa: F401 (a fixture)
 from workbench.config import config_from_dict
 from workbench.pipeline import run_pipeline
@@ -42,3 +43,27 @@ def test_report_of_a_two_round_run(workdir, tiny_folder, capsys):  # noqa: F811
 def test_report_on_a_missing_store_is_one_line_exit_2(workdir, capsys):
     assert main(["--db", str(workdir / "none.db"), "--out", str(workdir / "out")]) == 2
     assert capsys.readouterr().err.strip() == f"error: report: store not found: {workdir / 'none.db'}"
+
+
+def test_report_shows_what_the_note_adds(workdir):
+    from tests.unit.test_ablation import run
+
+    # guess/0: every branch says 3 with the note (gain +0.1) and 8 without it (-0.4).
+    result, db = run(workdir, {"guess/0": ["0", "1", "2", "3", "3", "8", "8", "8", "8"]},
+                     env={"tasks": 1}, backtrack={"max_depth": 1})
+    assert main(["--db", str(workdir / "s.db"), "--out", str(workdir / "out")]) == 0
+    report = (workdir / "out" / "report.md").read_text()
+    assert "| with the note (LEAFE) | 2 | 2 | 0.100 | - |" in report
+    assert "| without the note (control) | 2 | 0 | -0.400 |" in report
+    assert "Yield: " in report and " per 100 steps)." in report
+
+
+def test_report_shows_how_often_the_environment_read_an_action(solved_in_prose):  # noqa: F811
+    _, db_path, _ = solved_in_prose
+    out = db_path.parent / "out"
+    assert main(["--db", str(db_path), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    # 6 answers: one named no action, four forward, one left.
+    assert "| policy | purpose | steps | no action read | forward | left |" in report
+    assert "| base | explore | 6 | 17% | 67% | 17% |" in report
+    assert (out / "actions.csv").read_text().splitlines()[0] == "policy,purpose,steps,none,forward,left"
