@@ -20,8 +20,8 @@ from textual.widgets import ProgressBar
 from screens.base import WorkbenchScreen, one_line
 from screens.progress_bridge import MessageProgress, StageProgress
 from screens.store_problems import is_store_problem, store_problem_line
-from workbench.context import Cancelled, Progress
-from workbench.errors import LeafeError
+from workbench.context import Progress
+from workbench.errors import Cancelled, LeafeError
 
 StageJob = Callable[[Progress, threading.Event], Any]
 """What a screen runs: gets the progress reporter and the cancel flag, returns a result."""

@@ -23,15 +23,11 @@ from sqlite_utils.db import NotFoundError
 from store import queries
 from store.db import LOCK_RETRIES, open_store, transaction
 from workbench.config import Config, ModelConfig, config_from_dict
-from workbench.errors import LeafeError
+from workbench.errors import Cancelled, LeafeError
 
 if TYPE_CHECKING:
     from workbench.envs import Suite
     from workbench.models.base import Generator
-
-
-class Cancelled(Exception):
-    """Raised inside a stage when the user asked to stop; finished steps are already committed."""
 
 
 class Progress(Protocol):
@@ -141,7 +137,10 @@ class StageContext:
             )
             label = config.script if config.backend == "scripted" else config.name
             self.progress.event("message", text=f"loading model {label} ({config.backend})")
-            self.generators[key] = make_generator(config, start_counts=start_counts)
+            generator = make_generator(config, start_counts=start_counts)
+            if hasattr(generator, "stop_event"):  # hf: a stop ends a batch mid-decode
+                generator.stop_event = self.cancel
+            self.generators[key] = generator
         return self.generators[key]
 
     def check_cancelled(self) -> None:

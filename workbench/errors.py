@@ -46,3 +46,8 @@ class NothingToTrain(LeafeError):
     def __init__(self, message: str, adapter: str = "") -> None:
         super().__init__(message)
         self.adapter = adapter
+
+
+class Cancelled(Exception):
+    """Raised inside a stage (or a model's generate) when the user asked to stop; finished
+    steps are already committed."""

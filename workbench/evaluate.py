@@ -26,7 +26,7 @@ from store import pairs as stored_pairs
 from store.budget import adapter_budgets
 from store.db import transaction
 from workbench.config import config_from_dict
-from workbench.context import Cancelled, Progress, StageContext, Stopwatch
+from workbench.context import Progress, StageContext, Stopwatch
 from workbench.distill.adapters import (
     ADAPTER_PREFIX,
     adapter_row_for,
@@ -35,7 +35,7 @@ from workbench.distill.adapters import (
     training_task_names,
 )
 from workbench.envs.base import Task
-from workbench.errors import LeafeError
+from workbench.errors import Cancelled, LeafeError
 from workbench.explore import open_episodes, register_tasks, unfinished_walkers
 from workbench.models.base import Generator, Sampling
 from workbench.paired import compare_policies

@@ -29,9 +29,9 @@ from store import seeds as stored_seeds
 from store import splits as stored_splits
 from store.db import LOCK_RETRIES, check_store_path, open_store, transaction
 from workbench.config import ADAPTER_PREFIX, TRAINING_STAGES, Config, config_from_dict, resolved
-from workbench.context import Cancelled, Progress, SilentProgress, StageContext
+from workbench.context import Progress, SilentProgress, StageContext
 from workbench.costs import StageMeter, cost_entry
-from workbench.errors import ConfigError, LeafeError, NothingToTrain, StoreLocked
+from workbench.errors import Cancelled, ConfigError, LeafeError, NothingToTrain, StoreLocked
 from workbench.files import protected_files
 from workbench.outputs import check_output_paths, protected_inputs
 from workbench.rounds import plan_stages, run_in_round, stage_key

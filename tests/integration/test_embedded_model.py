@@ -84,3 +84,38 @@ def test_a_local_folder_loads(generator):
     other = HFGenerator(ModelConfig(name=folder, dtype="float32", max_new_tokens=8))
     out = other.generate([[{"role": "user", "content": "Hi"}]], 1, Sampling(temperature=0, max_new_tokens=8))
     assert out[0][0].text
+
+
+class StopAfter:
+    """A stop event that reads as set from its `calls`-th look on (a person pressing stop
+    while a batch decodes, without a timing race)."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls, self.looks = calls, 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.calls
+
+
+def test_a_stop_asked_for_mid_decode_ends_the_batch_and_stores_nothing(generator, monkeypatch):
+    from workbench.errors import Cancelled
+
+    lengths = []
+    real_generate = generator.model.generate
+
+    def measured(*args, **kwargs):
+        output = real_generate(*args, **kwargs)
+        lengths.append(output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    monkeypatch.setattr(generator.model, "generate", measured)
+    prompt = [[{"role": "user", "content": "Tell me a long story about a dragon."}]]
+    sampling = Sampling(temperature=0.7, max_new_tokens=200, min_new_tokens=200, seed=3)
+    monkeypatch.setattr(generator, "stop_event", StopAfter(calls=5))
+    with pytest.raises(Cancelled):
+        generator.generate(prompt, 2, sampling)
+    assert lengths and lengths[-1] <= 6, f"the decode went on for {lengths[-1]} tokens after the stop"
+    monkeypatch.setattr(generator, "stop_event", None)
+    (samples,) = generator.generate(prompt, 1, Sampling(temperature=0.7, max_new_tokens=12, min_new_tokens=12, seed=3))
+    assert samples[0].tokens == 12, "without a stop the decode runs its course"

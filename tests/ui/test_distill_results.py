@@ -13,7 +13,7 @@ from screens.distill import DistillScreen
 from screens.results import ResultsScreen
 from screens.widgets.loss_plot import LossPlot, PassAtKPlot
 from tests.ui.conftest import SIZE, open_run_screen, until
-from workbench.context import Cancelled
+from workbench.errors import Cancelled
 
 
 def fake_train_adapter(calls: list[dict], *, until_cancelled: bool = False):

@@ -43,13 +43,13 @@ from workbench.baselines._common import (
 )
 from workbench.baselines._grpo_rollout import EpisodeRollout, environment_reward
 from workbench.budget import Budget, accounting, step_budget
-from workbench.context import Cancelled, StageContext
+from workbench.context import StageContext
 from workbench.distill.adapters import record_adapter
 from workbench.distill.data import make_example
 from workbench.distill.output import adapter_output, write_card
 from workbench.distill.stage import adapter_summary
 from workbench.envs.base import Task
-from workbench.errors import LeafeError
+from workbench.errors import Cancelled, LeafeError
 from workbench.rollout.engine import execute
 from workbench.seeds import run_label
 from workbench.storable_text import clean_text

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import DistillConfig, ModelConfig
-from workbench.context import Cancelled, Progress, SilentProgress
+from workbench.context import Progress, SilentProgress
 from workbench.distill.data import (
     IGNORE_INDEX,
     LengthGroupedBatches,
@@ -36,7 +36,7 @@ from workbench.distill.data import (
     collate,
     tokenize_examples,
 )
-from workbench.errors import LeafeError
+from workbench.errors import Cancelled, LeafeError
 
 MAX_GRAD_NORM = 1.0
 

@@ -13,7 +13,7 @@ import os
 import threading
 
 from workbench.config import ModelConfig
-from workbench.errors import ModelNotFoundError
+from workbench.errors import Cancelled, ModelNotFoundError
 from workbench.models.base import ChatPrompt, ChatTemplateTokens, Completion, Sampling, greedy_once
 from workbench.models.sources import resolve_model_source
 
@@ -116,6 +116,10 @@ class HFGenerator(ChatTemplateTokens):
             self.context_length = own_limit
         # generate() is not re-entrant; the TUI may call from several workers.
         self.lock = threading.Lock()
+        # The run's cancel flag (StageContext.generator sets it): a stop asked for while a
+        # batch decodes ends the decode at its next token instead of after max_new_tokens
+        # rows of a slow CPU, and the call raises Cancelled, so no caller stores a cut answer.
+        self.stop_event: threading.Event | None = None
         if config.adapter:
             self.set_adapter(config.adapter)
 
@@ -172,6 +176,7 @@ class HFGenerator(ChatTemplateTokens):
         twin.adapter_path = str(path)
         twin.adapter_kind = "merged"
         twin.share_prompts = self.share_prompts
+        twin.stop_event = self.stop_event
         return twin
 
     # -- generation --------------------------------------------------------------------
@@ -264,9 +269,30 @@ class HFGenerator(ChatTemplateTokens):
             top_k=None,
             pad_token_id=pad,
             logits_processor=processors,
+            stopping_criteria=self._stop_criteria(),
             **extra,
         )
+        self._raise_if_stopped()
         return [self._completion(row) for row in output[:, width:].tolist()]
+
+    def _stop_criteria(self):
+        """generate()'s stopping criteria: every row ends once the stop event is set."""
+        if self.stop_event is None:
+            return None
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        event = self.stop_event
+
+        class StopAsked(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([StopAsked()])
+
+    def _raise_if_stopped(self) -> None:
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise Cancelled()
 
     def _completion(self, row: list[int]) -> Completion:
         eos_ids = self.eos_ids()
@@ -314,8 +340,10 @@ class HFGenerator(ChatTemplateTokens):
             top_k=None,
             num_return_sequences=returns,
             pad_token_id=pad,
+            stopping_criteria=self._stop_criteria(),
             **extra,
         )
+        self._raise_if_stopped()
         new_tokens = output[:, width:]
         eos_ids = self.eos_ids()
         completions: list[list[Completion]] = []
