@@ -150,7 +150,10 @@ def explore_within_budget(context: StageContext, target: int, *, waves: int | No
         if not chosen or waves == 0:
             break
         waves = None if waves is None else waves - 1
-        open_episodes(context, chosen, purpose="explore", policy=policy, rollouts=first + 1, seed=config.explore.seed)
+        # One new rollout per task: in a LEAFE round the policy is new, and asking for
+        # rollouts 0..first would replay every earlier wave under its name.
+        open_episodes(context, chosen, purpose="explore", policy=policy, rollouts=1, first_rollout=first,
+                      seed=config.explore.seed + first)
         play_episodes(
             context, episodes_of(context.db, context.run_id, "explore", rollout=first), context.generator(),
             dataclasses.replace(sampling, seed=config.explore.seed + first), stage=f"explore wave {first + 1}",

@@ -178,3 +178,20 @@ def test_a_round_after_one_that_trained_nothing_still_explores_episodes_of_its_o
     rows = db.execute("select policy, rollout from episodes where purpose = 'explore' order by rollout").fetchall()
     assert rows == [("base", 0), ("base", 1)]
     assert result.summaries["explore@2"]["episodes"] == 2 and "skipped" in result.summaries["distill@2"]
+
+
+def test_with_a_budget_round_two_explores_only_its_own_share(workdir, tiny_folder):
+    # Round 2 acts with round 1's adapter, a policy of its own: its waves must not replay
+    # round 1's rollout numbers under the new policy (which once doubled its exploration
+    # and left backtracking a third of its share).
+    settings = rounds_config(workdir, tiny_folder)
+    settings["experiment"] = {"env_steps": 16, "explore_share": 0.5}
+    result = run_pipeline(config_from_dict(settings), db_path=workdir / "r.db")
+    assert result.status == "finished", result.error
+    db = open_store(workdir / "r.db")
+    rows = db.execute("select rollout, policy, count(*) from episodes where purpose = 'explore' "
+                      "group by rollout, policy order by rollout, policy").fetchall()
+    assert len({rollout for rollout, _, _ in rows}) == len(rows), f"a rollout played by two policies: {rows}"
+    assert all(count <= 2 for _, _, count in rows), "one episode per task and wave"
+    explore_2 = result.summaries["explore@2"]
+    assert explore_2["env_steps"] <= explore_2["env_steps_target"] == 8
