@@ -7,13 +7,19 @@ then the reference solution as the only target), loss on the target tokens only 
 prompt-completion data with completion_only_loss). Both run one process on the CPU.
 Throughput is every non-padding token through the model per second of training (model
 loading excluded). leafe-tui's loop runs twice: with length-grouped batches (the default)
-and without (`distill.group_by_length = false`), to show what grouping saves. The two are run alternately `--repeats` times and the best run of
-each is compared, which damps noise from other work on the machine.
+and without (`distill.group_by_length = false`), to show what grouping saves. The three are
+run alternately `--repeats` times and the best run of each is compared, which damps noise
+from other work on the machine. Each run is a process of its own, so no run inherits the
+memory an earlier one left to the allocator (three runs in one process once grew past
+15 GiB and were killed), and each run's peak resident memory is printed beside its speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +99,35 @@ def run_trl(examples: list[dict], settings: DistillConfig, model_config: ModelCo
     return tokens, seconds, float(output.training_loss)
 
 
+SIDES = {"trl": run_trl, "ours": run_ours, "ungrouped": run_ungrouped}
+RESULT = "side result: "
+
+
+def run_one_side(name: str, args) -> None:
+    """One run of one side, in this process; prints its result as one JSON line."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    examples = correction_examples(args.examples)
+    settings = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=1024)
+    model = ModelConfig(name="embedded", dtype=args.dtype, device="cpu")
+    tokens, seconds, loss = SIDES[name](examples, settings, model)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    print(RESULT + json.dumps({"tokens": tokens, "seconds": seconds, "loss": loss, "peak_rss": peak}), flush=True)
+
+
+def run_in_process(name: str, args) -> dict:
+    command = [sys.executable, __file__, "--side", name, "--examples", str(args.examples), "--epochs",
+               str(args.epochs), "--batch-size", str(args.batch_size), "--dtype", args.dtype,
+               "--threads", str(args.threads)]
+    finished = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    lines = [line for line in finished.stdout.splitlines() if line.startswith(RESULT)]
+    if finished.returncode != 0 or not lines:
+        raise SystemExit(f"distill benchmark: the {name} run failed (exit {finished.returncode})")
+    return json.loads(lines[-1][len(RESULT):])
+
+
 def main() -> None:
     import torch
 
@@ -102,20 +137,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)  # one run, in a child process
     args = parser.parse_args()
-    examples = correction_examples(args.examples)
+    if args.side:
+        run_one_side(args.side, args)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, max_length=1024)
-    model = ModelConfig(name="embedded", dtype=args.dtype, device="cpu")
-    rates: dict[str, list[float]] = {"trl": [], "ours": [], "ungrouped": []}
-    print(f"distill: {len(examples)} examples x {args.epochs} epoch(s), batch {args.batch_size}, "
+    rates: dict[str, list[float]] = {name: [] for name in SIDES}
+    print(f"distill: {args.examples} examples x {args.epochs} epoch(s), batch {args.batch_size}, "
           f"LoRA r {settings.lora_r} on {len(settings.target_modules)} module kinds, {args.dtype}, "
-          f"CPU threads {torch.get_num_threads()}")
+          f"CPU threads {torch.get_num_threads()}, each run a process of its own")
     for repeat in range(args.repeats):
-        for name, run in (("trl", run_trl), ("ours", run_ours), ("ungrouped", run_ungrouped)):
-            tokens, seconds, loss = run(examples, settings, model)
+        for name in SIDES:
+            result = run_in_process(name, args)
+            tokens, seconds = result["tokens"], result["seconds"]
             rates[name].append(tokens / seconds)
             print(f"  run {repeat + 1} {name:9}: {tokens:6d} tokens in {seconds:7.1f} s = {tokens / seconds:6.1f} tokens/s"
-                  f"  (mean loss {loss:.3f})", flush=True)
+                  f"  (mean loss {result['loss']:.3f}, peak memory {result['peak_rss'] / 2**30:.1f} GiB)", flush=True)
     best_trl, best_ours, best_plain = max(rates["trl"]), max(rates["ours"]), max(rates["ungrouped"])
     print(f"  trl SFTTrainer (baseline)          : {best_trl:6.1f} tokens/s (best of {args.repeats})")
     print(f"  leafe-tui train_lora               : {best_ours:6.1f} tokens/s (best of {args.repeats})")

@@ -8,15 +8,22 @@ their own, model loading included: `evaluate.batching = "sequential"` (the basel
 policy after another, adapters unmerged, every row encoded) and `"policies"` (every
 policy together, adapters merged into copies, identical prompts encoded once). Each
 episode samples from its own seed, so both sides play the same episodes, which the script
-checks. The sides alternate `--repeats` times; the best run of each counts.
+checks. The sides alternate `--repeats` times; the best run of each counts. `--profile`
+also prints, for each side's last run, where its time went: model forward passes over
+prompts (prefill) and over one new token per row (decode), the per-row sampler, chat
+template rendering, the environment, environment snapshots and the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,14 +74,130 @@ def evaluation(batching: str, adapters: list[str], args, store: Path):
     })
 
 
-def run_side(batching: str, adapters: list[str], args, store: Path) -> tuple[float, int, dict]:
+class StepProfile:
+    """Seconds spent in each part of an evaluation, measured by wrapping the functions that
+    do that part for the duration of one run (nested parts are subtracted from their
+    callers, so the parts add up to the time they were measured over). The environment
+    steps on worker threads: its seconds are summed over them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.local = threading.local()  # per thread: the stack of [start, seconds of nested parts]
+        self.lock = threading.Lock()
+        self.restore: list[tuple[object, str, object]] = []
+
+    @property
+    def stack(self) -> list[list[float]]:
+        if not hasattr(self.local, "stack"):
+            self.local.stack = []
+        return self.local.stack
+
+    def add(self, part: str, started: float, nested: float) -> None:
+        spent = time.perf_counter() - started
+        with self.lock:
+            self.seconds[part] += spent - nested
+            self.calls[part] += 1
+        if self.stack:
+            self.stack[-1][1] += spent
+
+    def timed(self, part: str, function):
+        # functools.wraps keeps the signature, which generate() inspects on forward and processors.
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return self.measure(part, function, args, kwargs)
+
+        return wrapper
+
+    def measure(self, part: str, function, args, kwargs):
+        self.stack.append([time.perf_counter(), 0.0])
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.add(part, *self.stack.pop())
+
+    def wrap(self, owner: object, name: str, part: str) -> None:
+        original = getattr(owner, name)
+        # An inherited method is restored by removing the wrapper, not by pinning a copy.
+        self.restore.append((owner, name, original if name in vars(owner) else None))
+        setattr(owner, name, self.timed(part, original))
+
+    def wrap_forward(self, owner: type) -> None:
+        """A forward pass over more than one position per row is a prefill, else a decode step."""
+        original = owner.forward
+        self.restore.append((owner, "forward", original))
+
+        @functools.wraps(original)
+        def forward(module, *args, **kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            part = "model: prefill" if ids is not None and ids.shape[-1] > 1 else "model: decode"
+            return self.measure(part, original, (module, *args), kwargs)
+
+        owner.forward = forward
+
+    def wrap_transaction(self) -> None:
+        import workbench.agent
+
+        original = workbench.agent.transaction
+        self.restore.append((workbench.agent, "transaction", original))
+        profile = self
+
+        @contextlib.contextmanager
+        def transaction(db):
+            profile.stack.append([time.perf_counter(), 0.0])
+            try:
+                with original(db):
+                    yield
+            finally:
+                profile.add("store", *profile.stack.pop())
+
+        workbench.agent.transaction = transaction
+
+    @contextlib.contextmanager
+    def installed(self):
+        from transformers import LlamaForCausalLM
+
+        import workbench.agent
+        from workbench.models import hf, seeded_rows
+
+        self.wrap_forward(LlamaForCausalLM)
+        self.wrap(seeded_rows.RowSeededSampler, "__call__", "sampler (per-row seeds)")
+        self.wrap(hf.HFGenerator, "render", "chat template")
+        self.wrap(hf.HFGenerator, "_completion", "detokenize")
+        self.wrap(workbench.agent, "execute", "environment")
+        self.wrap(workbench.agent, "remember_state", "environment snapshots")
+        self.wrap(workbench.agent, "build_messages", "prompt building")
+        self.wrap_transaction()
+        try:
+            yield self
+        finally:
+            for owner, name, original in reversed(self.restore):
+                if original is None:
+                    delattr(owner, name)
+                else:
+                    setattr(owner, name, original)
+            self.restore.clear()
+
+    def report(self, label: str, total: float) -> None:
+        print(f"  profile of {label} ({total:.1f} s):")
+        for part, seconds in sorted(self.seconds.items(), key=lambda item: -item[1]):
+            print(f"    {part:26}: {seconds:7.1f} s {seconds / total * 100:5.1f}%  ({self.calls[part]} calls)")
+        rest = total - sum(self.seconds.values())
+        print(f"    {'everything else':26}: {rest:7.1f} s {rest / total * 100:5.1f}%  (loading, merging, Python)")
+
+
+def run_side(batching: str, adapters: list[str], args, store: Path, profile: StepProfile | None = None
+             ) -> tuple[float, int, dict]:
     from store.db import open_store
     from workbench.pipeline import run_pipeline
 
     config = evaluation(batching, adapters, args, store)
-    started = time.perf_counter()
-    result = run_pipeline(config, db_path=store)
-    seconds = time.perf_counter() - started
+    with profile.installed() if profile else contextlib.nullcontext():
+        started = time.perf_counter()
+        result = run_pipeline(config, db_path=store)
+        seconds = time.perf_counter() - started
+    if profile:
+        profile.report(batching, seconds)
     if result.status != "finished":
         raise SystemExit(f"evaluate ({batching}) failed: {result.error}")
     db = open_store(store)
@@ -96,6 +219,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each side; the best counts")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where each side's last run spent its time (adds a little overhead)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,7 +235,8 @@ def main() -> None:
         for repeat in range(args.repeats):
             for batching in ("sequential", "policies"):
                 store = folder / f"{batching}-{repeat}.db"
-                seconds, episodes, played[batching] = run_side(batching, adapters, args, store)
+                profile = StepProfile() if args.profile and repeat == args.repeats - 1 else None
+                seconds, episodes, played[batching] = run_side(batching, adapters, args, store, profile)
                 rate = episodes / seconds
                 best[batching] = max(best.get(batching, 0.0), rate)
                 print(f"  run {repeat + 1} {batching:10}: {episodes} episodes in {seconds:7.1f} s = "
