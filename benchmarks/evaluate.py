@@ -136,10 +136,10 @@ class StepProfile:
         owner.forward = forward
 
     def wrap_transaction(self) -> None:
-        import workbench.agent
+        from workbench.rollout import engine
 
-        original = workbench.agent.transaction
-        self.restore.append((workbench.agent, "transaction", original))
+        original = engine.transaction
+        self.restore.append((engine, "transaction", original))
         profile = self
 
         @contextlib.contextmanager
@@ -151,22 +151,22 @@ class StepProfile:
             finally:
                 profile.add("store", *profile.stack.pop())
 
-        workbench.agent.transaction = transaction
+        engine.transaction = transaction
 
     @contextlib.contextmanager
     def installed(self):
         from transformers import LlamaForCausalLM
 
-        import workbench.agent
         from workbench.models import hf, seeded_rows
+        from workbench.rollout import engine, record
 
         self.wrap_forward(LlamaForCausalLM)
         self.wrap(seeded_rows.RowSeededSampler, "__call__", "sampler (per-row seeds)")
         self.wrap(hf.HFGenerator, "render", "chat template")
         self.wrap(hf.HFGenerator, "_completion", "detokenize")
-        self.wrap(workbench.agent, "execute", "environment")
-        self.wrap(workbench.agent, "remember_state", "environment snapshots")
-        self.wrap(workbench.agent, "build_messages", "prompt building")
+        self.wrap(engine, "execute", "environment")
+        self.wrap(record, "remember_state", "environment snapshots")
+        self.wrap(engine, "build_messages", "prompt building")
         self.wrap_transaction()
         try:
             yield self

@@ -11,10 +11,10 @@ import pytest
 import workbench.models
 from store.db import open_store
 from tests.conftest import GUESS_ENV, write_config, write_script
-from workbench import _distill_train
 from workbench.cli import main
 from workbench.config import config_from_dict
 from workbench.context import StageContext
+from workbench.distill import training as distill_training
 from workbench.distill.stage import run_distill
 from workbench.envs import open_suite
 from workbench.pipeline import run_pipeline
@@ -27,13 +27,13 @@ def fake_train_lora(model, settings, examples, *, save_to=None, on_step=None, **
     point = {"step": 1, "epoch": 1.0, "loss": 1.5, "learning_rate": 1e-4}
     if on_step:
         on_step(point)
-    return _distill_train.TrainResult(losses=[point], steps=1, n_examples=len(examples))
+    return distill_training.TrainResult(losses=[point], steps=1, n_examples=len(examples))
 
 
 @pytest.fixture
 def distilled(workdir, monkeypatch):
     """A scripted LEAFE run (two corrections approved, exported) distilled into an adapter."""
-    monkeypatch.setattr(_distill_train, "train_lora", fake_train_lora)
+    monkeypatch.setattr(distill_training, "train_lora", fake_train_lora)
     script = write_script(workdir / "s.jsonl", {"guess/0": ["0", "1", "2", "9", "3", "3"]})
     config = config_from_dict({
         "model": {"backend": "scripted", "script": str(script)},
