@@ -191,13 +191,17 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Run the migrations this store has not seen yet; return their names."""
     if "_migrations" not in db.table_names():
-        db["_migrations"].create({"id": int, "name": str, "applied_at": str}, pk="id")
+        db["_migrations"].create({"id": int, "name": str, "applied_at": str}, pk="id", if_not_exists=True)
     done = {row["name"] for row in db["_migrations"].rows}
     applied = []
     for number, function in enumerate(MIGRATIONS, start=1):
         if function.__name__ in done:
             continue
-        with db.atomic():
+        # The write lock first, then the check: a TUI opening the store while a batch run
+        # creates it would otherwise run the same migration twice ("table already exists").
+        with transaction(db):
+            if db.execute("select 1 from _migrations where name = ?", [function.__name__]).fetchone():
+                continue
             function(db)
             db["_migrations"].insert({"id": number, "name": function.__name__, "applied_at": now()})
             db.execute(f"PRAGMA user_version={number}")

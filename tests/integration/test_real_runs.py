@@ -37,6 +37,7 @@ def test_explore_humaneval_with_the_embedded_model(workdir):
     assert run["tokens_generated"] > 0
 
 
+@pytest.mark.timeout(1500)  # about 7 min alone on one thread; a loaded 2-core machine took over 10
 def test_the_leafe_example_recovers_from_mistakes(workdir):
     # examples/leafe.toml exactly as shipped: its comment promises notes, branches and
     # corrections from the embedded model, and that is what a user must get.

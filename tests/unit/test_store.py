@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -154,3 +155,28 @@ def test_truncated_store_is_refused_and_untouched(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         open_store(tmp_path / "nope" / "s.db")
+
+
+def test_two_processes_creating_one_store_at_once_migrate_it_once(workdir):
+    # A TUI opening a store while a batch run creates it: each migration runs once, and
+    # neither side sees "table already exists".
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from store.db import open_store; db = open_store(sys.argv[1]); "
+        "print(db.execute('pragma user_version').fetchone()[0])"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    for attempt in range(5):
+        path = workdir / f"race{attempt}.db"
+        runs = [subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=root, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": root})
+                for _ in range(4)]
+        results = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
+        assert all(code == 0 for _, _, code in results), [err for _, err, _ in results]
+        assert len({out for out, _, _ in results}) == 1
+        db = open_store(path)
+        names = [row["name"] for row in db["_migrations"].rows]
+        assert len(names) == len(set(names)) == int(results[0][0])
+        db.close()
