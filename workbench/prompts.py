@@ -148,7 +148,7 @@ def action_chats(
     the text rather than the text itself ("left" for "So it was left."), and gives a step
     where it read none no chat of its own; "text" trains on the words as written."""
     if target == "action":
-        path = [with_action(step, executed_action(step)) if executed_action(step) else step for step in path]
+        path = [with_action(step, action) if (action := executed_action(step)) else step for step in path]
     if prompts.history_turns < 0:
         messages = build_messages(prompts, path, max_steps)
         if messages and messages[-1]["role"] == "user" and len(path) > 1:

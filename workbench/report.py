@@ -296,7 +296,7 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
         tables["seeds_actions"] = [{"seed": entry["seed"], "policy": e["policy"], "purpose": e["purpose"],
                                     "steps": e["reported"], **e["actions"]}
                                    for entry in data["seeds"] for e in entry["actions"]]
-        tables["seeds_ablation"] = [{"seed": entry["seed"], "side": side, **{k: v for k, v in entry["ablation"][side].items()}}
+        tables["seeds_ablation"] = [{"seed": entry["seed"], "side": side, **entry["ablation"][side]}
                                     for entry in data["seeds"] if entry.get("ablation")
                                     for side in ("with_note", "without_note") if side in entry["ablation"]]
     if data.get("seeds"):
