@@ -80,10 +80,23 @@ def test_words_view_speaks_from_the_agents_point_of_view():
     [("left", "left"), ("I will turn RIGHT now.", "right"), ("Forwards!", "forward"),
      ("Pick up the key", "pickup"), ("go forward, then left", "forward"), ("toggle", "toggle"),
      ("I move one cell towards the goal", "forward"), ("Go straight ahead.", "forward"),
+     ("Keep moving toward the goal", "forward"), ("It moves up", "forward"),
      ("jump", None), ("rightward", None), ("", None)],
 )
 def test_parse_action_takes_the_first_action_word(text, word):
     assert parse_action(text) == word
+
+
+def test_every_word_the_parser_accepts_is_an_action_the_environment_steps():
+    # A word the pattern matched but the action table lacked ("moving") once stopped a
+    # validation stage with KeyError: each alternative of the pattern must step.
+    alternatives = ["left", "right", "forward", "forwards", "move", "moves", "moving", "ahead",
+                    "straight", "pick up", "pick-up", "pickup", "drop", "toggle", "done"]
+    env = NavigationEnvironment()
+    for word in alternatives:
+        env.reset(Task(f"{EMPTY}/0", {"env_id": EMPTY, "seed": 0}))
+        observation, *_ = env.step(f"I am {word} now")
+        assert "Unknown action" not in observation, word
 
 
 # -- feedback --------------------------------------------------------------------------

@@ -49,7 +49,8 @@ SUGGESTED_SUITES = (
 ACTION_PATTERN = re.compile(
     r"\b(left|right|forwards?|move|moves|moving|ahead|straight|pick[\s_-]?up|drop|toggle|done)\b", re.IGNORECASE
 )
-FORWARD_SYNONYMS = ("forward", "move", "ahead", "straight")
+# Prefixes, so "moving" counts as forward too ("moving".startswith("move") is False).
+FORWARD_SYNONYMS = ("forward", "mov", "ahead", "straight")
 
 # Attributes of the minigrid env that a snapshot leaves out: spaces and the render
 # window never change during an episode and the window cannot be copied.
