@@ -24,11 +24,12 @@ from store.db import open_store, transaction
 from store.records import Note, Step
 from workbench.budget import LEAFE_PARTS, explore_target, explored_steps, leafe_spent
 from workbench.context import Progress, StageContext, Stopwatch
+from workbench.envs.base import execute
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
 from workbench.prompts import build_messages, fit_context
 from workbench.reflect import reflect_on, run_reflect
-from workbench.rollout.engine import execute, roll_out, step_workers
+from workbench.rollout.engine import roll_out, step_workers
 from workbench.rollout.record import store_step
 from workbench.rollout.walkers import Walker, environment_at, note_texts, task_of
 from workbench.storable_text import clean_text

@@ -107,3 +107,23 @@ def test_environment_steps_run_while_the_store_is_free_to_write(tmp_path, monkey
     # Every step: exploration, the replays that rewind, and every branch step.
     assert len(WriteLockProbe.outcomes) >= 3 + branch_steps
     assert set(WriteLockProbe.outcomes) == {"free"}
+
+
+def test_a_step_the_environment_raised_on_is_replayed_as_the_same_failed_step(tmp_path):
+    # A raising step is stored as a failed step; rewinding past it by replay once raised
+    # the exception again and ended the run (a navigation run stopped on KeyError 'moving').
+    script = write_script(tmp_path / "s.jsonl", {"guess/0": ["0", "boom", "2", "9", "4", "3"]})
+    config = config_from_dict({
+        "model": {"backend": "scripted", "script": str(script)},
+        "env": {"kind": f"{FIXTURES}:GuessHistoryWithABug", "tasks": 1, "max_steps": 3},
+        "backtrack": {"branches": 2, "max_depth": 2, "max_attempts": 6, "rollback": "last"},
+        "stages": {"run": LEAFE},
+    })
+    result = run_pipeline(config, db_path=tmp_path / "s.db")
+    assert result.status == "finished", result.error
+    steps = tree(open_store(tmp_path / "s.db"))
+    assert [s for s in steps if s[3] == "boom"][0][4] == "environment error: KeyError: 'boom'"
+    branches = [s for s in steps if s[2] >= 1]
+    # The branches replace the last guess ("2"): replayed, the history is the guess 0 and
+    # the failed step, which added nothing, so each branch sees 0 and then its own guess.
+    assert branches and all(s[4].endswith(f"Guesses so far: 0, {s[3]}.") for s in branches if s[1] == 3)

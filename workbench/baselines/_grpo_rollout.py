@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.context import StageContext
-from workbench.envs.base import Task
+from workbench.envs.base import Task, execute
 from workbench.errors import LeafeError
 from workbench.prompts import safe_format
-from workbench.rollout.engine import execute
 from workbench.storable_text import clean_text
 
 

@@ -37,10 +37,10 @@ from workbench.baselines._common import (
 from workbench.budget import Budget, step_budget
 from workbench.context import StageContext
 from workbench.distill.data import make_example
-from workbench.envs.base import Environment, StepResult, Task
+from workbench.envs.base import Environment, StepResult, Task, execute
 from workbench.errors import LeafeError
 from workbench.models.base import Sampling
-from workbench.rollout.engine import execute, step_workers
+from workbench.rollout.engine import step_workers
 from workbench.storable_text import clean_text
 
 KIND = "early_experience"
@@ -111,7 +111,7 @@ def environment_copy(context: StageContext, line: Line) -> Environment:
         env.restore(line.env.snapshot())
     else:  # no snapshot: the same state by replaying the expert's actions so far
         for step in line.path[1:]:
-            env.step(step["action"] or "")
+            execute(env, step["action"] or "")
     return env
 
 

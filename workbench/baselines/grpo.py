@@ -48,9 +48,8 @@ from workbench.distill.adapters import record_adapter
 from workbench.distill.data import make_example
 from workbench.distill.output import adapter_output, write_card
 from workbench.distill.stage import adapter_summary
-from workbench.envs.base import Task
+from workbench.envs.base import Task, execute
 from workbench.errors import Cancelled, LeafeError
-from workbench.rollout.engine import execute
 from workbench.seeds import run_label
 from workbench.storable_text import clean_text
 

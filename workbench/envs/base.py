@@ -55,6 +55,19 @@ def step_succeeded(result: StepResult | tuple) -> bool:
     return bool(done) and float(score) >= 1.0
 
 
+def execute(env: Environment, text: str) -> tuple[StepResult, bool]:
+    """One action through the environment, and whether it solved the task. An environment
+    that raises gives a failed step: its bug must not end the run, and replaying a stored
+    path (rewinding without snapshots, after a resume) meets the same failed step again
+    instead of the exception."""
+    try:
+        result = StepResult(*env.step(text))
+        return result, step_succeeded(result)
+    except Exception as error:
+        message = f"environment error: {type(error).__name__}: {error}"
+        return StepResult(message, {"error": message, "success": False}, 0.0, False), False
+
+
 def feedback_of(step: Mapping[str, Any]) -> dict[str, Any]:
     """A stored step's feedback as a dict, whether the store handed it over decoded or as
     JSON text; {} for none or for text that is not a JSON object, so a template reflection

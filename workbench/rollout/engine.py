@@ -17,23 +17,12 @@ from store import episodes
 from store.db import transaction
 from store.records import Step
 from workbench.context import StageContext, Stopwatch
-from workbench.envs.base import Environment, StepResult, step_succeeded
+from workbench.envs.base import execute
 from workbench.models.base import ChatPrompt, Completion, Generator, Sampling
 from workbench.prompts import build_messages, fit_context
 from workbench.rollout.record import store_step
 from workbench.rollout.walkers import Walker, note_texts
 from workbench.storable_text import clean_text
-
-
-def execute(env: Environment, text: str) -> tuple[StepResult, bool]:
-    """One action through the environment; an environment that raises is a failed step."""
-    try:
-        result = env.step(text)
-        result = StepResult(*result)
-        return result, step_succeeded(result)
-    except Exception as error:  # the environment's bug must not end the run
-        message = f"environment error: {type(error).__name__}: {error}"
-        return StepResult(message, {"error": message, "success": False}, 0.0, False), False
 
 
 def step_workers(context: StageContext) -> int:

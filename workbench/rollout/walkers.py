@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from store import episodes, notes
 from store.records import Step
 from workbench.context import StageContext
-from workbench.envs.base import Environment, Task
+from workbench.envs.base import Environment, Task, execute
 from workbench.models.base import Generator
 
 
@@ -58,7 +58,7 @@ def environment_at(context: StageContext, task: Task, path: Sequence[dict]) -> E
         env.restore(context.snapshots[last])
         return env
     for step in path[1:]:
-        env.step(step["action"] or "")
+        execute(env, step["action"] or "")
     remember_state(context, last, env)
     return env
 
