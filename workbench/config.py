@@ -338,6 +338,12 @@ class DistillConfig:
     epochs: int = setting(3, "Passes over the dataset.", range=AT_LEAST_1)
     batch_size: int = setting(4, "Examples per optimiser step.", range=AT_LEAST_1)
     max_length: int = setting(1024, "Tokens kept per example (prompt side is cut first).", range=AT_LEAST_1)
+    max_batch_tokens: int = setting(
+        1024, "Padded tokens per forward pass: a batch larger than this is trained in parts whose "
+        "gradients add up to the whole batch's, so memory follows this, not batch_size x max_length "
+        "(0: the whole batch at once; a DeepSpeed launch always takes whole batches).",
+        range=AT_LEAST_0,
+    )
     group_by_length: bool = setting(
         True, "Batch examples of similar length together, so training spends little on padding "
         "(off: batches in plain shuffled order; benchmarks/distill.py measures both)."

@@ -33,6 +33,7 @@ from workbench.context import Progress, SilentProgress, StageContext
 from workbench.costs import StageMeter, cost_entry
 from workbench.errors import Cancelled, ConfigError, LeafeError, NothingToTrain, StoreLocked
 from workbench.files import protected_files
+from workbench.memory import release_free_memory
 from workbench.outputs import check_output_paths, protected_inputs
 from workbench.rounds import plan_stages, run_in_round, stage_key
 from workbench.seeds import across_seeds, evaluations, run_config, seeded_config, training_seeds
@@ -307,6 +308,7 @@ def run_stages(
             if seed is not None and seed not in seed_contexts:
                 seed_contexts[seed] = seed_context(context, seed, result.seed_runs[seed], splits)
             stage_context = context if seed is None else seed_contexts[seed]
+            release_free_memory()  # what earlier stages freed, so this stage's peak is its own
             meter = StageMeter(stage_context, row["stage"])
             try:
                 summary = run_in_round(row["stage"], row.get("round"), stage_context, stage_function(row["stage"]))

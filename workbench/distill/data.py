@@ -253,6 +253,29 @@ class LengthGroupedBatches:
         yield from batches
 
 
+def micro_batches(batch: dict[str, Any], max_tokens: int) -> list[dict[str, Any]]:
+    """A right-padded batch as parts of at most `max_tokens` padded tokens each (a row longer
+    than that is a part of its own; 0: the batch itself). Rows go longest first, and each
+    part is cut to its longest row, so a part also carries less padding than the batch."""
+    if max_tokens <= 0:
+        return [batch]
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    parts: list[list[int]] = []
+    for row in order:
+        # Sorted longest first, so a part's width is the length of its first row.
+        if parts and (len(parts[-1]) + 1) * lengths[parts[-1][0]] <= max_tokens:
+            parts[-1].append(row)
+        else:
+            parts.append([row])
+    if len(parts) == 1:
+        return [batch]
+    return [
+        {key: value[rows, : lengths[rows[0]]] for key, value in batch.items()}
+        for rows in parts
+    ]
+
+
 def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, Any]:
     """Right-padded tensors: input_ids, attention_mask, labels and per-token loss weights."""
     import torch

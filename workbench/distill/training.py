@@ -34,9 +34,11 @@ from workbench.distill.data import (
     LengthGroupedBatches,
     TokenizedExample,
     collate,
+    micro_batches,
     tokenize_examples,
 )
 from workbench.errors import Cancelled, LeafeError
+from workbench.memory import release_free_memory
 
 MAX_GRAD_NORM = 1.0
 
@@ -140,8 +142,15 @@ def make_trainable(model: Any, settings: DistillConfig):
     return add_lora(model, settings)
 
 
-def weighted_target_loss(model: Any, batch: dict[str, Any]):
+def target_count(batch: dict[str, Any]) -> int:
+    """How many tokens of the batch carry a loss (the next token is a target)."""
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def weighted_target_loss(model: Any, batch: dict[str, Any], targets_in_batch: int | None = None):
     """Mean cross-entropy over target tokens, each weighted by its example's weight.
+    `targets_in_batch`: the whole batch's target count when `batch` is one part of it, so
+    that the parts' losses (and gradients) add up to the whole batch's.
 
     Logits are computed only at positions where some row's next token is a target,
     which saves the vocabulary projection on the prompt. The positions go in as a 1-D
@@ -169,7 +178,8 @@ def weighted_target_loss(model: Any, batch: dict[str, Any]):
     per_token = F.cross_entropy(logits, targets, reduction="none")
     # Divided by the token count, not the weight sum, so a rehearsal-only batch really
     # weighs beta, rather than being renormalised back to full weight.
-    return (per_token * weights).sum() / max(1, int(next_is_target.sum()))
+    divisor = int(next_is_target.sum()) if targets_in_batch is None else targets_in_batch
+    return (per_token * weights).sum() / max(1, divisor)
 
 
 def linear_decay(total_steps: int):
@@ -188,6 +198,8 @@ class Training:
     loader: Any
     sampler: LengthGroupedBatches
     total_steps: int
+    max_batch_tokens: int = 0
+    """Padded tokens per forward pass (`distill.max_batch_tokens`; 0: whole batches)."""
 
 
 def tokenize_for_training(
@@ -253,7 +265,10 @@ def prepare_training(
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     total_steps = len(loader) * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total_steps))
-    return Training(accelerator, model, tokenizer, optimizer, scheduler, loader, sampler, total_steps)
+    # DeepSpeed's engine steps on every backward it is given, so it gets whole batches.
+    max_batch_tokens = 0 if deepspeed is not None else settings.max_batch_tokens
+    return Training(accelerator, model, tokenizer, optimizer, scheduler, loader, sampler, total_steps,
+                    max_batch_tokens)
 
 
 def loss_writer(tensorboard_dir: Path | None, accelerator: Any):
@@ -271,8 +286,14 @@ def train_step(training: Training, batch: dict[str, Any]) -> tuple[float, float,
     import torch
 
     accelerator, model = training.accelerator, training.model
-    loss = weighted_target_loss(model, batch)
-    accelerator.backward(loss)
+    # A batch too large for memory is trained in parts; each part's loss is divided by the
+    # whole batch's target count, so their gradients sum to the whole batch's gradient.
+    targets = target_count(batch)
+    loss = 0.0
+    for part in micro_batches(batch, training.max_batch_tokens):
+        part_loss = weighted_target_loss(model, part, targets)
+        accelerator.backward(part_loss)
+        loss = loss + part_loss.detach()
     if accelerator.sync_gradients:
         accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
     learning_rate = training.scheduler.get_last_lr()[0]
@@ -300,6 +321,7 @@ def train_epoch(
         if cancel.is_set():
             raise Cancelled()
         mean_loss, learning_rate, tokens, target_tokens = train_step(training, batch)
+        release_free_memory()  # else batches of varying shape grow the heap step after step
         result.steps += 1
         result.tokens += tokens
         result.target_tokens += target_tokens
