@@ -38,7 +38,7 @@ from workbench.distill.data import (
     tokenize_examples,
 )
 from workbench.errors import Cancelled, LeafeError
-from workbench.memory import release_free_memory
+from workbench.memory import GrowthTrimmer
 
 MAX_GRAD_NORM = 1.0
 
@@ -200,6 +200,7 @@ class Training:
     total_steps: int
     max_batch_tokens: int = 0
     """Padded tokens per forward pass (`distill.max_batch_tokens`; 0: whole batches)."""
+    trim: GrowthTrimmer = field(default_factory=GrowthTrimmer)
 
 
 def tokenize_for_training(
@@ -321,7 +322,7 @@ def train_epoch(
         if cancel.is_set():
             raise Cancelled()
         mean_loss, learning_rate, tokens, target_tokens = train_step(training, batch)
-        release_free_memory()  # else batches of varying shape grow the heap step after step
+        training.trim()  # else batches of varying shape grow the heap step after step
         result.steps += 1
         result.tokens += tokens
         result.target_tokens += target_tokens
