@@ -107,6 +107,12 @@ def set_stage_status(
     db["run_stages"].update((run_id, position), values)
 
 
+def keep_stage_tally(db: sqlite_utils.Database, run_id: int, position: int, tally: dict) -> None:
+    """A stopped stage's counts so far, in its summary column; its status stays as it was,
+    and the summary it writes when it finishes replaces them."""
+    db["run_stages"].update((run_id, position), {"summary": dumps(tally)})
+
+
 # -- tasks --------------------------------------------------------------------------
 
 

@@ -248,7 +248,7 @@ def backtrack_within_budget(context: StageContext, total: int) -> dict:
     settings = context.config.backtrack
     max_steps = context.config.env.max_steps
     generator = context.generator()
-    summary = {"branches": 0, "corrections": 0, "notes": 0, "waves": 0, "explore_waves": 0}
+    summary = context.counts(branches=0, corrections=0, notes=0, waves=0, explore_waves=0)
     while True:
         context.check_cancelled()
         stopwatch = Stopwatch(context)
@@ -339,7 +339,7 @@ def run_backtrack(context: StageContext) -> dict:
         # round's config holds that round's cumulative share of it (workbench/rounds.py).
         return backtrack_within_budget(context, context.config.experiment.env_steps)
     config = context.config.backtrack
-    summary = {"branches": 0, "corrections": 0, "notes": 0, "levels": 0}
+    summary = context.counts(branches=0, corrections=0, notes=0, levels=0)
     if config.branches < 1 or config.max_depth < 1:
         return summary
     generator = context.generator()

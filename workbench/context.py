@@ -79,6 +79,16 @@ class StageContext:
     snapshot_capacity: int = 4096
     usage_since: float = field(default_factory=time.monotonic)
     """When the wall time stored for the run was last brought up to date."""
+    tally: dict[str, Any] = field(default_factory=dict)
+    """The running stage's counts. The pipeline stores them with the stage when it stops
+    early and hands them back when it resumes, so a resumed stage's summary counts what
+    every part of it did, not only the last (`counts`)."""
+
+    def counts(self, **zeros: Any) -> dict[str, Any]:
+        """The stage's tally, starting from `zeros` where nothing was counted before a stop."""
+        for key, value in zeros.items():
+            self.tally.setdefault(key, value)
+        return self.tally
 
     @classmethod
     @contextmanager

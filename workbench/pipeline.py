@@ -310,6 +310,8 @@ def run_stages(
             stage_context = context if seed is None else seed_contexts[seed]
             release_free_memory()  # what earlier stages freed, so this stage's peak is its own
             meter = StageMeter(stage_context, row["stage"])
+            # What the stage counted before a stop (stored with it then), for it to go on from.
+            stage_context.tally = queries.loads(row.get("summary"), {}) if row["status"] != "finished" else {}
             try:
                 summary = run_in_round(row["stage"], row.get("round"), stage_context, stage_function(row["stage"]))
             except NothingToTrain as error:
@@ -317,6 +319,7 @@ def run_stages(
                 summary = {"skipped": str(error), "skipped_adapter": error.adapter}
             except BaseException:
                 record_cost(db, run_id, row["position"], meter, None, retries=0)  # the part it ran
+                keep_tally(db, run_id, row["position"], stage_context.tally)
                 raise
             tokens = record_cost(db, run_id, row["position"], meter, summary)
             with transaction(db):
@@ -356,6 +359,13 @@ def run_stages(
         result.messages = context.messages
         db.close()
     return result
+
+
+def keep_tally(db, run_id: int, position: int, tally: dict) -> None:
+    """Store a stopped stage's counts with it (in one try: a locked store loses only these)."""
+    if tally:
+        with contextlib.suppress(LeafeError), transaction(db, retries=0):
+            queries.keep_stage_tally(db, run_id, position, tally)
 
 
 def record_cost(db, run_id: int, position: int, meter: StageMeter, summary: dict | None, *,

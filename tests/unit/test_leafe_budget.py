@@ -127,3 +127,31 @@ def test_in_leafe_rounds_each_round_spends_its_share_through_the_stages(workdir)
         assert explored_now["env_steps_target"] == round(0.3 * share)
         assert summary["env_steps_budget"] == share and within_tolerance(used, share) and used <= share
     context.close()
+
+
+def test_a_backtrack_stopped_midway_and_resumed_reports_every_branch_it_made(workdir, monkeypatch):
+    import workbench.backtrack
+
+    # The same run twice: once straight through, once stopped in its second branch wave.
+    (workdir / "whole").mkdir()
+    (workdir / "stopped").mkdir()
+    whole, _ = leafe_run(workdir / "whole", WRONG, experiment={"env_steps": 60})
+    config = config_from_dict(settings(workdir / "stopped", WRONG, experiment={"env_steps": 60}))
+    original, calls = workbench.backtrack.settle_branches, []
+
+    def settle_or_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(workbench.backtrack, "settle_branches", settle_or_stop)
+    stopped = run_pipeline(config, db_path=workdir / "stopped" / "s.db")
+    assert stopped.status == "interrupted"
+    monkeypatch.setattr(workbench.backtrack, "settle_branches", original)
+    resumed = run_pipeline(config, db_path=workdir / "stopped" / "s.db", resume=True)
+    assert resumed.status == "finished", resumed.error
+    # Before, the resumed stage said only what its last part did (a seed once reported 0
+    # branches for 13); now it counts both parts, as the run that never stopped does.
+    assert resumed.summaries["backtrack"]["branches"] == whole.summaries["backtrack"]["branches"] > 0
+    assert resumed.summaries["backtrack"]["waves"] == whole.summaries["backtrack"]["waves"]
