@@ -316,6 +316,12 @@ class ExportConfig:
         "for \"So it was left.\"), and nothing where it read none (environments that report "
         "the action they executed: navigation, Sokoban, ScienceWorld, Gymnasium).",
     )
+    end_at_best: bool = setting(
+        True,
+        "A correction teaches its branch up to the step where the branch reached its best score, "
+        "not the steps after it: a branch approved for getting closer (`curate.min_gain`) often "
+        "wanders once it has (off: the whole branch to its last step).",
+    )
 
 
 @dataclass

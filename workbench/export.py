@@ -27,10 +27,19 @@ from workbench.files import atomic_write_text, refuse_protected
 from workbench.prompts import action_chats
 
 
+def up_to_best_score(path: Sequence[Any], first_depth: int) -> list[Any]:
+    """`path` cut after the first step from `first_depth` on with the branch's best score."""
+    best = max(range(first_depth, len(path)), key=lambda index: (path[index].score or 0.0, -index))
+    return list(path[: best + 1])
+
+
 def correction_examples(db: sqlite_utils.Database, config: Config, correction: Correction) -> list[dict]:
-    """The corrected action and its continuation, after the note-free history up to tau."""
+    """The corrected action and its continuation, after the note-free history up to tau
+    (the continuation up to the branch's best score, with `[export] end_at_best`)."""
     tau_depth = steps.get(db, correction.tau_node_id).depth
     path = steps.path_to(db, correction.leaf_node_id)
+    if config.export.end_at_best:
+        path = up_to_best_score(path, tau_depth)
     edited = correction.status == "edited" and correction.edited_action
     # A person's edit is taught as written, whatever [export] targets says.
     target = "text" if edited else config.export.targets
