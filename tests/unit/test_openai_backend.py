@@ -55,6 +55,12 @@ class ScriptedServer:
                     server.most_in_flight = max(server.most_in_flight, server.in_flight)
                 try:
                     status, payload, headers = server.respond(body)
+                finally:
+                    # Out of flight before the answer goes out: once the client has read it, it
+                    # may send its next request before this thread would get to a later decrement.
+                    with server.lock:
+                        server.in_flight -= 1
+                try:
                     data = json.dumps(payload).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -65,9 +71,6 @@ class ScriptedServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
 
             def log_message(self, *args: object) -> None:
                 pass
