@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,15 @@ def test_each_example_loads_and_states_its_wall_time(path):
     comment = leading_comment(path)
     assert re.search(r"\b\d+ (s|min|h)\b", comment), f"{path.name}: no wall time in its comment"
     assert "2-core" in comment or "2 cores" in comment, f"{path.name}: the wall time says on what"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_each_example_names_task_files_that_exist(path):
+    # examples/stdio.toml once named its tasks from the repository root; the loader reads a
+    # suite path from the config's folder, so `leafe-tui --batch examples/stdio.toml` failed.
+    suite = load_config(path).env.suite
+    if suite.endswith((".jsonl", ".xsb")):
+        assert (ROOT / suite).is_file() or Path(suite).is_file(), f"{path.name}: {suite} not found"
 
 
 def test_make_run_is_the_leafe_loop_with_human_review():
