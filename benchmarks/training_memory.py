@@ -4,7 +4,8 @@ trained in parts of at most 1024 padded tokens, freed pages handed back as the p
 grows).
 
 Correction-shaped examples from HumanEval (as `benchmarks/distill.py` builds them: 218 to
-716 tokens), batches of 8, the embedded model in bfloat16 with float32 LoRA. Each setting
+716 tokens), or `--dataset` rows (a dataset JSONL a run exported, e.g. an Early Experience
+stage's, shuffled with seed 0), batches of 8, the embedded model in bfloat16 with float32 LoRA. Each setting
 trains in a process of its own, so none inherits another's heap. Prints, per setting, the
 peak resident memory, the resident memory after the first and the last step, and tokens
 per second; then the ratio of the peaks (baseline / default) and of the speeds.
@@ -31,6 +32,18 @@ SETTINGS = {
 }
 
 
+def examples(args) -> list[dict]:
+    if not args.dataset:
+        return correction_examples(args.examples)
+    import random
+
+    from workbench.distill.data import read_examples
+
+    rows = read_examples(args.dataset)
+    random.Random(0).shuffle(rows)
+    return rows[: args.examples]
+
+
 def train_once(name: str, args) -> None:
     import torch
 
@@ -48,7 +61,7 @@ def train_once(name: str, args) -> None:
                              max_batch_tokens=budget)
     resident: list[int] = []
     result = train_lora(ModelConfig(name="embedded", dtype="bfloat16", device="cpu"), settings,
-                        correction_examples(args.examples), save_to=None,
+                        examples(args), save_to=None,
                         on_step=lambda _: resident.append(memory.resident_bytes()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
     print(RESULT + json.dumps({"peak": peak, "first": resident[0], "last": resident[-1], "steps": result.steps,
@@ -57,7 +70,8 @@ def train_once(name: str, args) -> None:
 
 def run_in_process(name: str, args) -> dict:
     command = [sys.executable, __file__, "--setting", name, "--examples", str(args.examples), "--epochs",
-               str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+               str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--dataset", args.dataset]
     finished = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     lines = [line for line in finished.stdout.splitlines() if line.startswith(RESULT)]
     if finished.returncode != 0 or not lines:
@@ -71,6 +85,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--dataset", default="", help="a dataset JSONL to train on instead of HumanEval examples")
     parser.add_argument("--setting", choices=sorted(SETTINGS), help=argparse.SUPPRESS)  # one run, in a child
     args = parser.parse_args()
     if args.setting:
