@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,3 +32,21 @@ def embedded_generator(dtype: str = "bfloat16"):
     from workbench.models.hf import HFGenerator
 
     return HFGenerator(ModelConfig(name="embedded", dtype=dtype))
+
+
+RESULT = "run result: "
+
+
+def print_result(values: dict) -> None:
+    """A child run's result, as the one line `run_child` reads back."""
+    print(RESULT + json.dumps(values), flush=True)
+
+
+def run_child(script: str, arguments: list[str], what: str) -> dict:
+    """Run `script` in a process of its own (so no run inherits another's heap or caches)
+    and return the result it printed with `print_result`; a failed run ends the benchmark."""
+    finished = subprocess.run([sys.executable, script, *arguments], stdout=subprocess.PIPE, text=True, check=False)
+    lines = [line for line in finished.stdout.splitlines() if line.startswith(RESULT)]
+    if finished.returncode != 0 or not lines:
+        raise SystemExit(f"{what} failed (exit {finished.returncode})")
+    return json.loads(lines[-1][len(RESULT):])

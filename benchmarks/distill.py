@@ -17,9 +17,7 @@ memory an earlier one left to the allocator (three runs in one process once grew
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import benchmarks._common  # noqa: E402,F401  (sets HF_HUB_OFFLINE)
+from benchmarks._common import print_result, run_child  # noqa: E402  (also sets HF_HUB_OFFLINE)
 from workbench.config import DistillConfig, ModelConfig  # noqa: E402
 
 
@@ -100,7 +98,6 @@ def run_trl(examples: list[dict], settings: DistillConfig, model_config: ModelCo
 
 
 SIDES = {"trl": run_trl, "ours": run_ours, "ungrouped": run_ungrouped}
-RESULT = "side result: "
 
 
 def run_one_side(name: str, args) -> None:
@@ -114,18 +111,13 @@ def run_one_side(name: str, args) -> None:
     model = ModelConfig(name="embedded", dtype=args.dtype, device="cpu")
     tokens, seconds, loss = SIDES[name](examples, settings, model)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-    print(RESULT + json.dumps({"tokens": tokens, "seconds": seconds, "loss": loss, "peak_rss": peak}), flush=True)
+    print_result({"tokens": tokens, "seconds": seconds, "loss": loss, "peak_rss": peak})
 
 
 def run_in_process(name: str, args) -> dict:
-    command = [sys.executable, __file__, "--side", name, "--examples", str(args.examples), "--epochs",
-               str(args.epochs), "--batch-size", str(args.batch_size), "--dtype", args.dtype,
-               "--threads", str(args.threads)]
-    finished = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in finished.stdout.splitlines() if line.startswith(RESULT)]
-    if finished.returncode != 0 or not lines:
-        raise SystemExit(f"distill benchmark: the {name} run failed (exit {finished.returncode})")
-    return json.loads(lines[-1][len(RESULT):])
+    return run_child(__file__, ["--side", name, "--examples", str(args.examples), "--epochs", str(args.epochs),
+                                "--batch-size", str(args.batch_size), "--dtype", args.dtype,
+                                "--threads", str(args.threads)], f"distill benchmark: the {name} run")
 
 
 def main() -> None:

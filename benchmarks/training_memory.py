@@ -14,18 +14,15 @@ per second; then the ratio of the peaks (baseline / default) and of the speeds.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import benchmarks._common  # noqa: E402,F401  (sets HF_HUB_OFFLINE)
+from benchmarks._common import print_result, run_child  # noqa: E402  (also sets HF_HUB_OFFLINE)
 from benchmarks.distill import correction_examples  # noqa: E402
 
-RESULT = "setting result: "
 SETTINGS = {
     "baseline": "whole batches, freed memory kept (max_batch_tokens = 0, no trimming)",
     "default": "parts of at most 1024 padded tokens, freed memory handed back",
@@ -64,19 +61,14 @@ def train_once(name: str, args) -> None:
                         examples(args), save_to=None,
                         on_step=lambda _: resident.append(memory.resident_bytes()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-    print(RESULT + json.dumps({"peak": peak, "first": resident[0], "last": resident[-1], "steps": result.steps,
-                               "tokens": result.tokens, "seconds": result.train_seconds}), flush=True)
+    print_result({"peak": peak, "first": resident[0], "last": resident[-1], "steps": result.steps,
+                  "tokens": result.tokens, "seconds": result.train_seconds})
 
 
 def run_in_process(name: str, args) -> dict:
-    command = [sys.executable, __file__, "--setting", name, "--examples", str(args.examples), "--epochs",
-               str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-               "--dataset", args.dataset]
-    finished = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in finished.stdout.splitlines() if line.startswith(RESULT)]
-    if finished.returncode != 0 or not lines:
-        raise SystemExit(f"training memory benchmark: the {name} run failed (exit {finished.returncode})")
-    return json.loads(lines[-1][len(RESULT):])
+    return run_child(__file__, ["--setting", name, "--examples", str(args.examples), "--epochs", str(args.epochs),
+                                "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                                "--dataset", args.dataset], f"training memory benchmark: the {name} run")
 
 
 def main() -> None:
