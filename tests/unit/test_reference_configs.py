@@ -76,3 +76,28 @@ def test_each_reference_config_runs_the_whole_comparison(name):
     assert f"adapter:leafe-run-{{run}}-round{config.leafe.rounds}" in policies
     for method in ("rft", "grpo", "early-experience"):
         assert f"adapter:{method}-run-{{run}}" in policies
+
+
+PROBES = {
+    "navigation_end_at_best.toml": True,
+    "navigation_whole_branches.toml": False,
+}
+
+
+@pytest.mark.parametrize(("probe", "end_at_best"), PROBES.items())
+def test_a_validation_probe_differs_from_its_reference_config_only_where_it_says(probe, end_at_best):
+    # The probes copy examples/navigation.toml; a setting changed there and not here would
+    # make a probe measure something other than the reference run's LEAFE.
+    import dataclasses
+
+    reference = dataclasses.asdict(load_config(EXAMPLES / "navigation.toml"))
+    probed = dataclasses.asdict(load_config(EXAMPLES / "probes" / probe))
+    assert probed["export"].pop("end_at_best") is end_at_best
+    assert probed["experiment"].pop("seeds") == [0]
+    assert probed.pop("stages")["run"] == [
+        "explore", "reflect", "backtrack", "curate", "export", "distill", "ablation:no_note"
+    ]
+    for key, section in (("end_at_best", "export"), ("seeds", "experiment")):
+        reference[section].pop(key)
+    reference.pop("stages"), reference.pop("store"), probed.pop("store")
+    assert probed == reference
