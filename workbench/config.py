@@ -335,6 +335,10 @@ class DistillConfig:
     lora_r: int = setting(16, "LoRA rank.", range=AT_LEAST_1)
     lora_alpha: int = setting(32, "LoRA scaling numerator.", range=AT_LEAST_1)
     lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.", range=Range(0, 1, high_open=True))
+    dropout_masks: Literal["integer", "torch"] = setting(
+        "integer", "How LoRA dropout draws its masks: `integer` (31-bit integers, about a third of the cost "
+        "on a CPU) or `torch` (peft's nn.Dropout, as earlier versions drew them). Same probability either way."
+    )
     target_modules: list[str] = setting(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "Module names that get LoRA weights.",

@@ -139,7 +139,12 @@ def make_trainable(model: Any, settings: DistillConfig):
     if settings.method == "full":
         model.requires_grad_(True)
         return model
-    return add_lora(model, settings)
+    model = add_lora(model, settings)
+    if settings.dropout_masks == "integer":
+        from workbench.distill.dropout import use_integer_masks
+
+        use_integer_masks(model)
+    return model
 
 
 def target_count(batch: dict[str, Any]) -> int:
