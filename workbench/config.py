@@ -335,6 +335,11 @@ class DistillConfig:
     lora_r: int = setting(16, "LoRA rank.", range=AT_LEAST_1)
     lora_alpha: int = setting(32, "LoRA scaling numerator.", range=AT_LEAST_1)
     lora_dropout: float = setting(0.05, "Dropout on LoRA inputs.", range=Range(0, 1, high_open=True))
+    lora_precision: Literal["bfloat16", "float32"] = setting(
+        "bfloat16", "Precision of the LoRA products on a bfloat16 base: `bfloat16` (autocast; LoRA weights and "
+        "the optimiser stay float32) or `float32` (peft's way: each adapted layer's input copied to float32, as "
+        "earlier versions trained). A float32 base always trains in float32."
+    )
     dropout_masks: Literal["integer", "torch"] = setting(
         "integer", "How LoRA dropout draws its masks: `integer` (31-bit integers, about a third of the cost "
         "on a CPU) or `torch` (peft's nn.Dropout, as earlier versions drew them). Same probability either way."
