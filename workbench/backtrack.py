@@ -243,7 +243,7 @@ def backtrack_within_budget(context: StageContext, total: int) -> dict:
     plays one more wave with what is left and its failures are reflected on, so the budget
     is still spent. Everything is planned from what is stored, so a killed run resumes."""
     from workbench.explore import explore_within_budget
-    from workbench.reflect import run_reflect
+    from workbench.reflect import reflect_on_failures
 
     settings = context.config.backtrack
     max_steps = context.config.env.max_steps
@@ -267,7 +267,7 @@ def backtrack_within_budget(context: StageContext, total: int) -> dict:
             if leafe_spent(context)[0] == before:
                 break
             summary["explore_waves"] += 1
-            summary["notes"] += run_reflect(context)["notes"]
+            reflect_on_failures(context, summary)
             continue
         most = sum(count * (max_steps - point["tau_depth"] + 1) for point, count in planned)
         context.progress.start(

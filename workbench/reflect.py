@@ -84,8 +84,20 @@ def reflection_points(path: Sequence[dict], every: int, *, failed: bool = True) 
 
 
 def run_reflect(context: StageContext) -> dict:
+    """The reflect stage: notes on every failed exploration episode not reflected on yet.
+    Its count carries across a stop and `--resume` (the stage's tally), so a resumed stage
+    reports every note it wrote, not only those after the resume; `by_author` counts the
+    whole run's notes, every round's."""
+    summary = context.counts(notes=0)
+    reflect_on_failures(context, summary)
+    return {"notes": summary["notes"], "by_author": notes.count_by_author(context.db, context.run_id)}
+
+
+def reflect_on_failures(context: StageContext, tally: dict) -> None:
     """Reflect on every failed exploration episode of the run (and, with `reflect.every`,
-    on every N-th failed step of any episode) where no note exists yet."""
+    on every N-th failed step of any episode) where no note exists yet, adding each batch's
+    notes to `tally["notes"]` as it is stored (so a stop between batches loses no count).
+    Backtracking calls this too, after an exploration wave of its own."""
     every = context.config.reflect.every
     finished = episodes.of_run(context.db, context.run_id, "explore", finished=True)
     paths = []
@@ -100,11 +112,9 @@ def run_reflect(context: StageContext) -> dict:
                 continue  # reflected on already (a resumed run)
             paths.append(full[: depth + 1])
     context.progress.start("reflect", len(paths), f"reflect: {counted(len(paths), 'failed step')}")
-    note_ids = []
     batch = 16
     for start in range(0, len(paths), batch):
         context.check_cancelled()
-        note_ids += reflect_on(context, paths[start : start + batch])
+        tally["notes"] += len(reflect_on(context, paths[start : start + batch]))
         context.progress.advance(len(paths[start : start + batch]))
     context.progress.finish()
-    return {"notes": len(note_ids), "by_author": notes.count_by_author(context.db, context.run_id)}

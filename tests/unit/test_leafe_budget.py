@@ -155,3 +155,31 @@ def test_a_backtrack_stopped_midway_and_resumed_reports_every_branch_it_made(wor
     # branches for 13); now it counts both parts, as the run that never stopped does.
     assert resumed.summaries["backtrack"]["branches"] == whole.summaries["backtrack"]["branches"] > 0
     assert resumed.summaries["backtrack"]["waves"] == whole.summaries["backtrack"]["waves"]
+
+
+def test_a_reflect_stage_stopped_between_batches_and_resumed_reports_every_note(workdir, monkeypatch):
+    import workbench.reflect
+
+    # 2 tasks x 9 rollouts, all failed: 18 notes, written in batches of 16 and 2.
+    sections = {"explore": {"rollouts_per_task": 9}, "stages": {"run": ["explore", "reflect"]}}
+    (workdir / "whole").mkdir()
+    (workdir / "stopped").mkdir()
+    whole, _ = leafe_run(workdir / "whole", WRONG, **sections)
+    assert whole.summaries["reflect"]["notes"] == 18
+    config = config_from_dict(settings(workdir / "stopped", WRONG, **sections))
+    original, calls = workbench.reflect.reflect_on, []
+
+    def reflect_or_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(workbench.reflect, "reflect_on", reflect_or_stop)
+    stopped = run_pipeline(config, db_path=workdir / "stopped" / "s.db")
+    assert stopped.status == "interrupted"
+    monkeypatch.setattr(workbench.reflect, "reflect_on", original)
+    resumed = run_pipeline(config, db_path=workdir / "stopped" / "s.db", resume=True)
+    assert resumed.status == "finished", resumed.error
+    # The first batch's 16 notes were written before the stop; the resumed stage wrote 2.
+    assert resumed.summaries["reflect"]["notes"] == 18
