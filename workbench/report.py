@@ -31,17 +31,32 @@ from store import seeds as stored_seeds
 from store.db import open_store
 from workbench.errors import LeafeError
 
-TRAINING_KEYS = ("env_steps_budget", "env_steps_used", "n_examples", "tokens", "steps", "wall_time", "method")
+# (metrics key, column): what each method's adapter record says it spent. `tokens` is what
+# the method generated while collecting data (the budget's tokens); `train_tokens` what went
+# through training, all epochs. The report once showed `tokens` as "tokens trained", which
+# put Early Experience's 8,829 generated tokens where its 363,468 trained ones belonged.
+TRAINING_COLUMNS = (
+    ("env_steps_budget", "env steps (budget)"), ("env_steps_used", "env steps (used)"),
+    ("train_examples", "training examples"), ("train_tokens", "tokens trained"), ("tokens", "tokens generated"),
+    ("steps", "optimiser steps"), ("wall_time", "wall time (s)"), ("method", "method"),
+)
+TRAINING_KEYS = tuple(key for key, _ in TRAINING_COLUMNS)
+
+
+def training_row(name: str, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One adapter's budget and training compute. Records from before `train_examples`
+    was stored give their dataset size (`n_examples`) instead."""
+    row = {"adapter": name, "kind": kind, **{key: metrics.get(key) for key in TRAINING_KEYS}}
+    if row["train_examples"] is None:
+        row["train_examples"] = metrics.get("n_examples")
+    return row
 
 
 def collect(db, run_id: int) -> dict[str, Any]:
     """Every figure of the report, as plain data (what report.json holds)."""
     pass_at_k = stored.pass_at_k_rows(db, run_id)
     pairs = [pair.__dict__ for pair in stored_pairs.pairs(db, run_id)]
-    training = [
-        {"adapter": row["name"], "kind": row["kind"], **{key: row["metrics"].get(key) for key in TRAINING_KEYS}}
-        for row in stored.adapter_rows(db, run_id)
-    ]
+    training = [training_row(row["name"], row["kind"], row["metrics"]) for row in stored.adapter_rows(db, run_id)]
     rounds = [score.__dict__ for score in stored_rounds.scores(db, run_id)]
     data = {"run": stored.run_header(db, run_id), "pass_at_k": pass_at_k, "pairs": pairs,
             "training": training, "rounds": rounds,
@@ -115,8 +130,7 @@ def markdown(data: dict[str, Any]) -> str:
                   markdown_table(["policy", "reference", *(f"pass@{k}" for k in ks)], rows)]
     if data["training"]:
         parts += ["## Budgets and training compute",
-                  markdown_table(["adapter", "kind", "env steps (budget)", "env steps (used)", "examples",
-                                  "tokens trained", "optimiser steps", "wall time (s)", "method"],
+                  markdown_table(["adapter", "kind", *(column for _, column in TRAINING_COLUMNS)],
                                  [[row["adapter"], row["kind"], *(row[key] for key in TRAINING_KEYS)]
                                   for row in data["training"]])]
     if data["rounds"]:

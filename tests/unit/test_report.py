@@ -34,7 +34,14 @@ def test_report_of_a_two_round_run(workdir, tiny_folder, capsys):  # noqa: F811
     assert "| 2 | adapter:leafe-run-1-round2 | 2 x 1 |" in report
     saved = json.loads((workdir / "out" / "report.json").read_text())
     assert [r["round"] for r in saved["rounds"]] == [0, 1, 2]
-    assert saved["training"][1]["n_examples"] > saved["training"][0]["n_examples"]
+    assert saved["training"][1]["train_examples"] > saved["training"][0]["train_examples"]
+    # Tokens trained are every token through training (all epochs), not those generated.
+    for row in saved["training"]:
+        metrics = json.loads(open_store(workdir / "r.db").execute(
+            "select metrics from adapters where name = ?", [row["adapter"]]).fetchone()[0])
+        assert row["train_tokens"] == metrics["train_tokens"] > 0
+        assert row["tokens"] == metrics["tokens"]
+    assert "| tokens trained | tokens generated | optimiser steps |" in report
     assert (workdir / "out" / "rounds.csv").read_text().splitlines()[0].startswith("round,policy")
     assert "<polyline" in (workdir / "out" / "pass_at_k.svg").read_text()
     assert "Validation Pass@1 by LEAFE round" in (workdir / "out" / "rounds.svg").read_text()
@@ -67,3 +74,19 @@ def test_report_shows_how_often_the_environment_read_an_action(solved_in_prose):
     assert "| policy | purpose | steps | no action read | forward | left |" in report
     assert "| base | explore | 6 | 17% | 67% | 17% |" in report
     assert (out / "actions.csv").read_text().splitlines()[0] == "policy,purpose,steps,none,forward,left"
+
+
+def test_the_training_table_puts_trained_tokens_under_tokens_trained_and_generated_ones_apart():
+    from workbench.report import training_row
+
+    # Early Experience's record from the navigation reference run: it generated 8,829 tokens
+    # (model reflections) and trained on 363,468; the report once showed the 8,829.
+    metrics = {"env_steps_budget": 480, "env_steps_used": 480, "n_examples": 890, "train_examples": 890,
+               "tokens": 8829, "train_tokens": 363468, "steps": 224, "wall_time": 2632.6, "method": "lora"}
+    row = training_row("early-experience-run-1-seed0", "early_experience", metrics)
+    assert (row["train_tokens"], row["tokens"], row["train_examples"]) == (363468, 8829, 890)
+    # grpo trains on its completions (480), not on the 8 prompts of its dataset.
+    grpo = training_row("grpo-run-1", "grpo", {"n_examples": 8, "train_examples": 480, "tokens": 6200})
+    assert grpo["train_examples"] == 480 and grpo["train_tokens"] is None
+    # A record from before train_examples was stored gives its dataset size.
+    assert training_row("old", "leafe", {"n_examples": 12})["train_examples"] == 12
