@@ -316,11 +316,17 @@ class ExportConfig:
         "for \"So it was left.\"), and nothing where it read none (environments that report "
         "the action they executed: navigation, Sokoban, ScienceWorld, Gymnasium).",
     )
+    continuation: bool = setting(
+        False,
+        "Also teach a correction's continuation, the branch's later actions after the corrected one. "
+        "Off (the paper's counterfactual pair, DESIGN's distill contract): the note-free history up to "
+        "tau -> the corrected action, one example per correction.",
+    )
     end_at_best: bool = setting(
         True,
-        "A correction teaches its branch up to the step where the branch reached its best score, "
-        "not the steps after it: a branch approved for getting closer (`curate.min_gain`) often "
-        "wanders once it has (off: the whole branch to its last step).",
+        "With `continuation`: a correction teaches its branch up to the step where the branch reached its "
+        "best score, not the steps after it: a branch approved for getting closer (`curate.min_gain`) "
+        "often wanders once it has (off: the whole branch to its last step).",
     )
 
 

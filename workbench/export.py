@@ -1,9 +1,10 @@
 """Stage 5a, export: approved and edited corrections as a chat-format JSONL training set.
 
 Each example is the history up to the replaced step *without the note*, then the corrected
-action as the assistant turn (the edited one where a person edited it), then the corrected
-continuation as later turns. `target_start` marks the first assistant message trained on;
-earlier turns are context. With `[export] rehearsal = true`, successful original episodes
+action as the assistant turn (the edited one where a person edited it): the paper's
+counterfactual pair. With `[export] continuation`, the branch's later actions are taught
+too. `target_start` marks the first assistant message trained on; earlier turns are
+context. With `[export] rehearsal = true`, successful original episodes
 join as `rehearsal` examples (weighted by `distill.beta`). The file is written atomically.
 """
 
@@ -34,11 +35,14 @@ def up_to_best_score(path: Sequence[Any], first_depth: int) -> list[Any]:
 
 
 def correction_examples(db: sqlite_utils.Database, config: Config, correction: Correction) -> list[dict]:
-    """The corrected action and its continuation, after the note-free history up to tau
-    (the continuation up to the branch's best score, with `[export] end_at_best`)."""
+    """The corrected action after the note-free history up to tau; with `[export]
+    continuation`, also the branch's later actions (up to its best score, with
+    `end_at_best`), each after its own history."""
     tau_depth = steps.get(db, correction.tau_node_id).depth
     path = steps.path_to(db, correction.leaf_node_id)
-    if config.export.end_at_best:
+    if not config.export.continuation:
+        path = path[: tau_depth + 1]
+    elif config.export.end_at_best:
         path = up_to_best_score(path, tau_depth)
     edited = correction.status == "edited" and correction.edited_action
     # A person's edit is taught as written, whatever [export] targets says.

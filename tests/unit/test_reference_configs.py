@@ -78,26 +78,28 @@ def test_each_reference_config_runs_the_whole_comparison(name):
         assert f"adapter:{method}-run-{{run}}" in policies
 
 
-PROBES = {
-    "navigation_end_at_best.toml": True,
-    "navigation_whole_branches.toml": False,
+PROBES = {  # probe: the export settings it changes, each against examples/navigation.toml's
+    "navigation_end_at_best.toml": {"end_at_best": True},
+    "navigation_whole_branches.toml": {},
+    "navigation_corrected_action.toml": {"continuation": False},
 }
 
 
-@pytest.mark.parametrize(("probe", "end_at_best"), PROBES.items())
-def test_a_validation_probe_differs_from_its_reference_config_only_where_it_says(probe, end_at_best):
+@pytest.mark.parametrize(("probe", "export"), PROBES.items())
+def test_a_validation_probe_differs_from_its_reference_config_only_where_it_says(probe, export):
     # The probes copy examples/navigation.toml; a setting changed there and not here would
     # make a probe measure something other than the reference run's LEAFE.
     import dataclasses
 
     reference = dataclasses.asdict(load_config(EXAMPLES / "navigation.toml"))
     probed = dataclasses.asdict(load_config(EXAMPLES / "probes" / probe))
-    assert probed["export"].pop("end_at_best") is end_at_best
+    assert {key: probed["export"][key] for key in export} == export
+    assert all(reference["export"][key] != value for key, value in export.items())
+    probed["export"].update({key: reference["export"][key] for key in export})
     assert probed["experiment"].pop("seeds") == [0]
     assert probed.pop("stages")["run"] == [
         "explore", "reflect", "backtrack", "curate", "export", "distill", "ablation:no_note"
     ]
-    for key, section in (("end_at_best", "export"), ("seeds", "experiment")):
-        reference[section].pop(key)
+    reference["experiment"].pop("seeds")
     reference.pop("stages"), reference.pop("store"), probed.pop("store")
     assert probed == reference

@@ -1,5 +1,7 @@
-"""`[export] end_at_best`: a correction teaches its branch up to the step where the branch
-reached its best score. A navigation branch approved for getting closer once went on to
+"""What a correction teaches. By default the paper's counterfactual pair: the note-free
+history up to tau -> the corrected action. With `[export] continuation` also the branch's
+later actions, and with `end_at_best` (its default) only up to the step where the branch
+reached its best score: a navigation branch approved for getting closer once went on to
 turn in place for six steps, and the adapter trained on it learned to turn."""
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from workbench.config import config_from_dict
 from workbench.pipeline import run_pipeline
 
 # guess/0's secret is 3; a guess g scores 1 - |g - 3| / 10. The episode guesses 9 three
-# times (0.4). Its branch from the first guess says 4 (0.9, its best), then 8 and 8
-# (0.5): it ends 0.1 above the episode, so min_gain 0.05 approves it.
-ACTIONS = {"guess/0": ["9", "9", "9", "4", "8", "8"]}
+# times (0.4). Its branch from the first guess says 5 (0.8), then 4 (0.9, its best), then
+# 8 (0.5): it ends 0.1 above the episode, so min_gain 0.05 approves it.
+ACTIONS = {"guess/0": ["9", "9", "9", "5", "4", "8"]}
 
 
 def exported_targets(workdir, **export) -> list[str]:
@@ -34,9 +36,13 @@ def exported_targets(workdir, **export) -> list[str]:
     return [m["content"] for row in rows for m in row["messages"][row["target_start"]:] if m["role"] == "assistant"]
 
 
-def test_a_correction_ends_where_its_branch_scored_best(workdir):
-    assert exported_targets(workdir) == ["4"]
+def test_by_default_a_correction_teaches_its_corrected_action_alone(workdir):
+    assert exported_targets(workdir) == ["5"]
 
 
-def test_off_it_teaches_the_whole_branch(workdir):
-    assert exported_targets(workdir, end_at_best=False) == ["4", "8", "8"]
+def test_with_continuation_a_correction_ends_where_its_branch_scored_best(workdir):
+    assert exported_targets(workdir, continuation=True) == ["5", "4"]
+
+
+def test_with_continuation_and_end_at_best_off_it_teaches_the_whole_branch(workdir):
+    assert exported_targets(workdir, continuation=True, end_at_best=False) == ["5", "4", "8"]
