@@ -129,28 +129,36 @@ def test_in_leafe_rounds_each_round_spends_its_share_through_the_stages(workdir)
     context.close()
 
 
-def test_a_backtrack_stopped_midway_and_resumed_reports_every_branch_it_made(workdir, monkeypatch):
-    import workbench.backtrack
-
-    # The same run twice: once straight through, once stopped in its second branch wave.
+def whole_and_resumed(workdir, monkeypatch, module, function: str, **sections):
+    """The same run twice: once straight through, once stopped (as Ctrl-C stops it) on the
+    second call of `module.function` and then resumed; their results."""
     (workdir / "whole").mkdir()
     (workdir / "stopped").mkdir()
-    whole, _ = leafe_run(workdir / "whole", WRONG, experiment={"env_steps": 60})
-    config = config_from_dict(settings(workdir / "stopped", WRONG, experiment={"env_steps": 60}))
-    original, calls = workbench.backtrack.settle_branches, []
+    whole, _ = leafe_run(workdir / "whole", WRONG, **sections)
+    config = config_from_dict(settings(workdir / "stopped", WRONG, **sections))
+    original, calls = getattr(module, function), []
 
-    def settle_or_stop(*args, **kwargs):
+    def call_or_stop(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(workbench.backtrack, "settle_branches", settle_or_stop)
+    monkeypatch.setattr(module, function, call_or_stop)
     stopped = run_pipeline(config, db_path=workdir / "stopped" / "s.db")
     assert stopped.status == "interrupted"
-    monkeypatch.setattr(workbench.backtrack, "settle_branches", original)
+    monkeypatch.setattr(module, function, original)
     resumed = run_pipeline(config, db_path=workdir / "stopped" / "s.db", resume=True)
     assert resumed.status == "finished", resumed.error
+    return whole, resumed
+
+
+def test_a_backtrack_stopped_midway_and_resumed_reports_every_branch_it_made(workdir, monkeypatch):
+    import workbench.backtrack
+
+    # Stopped in its second branch wave.
+    whole, resumed = whole_and_resumed(workdir, monkeypatch, workbench.backtrack, "settle_branches",
+                                       experiment={"env_steps": 60})
     # Before, the resumed stage said only what its last part did (a seed once reported 0
     # branches for 13); now it counts both parts, as the run that never stopped does.
     assert resumed.summaries["backtrack"]["branches"] == whole.summaries["backtrack"]["branches"] > 0
@@ -160,26 +168,9 @@ def test_a_backtrack_stopped_midway_and_resumed_reports_every_branch_it_made(wor
 def test_a_reflect_stage_stopped_between_batches_and_resumed_reports_every_note(workdir, monkeypatch):
     import workbench.reflect
 
-    # 2 tasks x 9 rollouts, all failed: 18 notes, written in batches of 16 and 2.
-    sections = {"explore": {"rollouts_per_task": 9}, "stages": {"run": ["explore", "reflect"]}}
-    (workdir / "whole").mkdir()
-    (workdir / "stopped").mkdir()
-    whole, _ = leafe_run(workdir / "whole", WRONG, **sections)
+    # 2 tasks x 9 rollouts, all failed: 18 notes, written in batches of 16 and 2; stopped
+    # before the second batch, after the first batch's 16 notes were stored.
+    whole, resumed = whole_and_resumed(workdir, monkeypatch, workbench.reflect, "reflect_on",
+                                       explore={"rollouts_per_task": 9}, stages={"run": ["explore", "reflect"]})
     assert whole.summaries["reflect"]["notes"] == 18
-    config = config_from_dict(settings(workdir / "stopped", WRONG, **sections))
-    original, calls = workbench.reflect.reflect_on, []
-
-    def reflect_or_stop(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(workbench.reflect, "reflect_on", reflect_or_stop)
-    stopped = run_pipeline(config, db_path=workdir / "stopped" / "s.db")
-    assert stopped.status == "interrupted"
-    monkeypatch.setattr(workbench.reflect, "reflect_on", original)
-    resumed = run_pipeline(config, db_path=workdir / "stopped" / "s.db", resume=True)
-    assert resumed.status == "finished", resumed.error
-    # The first batch's 16 notes were written before the stop; the resumed stage wrote 2.
     assert resumed.summaries["reflect"]["notes"] == 18

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.datasets import guess_dataset
 from tests.fixtures.tiny_model import save_tiny_llama
-from workbench.config import DistillConfig, ModelConfig
-from workbench.distill.data import read_examples
-from workbench.distill.training import train_lora
+from tests.fixtures.training import trained_both_ways
+from workbench.config import DistillConfig
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
@@ -85,14 +83,8 @@ def test_every_adapted_layer_of_a_trained_adapter_drops_with_integer_masks_unles
 
 
 def test_training_with_integer_masks_learns_the_data_as_torch_masks_do(tmp_path):
-    base = save_tiny_llama(tmp_path / "tiny")
-    guess_dataset(tmp_path / "guess.jsonl")
-    examples = read_examples(tmp_path / "guess.jsonl")
-    model = ModelConfig(backend="hf", name=str(base), device="cpu", dtype="float32")
     settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.1, learning_rate=1e-2)
-    integer = train_lora(model, settings, examples, save_to=None)
-    plain = train_lora(model, DistillConfig(**{**settings.__dict__, "dropout_masks": "torch"}), examples,
-                       save_to=None)
+    integer, plain = trained_both_ways(tmp_path, "float32", settings, dropout_masks="torch")
     # Both lower the loss, by about as much: the masks differ, the dropout does not.
     assert integer.epoch_losses[-1] < integer.epoch_losses[0]
     assert plain.epoch_losses[-1] < plain.epoch_losses[0]

@@ -8,6 +8,7 @@ import pytest
 
 from tests.fixtures.datasets import guess_dataset
 from tests.fixtures.tiny_model import save_tiny_llama
+from tests.fixtures.training import trained_both_ways
 from workbench.config import DistillConfig, ModelConfig
 from workbench.context import SilentProgress
 from workbench.distill.data import read_examples
@@ -15,7 +16,6 @@ from workbench.distill.training import (
     TrainResult,
     make_accelerator,
     prepare_training,
-    train_lora,
     train_step,
 )
 
@@ -64,14 +64,8 @@ def test_float32_asked_for_or_a_float32_base_copies_inputs_to_float32_as_peft_do
 
 
 def test_bfloat16_lora_learns_the_data_as_float32_lora_does(tmp_path):
-    base = save_tiny_llama(tmp_path / "tiny")
-    guess_dataset(tmp_path / "guess.jsonl")
-    examples = read_examples(tmp_path / "guess.jsonl")
-    model = ModelConfig(backend="hf", name=str(base), device="cpu", dtype="bfloat16")
     settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.0, learning_rate=1e-2)
-    low = train_lora(model, settings, examples, save_to=None)
-    high = train_lora(model, DistillConfig(**{**settings.__dict__, "lora_precision": "float32"}), examples,
-                      save_to=None)
+    low, high = trained_both_ways(tmp_path, "bfloat16", settings, lora_precision="float32")
     assert low.epoch_losses[-1] < low.epoch_losses[0]
     # Same data, same order, no dropout: the curves differ only by bfloat16 rounding.
     assert low.epoch_losses == pytest.approx(high.epoch_losses, rel=0.05)
