@@ -98,11 +98,16 @@ def test_an_edit_kept_from_tau_exports_its_own_continuation(explored_store):
     ids = add_correction(explored_store)
     assert keep_edit(str(explored_store), ids["correction"], "1", reviewer="ada") == "edited"
     db = open_store(explored_store)
-    config = config_from_dict(json.loads(db["runs"].get(1)["config"]))
-    dataset, left_out = export_dataset(db, config, 1, path="out.jsonl", correction_ids=[ids["correction"]])
-    assert (dataset.n_examples, left_out) == (1, [])
-    with open("out.jsonl") as lines:
-        (example,) = [json.loads(line) for line in lines]
-    trained = [m["content"] for m in example["messages"][example["target_start"]:] if m["role"] == "assistant"]
-    assert trained == ["1", "3"]  # the edit, then the policy's answer to it
+    stored = json.loads(db["runs"].get(1)["config"])
+
+    def exported(continuation: bool, path: str) -> list[str]:
+        config = config_from_dict({**stored, "export": {**stored.get("export", {}), "continuation": continuation}})
+        dataset, left_out = export_dataset(db, config, 1, path=path, correction_ids=[ids["correction"]])
+        assert (dataset.n_examples, left_out) == (1, [])
+        with open(path) as lines:
+            (example,) = [json.loads(line) for line in lines]
+        return [m["content"] for m in example["messages"][example["target_start"]:] if m["role"] == "assistant"]
+
+    assert exported(True, "whole.jsonl") == ["1", "3"]  # the edit, then the policy's answer to it
+    assert exported(False, "pair.jsonl") == ["1"]  # by default the edited action alone
     db.close()
