@@ -253,22 +253,31 @@ def escape(text: str) -> str:
 def plots(data: dict[str, Any]) -> dict[str, tuple[str, str, dict, bool, list[float]]]:
     """name -> (title, x label, series, log x, x ticks) for each plot the data supports."""
     found = {}
-    if data["pass_at_k"]:
+    # A run with training seeds keeps its evaluations and rounds in its seed runs: its
+    # plots are each policy's mean Pass@k over the seeds, and one rounds curve per seed.
+    seeded = bool(data.get("seeds"))
+    points = ([(row["policy"], row["k"], row["mean"]) for row in data["across_seeds"]] if seeded
+              else [(row["policy"], row["k"], row["pass_at_k"]) for row in data["pass_at_k"]])
+    if points:
         series: dict[str, list[tuple[float, float]]] = {}
-        for row in data["pass_at_k"]:
-            series.setdefault(row["policy"], []).append((row["k"], row["pass_at_k"]))
-        ks = sorted({row["k"] for row in data["pass_at_k"]})
+        for policy, k, value in points:
+            series.setdefault(policy, []).append((k, value))
+        ks = sorted({k for _, k, _ in points})
         if len(ks) > 1:
-            found["pass_at_k"] = ("Pass@k on the evaluation tasks", "k (log scale)",
-                                  {p: sorted(v) for p, v in series.items()}, True, ks)
-    if len(data["rounds"]) > 1:
-        points = [(s["round"], s["pass_at_1"]) for s in data["rounds"]]
-        found["rounds"] = ("Validation Pass@1 by LEAFE round", "round (0: base policy)",
-                           {"validation pass@1": points}, False, [float(r) for r, _ in points])
+            title = (f"Pass@k, mean over {len(data['seeds'])} training seeds" if seeded
+                     else "Pass@k on the evaluation tasks")
+            found["pass_at_k"] = (title, "k (log scale)", {p: sorted(v) for p, v in series.items()}, True, ks)
+    curves = ({f"seed {entry['seed']}": entry["rounds"] for entry in data["seeds"]} if seeded
+              else {"validation pass@1": data["rounds"]})
+    curves = {name: [(s["round"], s["pass_at_1"]) for s in scores] for name, scores in curves.items()
+              if len(scores) > 1}
+    if curves:
+        rounds = sorted({float(r) for curve in curves.values() for r, _ in curve})
+        found["rounds"] = ("Validation Pass@1 by LEAFE round", "round (0: base policy)", curves, False, rounds)
     return found
 
 
-def write_png(path: Path, title: str, x_label: str, series: dict, log_x: bool) -> bool:
+def write_png(path: Path, title: str, x_label: str, series: dict, log_x: bool, ticks: list[float]) -> bool:
     try:
         import matplotlib
 
@@ -281,6 +290,7 @@ def write_png(path: Path, title: str, x_label: str, series: dict, log_x: bool) -
         axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
     if log_x:
         axis.set_xscale("log", base=2)
+    axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])  # k values, or whole rounds
     axis.set(title=title, xlabel=x_label, ylim=(0, 1))
     axis.legend()
     figure.tight_layout()
@@ -325,7 +335,7 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
     for name, (title, x_label, series, log_x, ticks) in plots(data).items():
         (folder / f"{name}.svg").write_text(svg_plot(title, x_label, series, log_x=log_x, x_ticks=ticks))
         written.append(folder / f"{name}.svg")
-        if write_png(folder / f"{name}.png", title, x_label, series, log_x):
+        if write_png(folder / f"{name}.png", title, x_label, series, log_x, ticks):
             written.append(folder / f"{name}.png")
     return written
 

@@ -90,3 +90,26 @@ def test_the_training_table_puts_trained_tokens_under_tokens_trained_and_generat
     assert grpo["train_examples"] == 480 and grpo["train_tokens"] is None
     # A record from before train_examples was stored gives its dataset size.
     assert training_row("old", "leafe", {"n_examples": 12})["train_examples"] == 12
+
+
+def test_a_run_with_training_seeds_plots_the_mean_over_seeds_and_a_rounds_curve_per_seed():
+    from workbench.report import plots
+
+    def rounds(*scores):
+        return [{"round": r, "pass_at_1": score} for r, score in enumerate(scores)]
+
+    # As collect() gives a seeded run: its own tables empty, its seed runs' in "seeds".
+    data = {
+        "pass_at_k": [], "rounds": [],
+        "across_seeds": [{"policy": "base", "k": 1, "mean": 0.04}, {"policy": "base", "k": 8, "mean": 0.19},
+                         {"policy": "adapter:leafe-run-1-round2", "k": 1, "mean": 0.01},
+                         {"policy": "adapter:leafe-run-1-round2", "k": 8, "mean": 0.07}],
+        "seeds": [{"seed": 0, "rounds": rounds(0.031, 0.031, 0.0)}, {"seed": 1, "rounds": rounds(0.031, 0.0, 0.0)}],
+    }
+    found = plots(data)
+    title, _, series, log_x, ticks = found["pass_at_k"]
+    assert "mean over 2 training seeds" in title and log_x and ticks == [1, 8]
+    assert series == {"base": [(1, 0.04), (8, 0.19)], "adapter:leafe-run-1-round2": [(1, 0.01), (8, 0.07)]}
+    _, _, curves, _, rounds_ticks = found["rounds"]
+    assert curves == {"seed 0": [(0, 0.031), (1, 0.031), (2, 0.0)], "seed 1": [(0, 0.031), (1, 0.0), (2, 0.0)]}
+    assert rounds_ticks == [0.0, 1.0, 2.0]
