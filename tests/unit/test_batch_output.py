@@ -150,3 +150,24 @@ def test_the_output_ends_with_the_next_commands(workdir):
     shown = process.stdout.rstrip().splitlines()
     assert shown[-1].strip() == "distills the approved corrections into a LoRA adapter beside the store", shown[-8:]
     assert any("what happened" in line for line in shown[:-6])
+
+
+def test_without_a_terminal_a_running_bar_is_logged_as_plain_lines():
+    import io
+
+    log = io.StringIO()
+    console = Console(file=log, width=200, force_terminal=False)
+    with RichProgress(console, log_every=0) as progress:
+        progress.start("distill", 40, "distill leafe-run-1: 300 examples, 2 epochs")
+        progress.advance(10, loss=1.23456)
+        progress.advance(10, loss=0.9)
+    lines = log.getvalue().splitlines()
+    # While it ran (a log shows nothing else until the bar stops), then as Rich prints it.
+    assert lines[0].startswith("distill leafe-run-1: 300 examples, 2 epochs  10/40 (25%)  elapsed 0:00:00")
+    assert lines[0].endswith("loss 1.235") and "20/40 (50%)" in lines[1] and "loss 0.9" in lines[1]
+    # At a terminal the live bar is the progress; no extra lines.
+    terminal = io.StringIO()
+    with RichProgress(Console(file=terminal, width=200, force_terminal=True), log_every=0) as progress:
+        progress.start("distill", 40, "distill")
+        progress.advance(10)
+        assert progress.log_every is None
