@@ -50,7 +50,7 @@ tmux-check: $(STAMP)  ## Drive the real app in tmux and check what the screen sh
 	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null)
 	$(BIN)/python tests/tmux_check.py
 
-HF_BENCHMARKS = rollout backtrack sandbox tui_tree distill training_memory lora_layers
+HF_BENCHMARKS = rollout backtrack sandbox tui_tree distill training_memory lora_layers shared_prefix
 VLLM_BENCHMARKS = backends agreement
 
 benchmarks: $(STAMP)  ## Run the benchmarks that need only .venv (each prints a ratio against a named baseline)

@@ -369,6 +369,12 @@ class DistillConfig:
         True, "Batch examples of similar length together, so training spends little on padding "
         "(off: batches in plain shuffled order; benchmarks/distill.py measures both)."
     )
+    share_prefixes: bool = setting(
+        True, "Train examples that share most of their prompt (Early Experience's from one expert state, "
+        "rft's from one task) as one row: the prompt once, then each example's answer, masked so that "
+        "the loss is the same as row by row (off: every example a row of its own, as earlier versions "
+        "trained; benchmarks/shared_prefix.py measures both)."
+    )
     beta: float = setting(0.5, "Loss weight of rehearsal examples (corrections weigh 1).", range=AT_LEAST_0)
     output: str = setting("", "Adapter folder (new or empty); empty: adapters/<name> in the store's folder.")
     name: str = setting("", "Adapter name in the store; empty: leafe-run-<id>.", plain_name=True)

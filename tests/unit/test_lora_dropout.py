@@ -83,7 +83,10 @@ def test_every_adapted_layer_of_a_trained_adapter_drops_with_integer_masks_unles
 
 
 def test_training_with_integer_masks_learns_the_data_as_torch_masks_do(tmp_path):
-    settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.1, learning_rate=1e-2)
+    # Batches as the test was calibrated on (one example a row): on six examples an epoch's
+    # mean loss follows which examples share a batch more than it follows the masks.
+    settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.1, learning_rate=1e-2,
+                             share_prefixes=False)
     integer, plain = trained_both_ways(tmp_path, "float32", settings, dropout_masks="torch")
     # Both lower the loss, by about as much: the masks differ, the dropout does not.
     assert integer.epoch_losses[-1] < integer.epoch_losses[0]

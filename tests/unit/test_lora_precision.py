@@ -64,7 +64,10 @@ def test_float32_asked_for_or_a_float32_base_copies_inputs_to_float32_as_peft_do
 
 
 def test_bfloat16_lora_learns_the_data_as_float32_lora_does(tmp_path):
-    settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.0, learning_rate=1e-2)
+    # Batches as the test was calibrated on (one example a row): on six examples an epoch's
+    # mean loss follows which examples share a batch more than it follows the precision.
+    settings = DistillConfig(epochs=4, batch_size=4, max_length=256, lora_dropout=0.0, learning_rate=1e-2,
+                             share_prefixes=False)
     low, high = trained_both_ways(tmp_path, "bfloat16", settings, lora_precision="float32")
     assert low.epoch_losses[-1] < low.epoch_losses[0]
     # Same data, same order, no dropout: the curves differ only by bfloat16 rounding.

@@ -13,7 +13,8 @@ collectively, as sharded engines require).
 Why not transformers' Trainer: on a CPU most of the time goes into tokens that carry no
 loss. This loop batches examples of similar length (little padding) and projects onto
 the vocabulary only at the positions that predict a target token (`logits_to_keep`), so
-the lm_head, a fifth of a small model's compute, runs on targets alone.
+the lm_head, a fifth of a small model's compute, runs on targets alone. Examples that
+share most of their prompt are trained as one row, the prompt once (`shared_prefix.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ from workbench.distill.data import (
     collate,
     micro_batches,
     tokenize_examples,
+)
+from workbench.distill.shared_prefix import (
+    PrefixGroupedBatches,
+    attention_mask_4d,
+    collate_shared,
+    prefix_clusters,
 )
 from workbench.errors import Cancelled, LeafeError
 from workbench.memory import GrowthTrimmer
@@ -175,6 +182,37 @@ def target_count(batch: dict[str, Any]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def attention_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """What the model reads about attention: the padding mask of plain rows, or for rows
+    packed on a shared prefix (`shared_prefix.collate_shared`) a 4-D mask and position ids.
+    SDPA takes the boolean mask as it is; the eager implementation adds a float one."""
+    import torch
+
+    if "segments" not in batch:
+        return {"attention_mask": batch["attention_mask"]}
+    mask = attention_mask_4d(batch["groups"], batch["segments"])
+    if attention_implementation(model) == "eager":
+        mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, torch.finfo(torch.float32).min)
+    return {"attention_mask": mask, "position_ids": batch["position_ids"]}
+
+
+def reads_row_masks() -> bool:
+    """Whether this transformers release takes `logits_to_keep` as a 2-D boolean mask (one
+    set of positions per row); the releases that do have `slice_logits_to_keep`."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return False
+    from transformers import modeling_utils
+
+    return hasattr(modeling_utils, "slice_logits_to_keep")
+
+
+def attention_implementation(model: Any) -> str:
+    config = getattr(model, "config", None)
+    return str(getattr(config, "_attn_implementation", None) or "sdpa")
+
+
 def weighted_target_loss(model: Any, batch: dict[str, Any], targets_in_batch: int | None = None):
     """Mean cross-entropy over target tokens, each weighted by its example's weight.
     `targets_in_batch`: the whole batch's target count when `batch` is one part of it, so
@@ -192,15 +230,18 @@ def weighted_target_loss(model: Any, batch: dict[str, Any], targets_in_batch: in
     next_is_target = labels[:, 1:] != IGNORE_INDEX
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = next_is_target
-    positions = keep.any(dim=0).nonzero().flatten()
-    output = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        logits_to_keep=positions,
-        use_cache=False,
-    )
-    # Row-major over (row, position), the same order as the targets below.
-    logits = output.logits[keep[:, positions]].float()
+    if "segments" in batch and reads_row_masks():
+        # Packed rows hold targets all along them, so the positions of all rows together
+        # would be most of the row: keep each row's own instead.
+        output = model(input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False,
+                       **attention_inputs(model, batch))
+        logits = output.logits.float()  # (targets, vocabulary), row-major like the targets below
+    else:
+        positions = keep.any(dim=0).nonzero().flatten()
+        output = model(input_ids=batch["input_ids"], logits_to_keep=positions, use_cache=False,
+                       **attention_inputs(model, batch))
+        # Row-major over (row, position), the same order as the targets below.
+        logits = output.logits[keep[:, positions]].float()
     targets = labels[:, 1:][next_is_target]
     weights = batch["weights"][:, 1:][next_is_target]
     per_token = F.cross_entropy(logits, targets, reduction="none")
@@ -272,13 +313,19 @@ def batches_of(tokenized: list[TokenizedExample], tokenizer: Any, settings: Dist
     the loop sets)."""
     from torch.utils.data import DataLoader
 
-    sampler = LengthGroupedBatches(
-        [len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed, grouped=settings.group_by_length
-    )
     pad_id = tokenizer.pad_token_id
+    if settings.share_prefixes:
+        sampler = PrefixGroupedBatches(prefix_clusters(tokenized), settings.batch_size, settings.seed)
+        pack = collate_shared
+    else:
+        sampler = LengthGroupedBatches(
+            [len(e.input_ids) for e in tokenized], settings.batch_size, settings.seed,
+            grouped=settings.group_by_length,
+        )
+        pack = collate
 
     def collate_batch(items: list[TokenizedExample]) -> dict[str, Any]:
-        return collate(items, pad_id)
+        return pack(items, pad_id)
 
     return DataLoader(tokenized, batch_sampler=sampler, collate_fn=collate_batch), sampler
 
