@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.distill.data import IGNORE_INDEX, TokenizedExample
+from workbench.distill.data import IGNORE_INDEX, MEGABATCH, TokenizedExample
 
 SHARED_FRACTION = 0.5  # of a row's context (tokens before its first target) that must be shared
 MIN_SHARED_TOKENS = 16
@@ -86,31 +86,51 @@ class PrefixGroupedBatches:
     """Index batches in which examples sharing a prompt sit together (a DataLoader
     batch_sampler with the interface of `LengthGroupedBatches`).
 
-    Each pass shuffles the clusters and the examples inside each, lays them end to end and
-    cuts `batch_size` at a time: the same number of batches as plain shuffling, every
-    example once per pass, and the order varies by epoch. Every process builds the same
-    sampler from the same seed.
+    Each pass shuffles the clusters and the examples inside each; then, `MEGABATCH` batches'
+    worth of clusters at a time, sorts the clusters by the mean length of their examples
+    (so that a dataset where no prompt repeats is batched by length as `LengthGroupedBatches`
+    does it), lays everything end to end, cuts `batch_size` at a time and shuffles the
+    batches: the same number of batches as plain shuffling, every example once per pass,
+    and the order varies by epoch. Every process builds the same sampler from the same seed.
     """
 
-    def __init__(self, clusters: list[list[int]], batch_size: int, seed: int) -> None:
+    def __init__(self, clusters: list[list[int]], lengths: Sequence[int], batch_size: int, seed: int,
+                 *, grouped: bool = True) -> None:
         self.clusters = clusters
+        self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
+        self.grouped = grouped  # off: clusters in shuffled order (`distill.group_by_length = false`)
         self.epoch = 0
         self.size = sum(len(cluster) for cluster in clusters)
 
     def __len__(self) -> int:
         return -(-self.size // self.batch_size)
 
+    def mean_length(self, cluster: list[int]) -> float:
+        return sum(self.lengths[i] for i in cluster) / len(cluster)
+
     def batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + epoch)
         clusters = [list(cluster) for cluster in self.clusters]
         rng.shuffle(clusters)
-        order = []
         for cluster in clusters:
             rng.shuffle(cluster)
-            order.extend(cluster)
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.grouped:
+            chunks, chunk, size = [], [], 0
+            for cluster in clusters:
+                chunk.append(cluster)
+                size += len(cluster)
+                if size >= self.batch_size * MEGABATCH:
+                    chunks.append(chunk)
+                    chunk, size = [], 0
+            chunks.append(chunk)
+            clusters = [c for chunk in chunks for c in sorted(chunk, key=self.mean_length, reverse=True)]
+        order = [i for cluster in clusters for i in cluster]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.grouped:
+            rng.shuffle(batches)
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches(self.epoch)

@@ -315,7 +315,8 @@ def batches_of(tokenized: list[TokenizedExample], tokenizer: Any, settings: Dist
 
     pad_id = tokenizer.pad_token_id
     if settings.share_prefixes:
-        sampler = PrefixGroupedBatches(prefix_clusters(tokenized), settings.batch_size, settings.seed)
+        sampler = PrefixGroupedBatches(prefix_clusters(tokenized), [len(e.input_ids) for e in tokenized],
+                                       settings.batch_size, settings.seed, grouped=settings.group_by_length)
         pack = collate_shared
     else:
         sampler = LengthGroupedBatches(
