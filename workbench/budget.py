@@ -17,7 +17,8 @@ what its settings give and that is the budget of the others.
 
 Every training stage's summary and its adapter's metrics carry `env_steps` (spent),
 `env_steps_budget`, `tokens` (generated while collecting the data), `train_examples` and
-`train_tokens` (training compute: examples and tokens through the model).
+`train_tokens` (training compute: examples and tokens through the model; a prompt that
+several examples share and train once, `distill.share_prefixes`, counts once).
 """
 
 from __future__ import annotations

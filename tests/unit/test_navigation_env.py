@@ -377,3 +377,71 @@ def test_a_run_into_lava_is_stored_as_a_failure_and_its_note_names_the_lava(work
     assert "stepped into lava" in note["text"]
     assert db["nodes"].get(note["rollback_node_id"])["action"] == "forward"
     db.close()
+
+
+# -- rooms where a forward into a wall or a ball ends the episode ---------------------
+# MiniGrid-Dynamic-Obstacles-Random-6x6-v0: the empty 6x6 room with 3 balls that move at
+# random every step; only left, right and forward exist, and a forward into a wall or a
+# ball ends the episode as a failure (the room's own rule, reward -1).
+
+OBSTACLES = "MiniGrid-Dynamic-Obstacles-Random-6x6-v0"
+
+
+def facing_a_wall(env: NavigationEnvironment) -> bool:
+    """Turn until the cell ahead is the wall; False when no neighbour is one."""
+    for _ in range(4):
+        if env.front_view()["type"] == "wall":
+            return True
+        env.step("left")
+    return False
+
+
+def test_a_forward_into_a_wall_of_an_obstacle_room_is_a_named_failure_scoring_zero():
+    for seed in range(8):  # the first seed whose start cell touches a wall
+        env, observation = started(OBSTACLES, seed=seed)
+        if not facing_a_wall(env):
+            continue
+        assert observation.splitlines()[-1] == (
+            "Actions: left, right (turn in place), forward (move one cell). "
+            "Moving forward into a wall or a ball ends the episode as a failure."
+        )
+        result = env.step("forward")
+        assert (result.feedback["hazard"], result.score, result.done) == ("wall", 0.0, True)
+        assert result.observation.splitlines()[0] == "You ran into the wall. The episode is over: a failure, score 0."
+        return
+    raise AssertionError("no seed starts next to a wall")
+
+
+def test_in_an_obstacle_room_only_turning_and_moving_are_actions():
+    env, _ = started(OBSTACLES, seed=0)
+    for word in ("pickup", "toggle", "done"):
+        result = env.step(word)
+        assert result.feedback["error"].startswith(f"Unknown action {word!r}; use one of: left, right, forward.")
+        assert not result.done
+
+
+def test_the_expert_goes_around_the_moving_balls_to_the_goal():
+    suite = suite_for(OBSTACLES, max_steps=40)
+    reached = 0
+    for seed in range(12):
+        env = suite.new_environment()
+        env.reset(Task(f"{OBSTACLES}/{seed}", {"env_id": OBSTACLES, "seed": seed}))
+        result = None
+        while result is None or not result.done:
+            action = suite.expert_action(env)
+            assert action in ("left", "right", "forward", "done"), f"seed {seed}: the expert chose {action!r}"
+            result = env.step(action)
+            assert "hazard" not in result.feedback, f"seed {seed}: the expert ran into the {result.feedback['hazard']}"
+        reached += result.feedback["reached"]
+    # A ball can stand on the goal's only way in until the step budget is out; not often.
+    assert reached >= 10
+
+
+def test_a_note_after_running_into_a_ball_names_the_ball():
+    from workbench.envs.navigation.reflect import hazard_note
+
+    steps = [{"depth": 0}, {"depth": 1, "action": "forward"}]
+    feedbacks = [{"action": "forward", "hazard": "ball", "previous_distance": 3, "distance": 3}]
+    note = hazard_note(steps, feedbacks, 0)
+    assert note.startswith("Step 1 ran into the ball: the episode ended as a failure (score 0).")
+    assert "The ball (B) was ahead: turn away and go around it" in note

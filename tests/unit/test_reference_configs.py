@@ -16,7 +16,7 @@ from workbench.envs.navigation import NavigationEnvironment
 from workbench.splits import run_splits, splits_warning
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-NAVIGATION = ["navigation.toml", "navigation_lava.toml"]
+NAVIGATION = ["navigation.toml", "navigation_lava.toml", "navigation_obstacles.toml"]
 REFERENCE = [*NAVIGATION, "compare.toml"]
 
 

@@ -190,8 +190,14 @@ def attention_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
     if "segments" not in batch:
         return {"attention_mask": batch["attention_mask"]}
+    implementation = attention_implementation(model)
+    if implementation not in ("sdpa", "eager"):
+        raise LeafeError(
+            f"distill.share_prefixes needs the sdpa or eager attention implementation, and the model "
+            f"uses {implementation}: set distill.share_prefixes = false"
+        )
     mask = attention_mask_4d(batch["groups"], batch["segments"])
-    if attention_implementation(model) == "eager":
+    if implementation == "eager":
         mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, torch.finfo(torch.float32).min)
     return {"attention_mask": mask, "position_ids": batch["position_ids"]}
 

@@ -34,9 +34,10 @@ def first_expert_action(env: Any) -> str | None:
     start = PlanState(cell_of(env.agent_pos), int(env.agent_dir), carrying, frozenset(), frozenset())
     if start.cell in goals or not goals:
         return None
+    moves = moves_only(env)
     seen = {start}
     queue: deque[tuple[PlanState, str]] = deque()
-    for action, state in successors(grid, start):
+    for action, state in successors(grid, start, moves_only=moves):
         if state not in seen:
             seen.add(state)
             queue.append((state, action))
@@ -44,7 +45,7 @@ def first_expert_action(env: Any) -> str | None:
         state, first_action = queue.popleft()
         if state.cell in goals:
             return first_action
-        for _, following in successors(grid, state):
+        for _, following in successors(grid, state, moves_only=moves):
             if following not in seen:
                 seen.add(following)
                 queue.append((following, first_action))
@@ -55,7 +56,15 @@ def cell_of(position: Any) -> Cell:
     return int(position[0]), int(position[1])
 
 
-def successors(grid: Any, state: PlanState) -> list[tuple[str, PlanState]]:
+def moves_only(env: Any) -> bool:
+    """Whether the env has only left, right and forward (MiniGrid's Dynamic-Obstacles rooms,
+    where a forward into a wall or a ball ends the episode): there, the plan goes around
+    every object as it stands now, and never picks one up."""
+    space = getattr(env, "action_space", None)
+    return getattr(space, "n", 7) <= 3
+
+
+def successors(grid: Any, state: PlanState, *, moves_only: bool = False) -> list[tuple[str, PlanState]]:
     """Every (action, next state) that changes something; no-op actions are pruned."""
     result = [
         ("left", state._replace(heading=(state.heading - 1) % 4)),
@@ -68,6 +77,8 @@ def successors(grid: Any, state: PlanState) -> list[tuple[str, PlanState]]:
     obj = None if front in state.taken else grid.get(*front)
     if obj is None or obj.type in ("goal", "floor") or (obj.type == "door" and door_open(obj, front, state)):
         result.append(("forward", state._replace(cell=front)))
+    elif moves_only:
+        return result
     elif obj.type == "door" and can_open(obj, state):
         result.append(("toggle", state._replace(opened=state.opened | {front})))
     elif obj.can_pickup() and state.carrying is None:

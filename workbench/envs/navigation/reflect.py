@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from workbench.envs.base import feedback_of
-from workbench.envs.navigation.text import direction_words
+from workbench.envs.navigation.text import SYMBOLS, direction_words, hazard_words
 
 MAX_NOTE_WORDS = 49
 MAX_LISTED_STEPS = 4
@@ -50,13 +50,15 @@ def hazard_note(steps: list[dict[str, Any]], feedbacks: list[dict[str, Any]], in
     """The note for an episode that ended by stepping into a hazard at actions[index]."""
     hazard = str(feedbacks[index]["hazard"])
     depth = depth_of(steps[index + 1])
-    fact = f"Step {depth} stepped into {hazard}: the episode ended as a failure (score 0)."
+    fact = f"Step {depth} {hazard_words(hazard)}: the episode ended as a failure (score 0)."
     feedback = feedbacks[index]
     distance = feedback.get("previous_distance")
     where = goal_direction(steps, index + 1)
     head = f"Before step {depth}" + (f" the goal was {distance} cells away" if distance is not None else "")
     head += f" ({where})." if where else "."
-    tip = f"The {hazard} (~) was ahead: turn away and go around it, never forward into it."
+    symbol = SYMBOLS.get(hazard)
+    shown = f"The {hazard} ({symbol})" if symbol else f"The {hazard}"
+    tip = f"{shown} was ahead: turn away and go around it, never forward into it."
     # The hazard first: when the note must be cut, it is the fact that matters most.
     facts = [sentence for sentence in (fact, unreadable_sentence(feedbacks[:index])) if sentence]
     return fit_words([*facts, f"{head} {tip}"], MAX_NOTE_WORDS)

@@ -11,7 +11,7 @@ from typing import Any
 
 from workbench.envs import register_suite
 from workbench.envs.base import StepResult, Suite, Task
-from workbench.envs.navigation.planner import first_expert_action
+from workbench.envs.navigation.planner import first_expert_action, moves_only
 from workbench.envs.navigation.reflect import reflect_template as grid_reflect_template
 from workbench.envs.navigation.text import (
     AGENT_SYMBOLS,
@@ -23,6 +23,7 @@ from workbench.envs.navigation.text import (
     goal_cells,
     goal_distance,
     hazard_at,
+    hazard_words,
     map_bounds,
     place,
     relative_words,
@@ -34,10 +35,13 @@ from workbench.errors import EnvironmentSetupError
 from workbench.prompts import NAVIGATION
 
 ACTION_WORDS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
+MOVE_WORDS = ("left", "right", "forward")  # all a Dynamic-Obstacles room has
 ACTIONS_LINE = (
     "Actions: left, right (turn in place), forward (move one cell), pickup, drop, "
     "toggle (open a door), done."
 )
+MOVES_LINE = "Actions: left, right (turn in place), forward (move one cell)."
+CRASH_RULE = "Moving forward into a wall or a ball ends the episode as a failure."
 SUGGESTED_SUITES = (
     "MiniGrid-Empty-Random-6x6-v0",
     "MiniGrid-FourRooms-v0",
@@ -131,16 +135,21 @@ class NavigationEnvironment:
         word = parse_action(action)
         if self.over:
             return self.failed_step("The episode is over; no action can change it.", counts=False)
-        if word is None:
+        words = MOVE_WORDS if moves_only(self.minigrid) else ACTION_WORDS
+        if word not in words:
             shown = " ".join(str(action or "").split())[:40]
-            return self.failed_step(f"Unknown action {shown!r}; use one of: {', '.join(ACTION_WORDS)}.")
+            return self.failed_step(f"Unknown action {shown!r}; use one of: {', '.join(words)}.")
         before = self.front_view()
-        _, _, terminated, truncated, _ = self.minigrid.step(self.minigrid.actions[word])
+        _, reward, terminated, truncated, _ = self.minigrid.step(self.minigrid.actions[word])
         self.steps += 1
         previous, self.distance = self.distance, self.current_distance()
         reached = self.agent_cell() in self.goals
         collided = word == "forward" and self.agent_cell() == before["cell"]
         hazard = hazard_at(self.minigrid.grid, self.agent_cell())
+        if word == "forward" and terminated and not reached and reward < 0 and not hazard:
+            # Dynamic-Obstacles: a forward into a wall or a ball ends the episode as a failure
+            # (the ball may have moved on by then, so what counts is what was ahead).
+            hazard = before["type"] or "obstacle"
         self.score = 0.0 if hazard else completion_score(reached, self.distance, self.initial_distance)
         self.over = reached or bool(hazard) or terminated or truncated or self.steps >= self.max_steps
         sentence = self.outcome_sentence(word, before, previous, reached, hazard)
@@ -185,7 +194,7 @@ class NavigationEnvironment:
         """What the action will act on, kept to word the outcome afterwards."""
         env = self.minigrid
         obj = env.grid.get(int(env.front_pos[0]), int(env.front_pos[1]))
-        return {"cell": self.agent_cell(), "what": describe_object(obj),
+        return {"cell": self.agent_cell(), "what": describe_object(obj), "type": obj.type if obj else None,
                 "carrying": describe_object(env.carrying) if env.carrying else None}
 
     def feedback(self, word: str | None, previous: int | None, collided: bool, reached: bool) -> dict[str, Any]:
@@ -240,11 +249,14 @@ class NavigationEnvironment:
             where += f" You are in the {hazard}."  # the map draws the agent over it
         if self.view == "words":
             # Only the words that can matter here: a small model picks up any word it is shown.
-            needed = self.needs_objects()
-            actions = ACTIONS_LINE if needed else "Actions: left, right (turn in place), forward (move one cell)."
+            if moves_only(env):
+                actions = MOVES_LINE + " " + CRASH_RULE
+            else:
+                actions = ACTIONS_LINE if self.needs_objects() else MOVES_LINE
             return "\n".join([f"Mission: {env.mission}", where, self.goal_line(cell), actions])
+        actions = f"{MOVES_LINE} {CRASH_RULE}" if moves_only(env) else ACTIONS_LINE
         return "\n".join([f"Mission: {env.mission}", *lines, "Legend: " + ", ".join(legend),
-                          where, self.goal_line(cell), ACTIONS_LINE])
+                          where, self.goal_line(cell), actions])
 
     def needs_objects(self) -> bool:
         """Whether the grid holds anything to pick up or open (else turning and moving do)."""
@@ -271,7 +283,7 @@ class NavigationEnvironment:
         if reached:
             return "You reached the goal!"
         if hazard:
-            return f"You stepped into {hazard}. The episode is over: a failure, score 0."
+            return f"You {hazard_words(hazard)}. The episode is over: a failure, score 0."
         sentence = action_outcome(word, before, self.front_view(), self.agent_cell())
         if word == "forward" and self.agent_cell() != before["cell"]:
             sentence += f" Distance to goal: {self.distance} (was {previous})."

@@ -51,6 +51,12 @@ def hazard_at(grid: Any, cell: Cell) -> str | None:
     return obj.type if obj is not None and obj.type in HAZARD_TYPES else None
 
 
+def hazard_words(hazard: str) -> str:
+    """How an episode met its end: "stepped into lava", or in a room where a forward into a
+    wall or a ball is a failure, "ran into the ball"."""
+    return f"stepped into {hazard}" if hazard in HAZARD_TYPES else f"ran into the {hazard}"
+
+
 def cell_symbol(obj: Any) -> str:
     """The map character of one grid object (None is open floor)."""
     if obj is None:
