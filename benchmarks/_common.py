@@ -50,3 +50,26 @@ def run_child(script: str, arguments: list[str], what: str) -> dict:
     if finished.returncode != 0 or not lines:
         raise SystemExit(f"{what} failed (exit {finished.returncode})")
     return json.loads(lines[-1][len(RESULT):])
+
+
+def use_threads(threads: int) -> None:
+    """torch's CPU threads for this benchmark (0: torch's default)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def prepared_training(settings, examples: list[dict]):
+    """The training loop's state (`workbench.distill.training.Training`) for the embedded
+    model in bfloat16 on the CPU, seeded, for a benchmark that trains it step by step."""
+    from accelerate.utils import set_seed
+
+    from workbench.config import ModelConfig
+    from workbench.context import SilentProgress
+    from workbench.distill.training import TrainResult, make_accelerator, prepare_training
+
+    set_seed(0)
+    model_config = ModelConfig(name="embedded", dtype="bfloat16", device="cpu")
+    return prepare_training(model_config, settings, examples, make_accelerator(model_config), TrainResult(),
+                            SilentProgress())

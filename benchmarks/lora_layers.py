@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.training_memory import examples  # noqa: E402  (its import sets HF_HUB_OFFLINE)
+from benchmarks._common import prepared_training, use_threads  # noqa: E402  (sets HF_HUB_OFFLINE)
+from benchmarks.training_memory import examples  # noqa: E402
 
 # side: (dropout masks, LoRA products in bfloat16)
 SIDES = {
@@ -46,27 +47,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="", help="a dataset JSONL to train on instead of HumanEval examples")
     args = parser.parse_args()
 
-    import torch
-    from accelerate.utils import set_seed
-
-    from workbench.config import DistillConfig, ModelConfig
-    from workbench.context import SilentProgress
+    from workbench.config import DistillConfig
     from workbench.distill.dropout import IntegerMaskDropout
-    from workbench.distill.training import (
-        TrainResult,
-        make_accelerator,
-        prepare_training,
-        train_step,
-    )
+    from workbench.distill.training import train_step
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_config = ModelConfig(name="embedded", dtype="bfloat16", device="cpu")
+    use_threads(args.threads)
     settings = DistillConfig(epochs=1, batch_size=args.batch_size, max_length=1024, dropout_masks="torch",
                              lora_precision="float32")
-    set_seed(0)
-    training = prepare_training(model_config, settings, examples(args), make_accelerator(model_config),
-                                TrainResult(), SilentProgress())
+    training = prepared_training(settings, examples(args))
     layers = lora_layers(training.model)
     masks = {
         "torch": [dict(layer.lora_dropout.items()) for layer in layers],

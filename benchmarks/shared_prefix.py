@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import benchmarks._common  # noqa: E402, F401  (its import sets HF_HUB_OFFLINE)
+from benchmarks._common import prepared_training, use_threads  # noqa: E402  (its import sets HF_HUB_OFFLINE)
 
 SIDES = {"rows": False, "shared (default)": True}
 BASELINE = "rows"
@@ -69,27 +69,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from accelerate.utils import set_seed
 
-    from workbench.config import DistillConfig, ModelConfig
-    from workbench.context import SilentProgress
-    from workbench.distill.training import (
-        TrainResult,
-        make_accelerator,
-        prepare_training,
-        train_step,
-    )
+    from workbench.config import DistillConfig
+    from workbench.distill.training import train_step
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     examples = dataset_examples(args.dataset, args.examples) if args.dataset else rft_examples(args.tasks, args.answers)
-    model_config = ModelConfig(name="embedded", dtype="bfloat16", device="cpu")
-    trainings = {}
-    for side, shared in SIDES.items():
-        set_seed(0)
-        settings = DistillConfig(epochs=1, batch_size=args.batch_size, max_length=1024, share_prefixes=shared)
-        trainings[side] = prepare_training(model_config, settings, examples, make_accelerator(model_config),
-                                           TrainResult(), SilentProgress())
+    trainings = {
+        side: prepared_training(DistillConfig(epochs=1, batch_size=args.batch_size, max_length=1024,
+                                              share_prefixes=shared), examples)
+        for side, shared in SIDES.items()
+    }
     batches = {side: list(training.loader) for side, training in trainings.items()}
     count = len(next(iter(batches.values())))
     print(f"shared prompts: {len(examples)} examples, {count} batches of {args.batch_size} a side, one pass, "

@@ -3,6 +3,8 @@
 - `stage`: the pipeline stage (`run_distill`) and `train_adapter`, the whole job as one call
 - `data`: the dataset format, tokenizing with loss masks, length-grouped batches
 - `training`: the training loop (LoRA or every weight) under accelerate
+- `shared_prefix`: examples that share a prompt trained as one row, the prompt once
+- `dropout`: LoRA dropout masks drawn as integers
 - `adapters`: adapters and datasets as a user names them, and recording a trained adapter
 - `output`: where an adapter may be saved, and the card beside its weights
 - `plan`: what a launch of several processes shares about one distillation
