@@ -20,6 +20,7 @@ share most of their prompt are trained as one row, the prompt once (`shared_pref
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -202,13 +203,11 @@ def attention_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
     return {"attention_mask": mask, "position_ids": batch["position_ids"]}
 
 
+@functools.cache
 def reads_row_masks() -> bool:
     """Whether this transformers release takes `logits_to_keep` as a 2-D boolean mask (one
-    set of positions per row); the releases that do have `slice_logits_to_keep`."""
-    import importlib.util
-
-    if importlib.util.find_spec("transformers") is None:
-        return False
+    set of positions per row); the releases that do have `slice_logits_to_keep`. Asked at
+    every forward pass, so answered once."""
     from transformers import modeling_utils
 
     return hasattr(modeling_utils, "slice_logits_to_keep")
