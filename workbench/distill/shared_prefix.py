@@ -32,11 +32,11 @@ over every pair of a row's tokens, the masked ones included.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.distill.data import IGNORE_INDEX, MEGABATCH, TokenizedExample
+from workbench.distill.data import IGNORE_INDEX, MEGABATCH, LengthGroupedBatches, TokenizedExample
 
 SHARED_FRACTION = 0.5  # of a row's context (tokens before its first target) that must be shared
 MIN_SHARED_TOKENS = 16
@@ -82,9 +82,9 @@ def prefix_clusters(examples: Sequence[TokenizedExample]) -> list[list[int]]:
     return clusters
 
 
-class PrefixGroupedBatches:
+class PrefixGroupedBatches(LengthGroupedBatches):
     """Index batches in which examples sharing a prompt sit together (a DataLoader
-    batch_sampler with the interface of `LengthGroupedBatches`).
+    batch_sampler, as its parent: one pass per epoch, the same number of batches).
 
     Each pass shuffles the clusters and the examples inside each; then, `MEGABATCH` batches'
     worth of clusters at a time, sorts the clusters by the mean length of their examples
@@ -96,16 +96,8 @@ class PrefixGroupedBatches:
 
     def __init__(self, clusters: list[list[int]], lengths: Sequence[int], batch_size: int, seed: int,
                  *, grouped: bool = True) -> None:
+        super().__init__(lengths, batch_size, seed, grouped=grouped)  # grouped off: clusters in shuffled order
         self.clusters = clusters
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.grouped = grouped  # off: clusters in shuffled order (`distill.group_by_length = false`)
-        self.epoch = 0
-        self.size = sum(len(cluster) for cluster in clusters)
-
-    def __len__(self) -> int:
-        return -(-self.size // self.batch_size)
 
     def mean_length(self, cluster: list[int]) -> float:
         return sum(self.lengths[i] for i in cluster) / len(cluster)
@@ -131,11 +123,6 @@ class PrefixGroupedBatches:
         if self.grouped:
             rng.shuffle(batches)
         return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self.batches(self.epoch)
-        self.epoch += 1
-        yield from batches
 
 
 @dataclass
