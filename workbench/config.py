@@ -726,8 +726,9 @@ def resolve_paths(config: Config, base: Path) -> None:
     def fix(value: str) -> str:
         if not value or Path(value).is_absolute():
             return value
-        candidate = base / value
-        return str(candidate)
+        # Normalised, so a probe in examples/probes naming "../easy_tasks.jsonl" shows (and
+        # stores) the same path as the config beside that file.
+        return os.path.normpath(base / value)
 
     if config.model.script:
         config.model.script = fix(config.model.script)

@@ -78,24 +78,27 @@ def test_each_reference_config_runs_the_whole_comparison(name):
         assert f"adapter:{method}-run-{{run}}" in policies
 
 
-PROBES = {  # probe: the export settings it changes, each against examples/navigation.toml's
-    "navigation_end_at_best.toml": {"end_at_best": True},
-    "navigation_whole_branches.toml": {},
-    "navigation_corrected_action.toml": {"continuation": False},
+PROBES = {  # probe: (its reference config, the settings it changes there, by section)
+    "navigation_end_at_best.toml": ("navigation.toml", {"export": {"end_at_best": True}}),
+    "navigation_whole_branches.toml": ("navigation.toml", {}),
+    "navigation_corrected_action.toml": ("navigation.toml", {"export": {"continuation": False}}),
+    "compare_first_error.toml": ("compare.toml", {"backtrack": {"rollback": "first_error"}}),
 }
 
 
-@pytest.mark.parametrize(("probe", "export"), PROBES.items())
-def test_a_validation_probe_differs_from_its_reference_config_only_where_it_says(probe, export):
-    # The probes copy examples/navigation.toml; a setting changed there and not here would
-    # make a probe measure something other than the reference run's LEAFE.
+@pytest.mark.parametrize(("probe", "reference_config", "changes"),
+                         [(probe, *settings) for probe, settings in PROBES.items()])
+def test_a_validation_probe_differs_from_its_reference_config_only_where_it_says(probe, reference_config, changes):
+    # A probe copies a reference config; a setting changed there and not here would make
+    # the probe measure something other than the reference run's LEAFE.
     import dataclasses
 
-    reference = dataclasses.asdict(load_config(EXAMPLES / "navigation.toml"))
+    reference = dataclasses.asdict(load_config(EXAMPLES / reference_config))
     probed = dataclasses.asdict(load_config(EXAMPLES / "probes" / probe))
-    assert {key: probed["export"][key] for key in export} == export
-    assert all(reference["export"][key] != value for key, value in export.items())
-    probed["export"].update({key: reference["export"][key] for key in export})
+    for section, settings in changes.items():
+        assert {key: probed[section][key] for key in settings} == settings
+        assert all(reference[section][key] != value for key, value in settings.items())
+        probed[section].update({key: reference[section][key] for key in settings})
     assert probed["experiment"].pop("seeds") == [0]
     assert probed.pop("stages")["run"] == [
         "explore", "reflect", "backtrack", "curate", "export", "distill", "ablation:no_note"
