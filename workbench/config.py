@@ -314,7 +314,8 @@ class ExportConfig:
         "What a training example teaches, in LEAFE's export and in rft: `text`, the policy's "
         "words as it wrote them; `action`, the action the environment read from them (`left` "
         "for \"So it was left.\"), and nothing where it read none (environments that report "
-        "the action they executed: navigation, Sokoban, ScienceWorld, Gymnasium).",
+        "the action they executed: navigation, Sokoban, ScienceWorld, Gymnasium; code, whose action is the "
+        "```python block the sandbox ran, without the prose around it).",
     )
     continuation: bool = setting(
         False,

@@ -122,10 +122,11 @@ def assistant_index(messages: Sequence[dict], ordinal: int) -> int:
 
 def executed_action(step: Any) -> str | None:
     """The action the environment read from the policy's text at `step`, as the
-    environment names it (navigation's "left", Sokoban's move, a Gymnasium action's name),
-    or None where it read none (a failed parse) or does not say (code submissions)."""
+    environment names it (navigation's "left", Sokoban's move, a Gymnasium action's name,
+    the code block a code submission ran), or None where it read none (a failed parse) or
+    does not say (a store from before code submissions said)."""
     feedback = (step.get("feedback") if isinstance(step, dict) else getattr(step, "feedback", None)) or {}
-    action = feedback.get("action_name") or feedback.get("action")
+    action = feedback.get("action_name") or feedback.get("action") or feedback.get("submitted")
     return action if isinstance(action, str) and action else None
 
 

@@ -4,6 +4,7 @@ facing south with the goal at column 4, row 4: forward x3, left, forward reaches
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -54,4 +55,45 @@ def test_text_targets_keep_the_policys_words(solved_in_prose):
     db = open_store(db_path)
     dataset, _ = export_dataset(db, config, run_id, rehearsal=True)
     assert targets_of(dataset.path) == PROSE
+    db.close()
+
+
+WRONG_ADD = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"
+RIGHT_CODE = "def add(a: int, b: int) -> int:\n    return a + b"
+# What the 135M policy wrote after passing code in a probe: prose quoting the note's assert,
+# too short a run of note words for the leakage check, yet the note's content.
+RIGHT_WITH_PROSE = f"```python\n{RIGHT_CODE}\n```\n\nThis fixes `assert candidate(1, 2) == 3` as the note said."
+
+
+@pytest.fixture
+def corrected_in_prose(workdir):
+    """A code run whose one correction passes, with prose after its code block."""
+    from tests.conftest import ROOT
+
+    config = config_from_dict({
+        "model": {"backend": "scripted",
+                  "script": str(write_script(workdir / "c.jsonl", {"easy/add": [WRONG_ADD, RIGHT_WITH_PROSE]}))},
+        "env": {"kind": "coding", "suite": str(ROOT / "tests/fixtures/two_tasks.jsonl"), "tasks": ["easy/add"],
+                "max_steps": 1},
+        "backtrack": {"branches": 1},
+        "stages": {"run": ["explore", "reflect", "backtrack", "curate", "export"]},
+    })
+    result = run_pipeline(config, db_path=workdir / "c.db")
+    assert result.status == "finished", result.error
+    assert result.counts["corrections"] == 1
+    return config, workdir / "c.db", result.run_id
+
+
+def test_code_action_targets_teach_the_code_block_the_sandbox_ran(corrected_in_prose):
+    config, db_path, run_id = corrected_in_prose
+    config.export.targets = "action"
+    db = open_store(db_path)
+    (note,) = [row["text"] for row in db["notes"].rows]
+    assert "assert candidate(1, 2) == 3" in note, "the note quotes the failing assert"
+    dataset, _ = export_dataset(db, config, run_id)
+    assert targets_of(dataset.path) == [f"```python\n{RIGHT_CODE}\n```"], "the code block alone, no prose"
+    config.export.targets = "text"
+    as_written, _ = export_dataset(db, dataclasses.replace(config, export=dataclasses.replace(
+        config.export, name="as-written")), run_id)
+    assert targets_of(as_written.path) == [RIGHT_WITH_PROSE], "text targets keep the prose that quotes the note"
     db.close()

@@ -11,7 +11,12 @@ from typing import Any
 from workbench.config import EnvConfig
 from workbench.envs import register_suite
 from workbench.envs.base import StepResult, Suite, Task, feedback_of
-from workbench.envs.coding.answers import compose_program, extract_code, prompt_parts
+from workbench.envs.coding.answers import (
+    compose_program,
+    extract_code,
+    prompt_parts,
+    submitted_block,
+)
 from workbench.envs.coding.checks import TestPlan, plan_tests
 from workbench.envs.coding.feedback import feedback_from, observation_text
 from workbench.envs.coding.notes import experience_note
@@ -129,7 +134,7 @@ class CodingEnvironment:
         if spec.get("kind") == "stdio":
             stdio, limits = stdio_request(spec, self.config)
             result = self.sandbox().run(extract_code(action), stdio=stdio, limits=limits, main=True)
-            feedback = stdio_feedback(result, spec)
+            feedback = {**stdio_feedback(result, spec), "submitted": submitted_block(action)}
             self.last_feedback = feedback
             done = feedback["success"] or self.steps >= self.config.max_steps
             return StepResult(stdio_observation(feedback), feedback, feedback["score"], done)
@@ -139,7 +144,7 @@ class CodingEnvironment:
             program, checks=list(plan.checks), setup=plan.setup, entry_point=spec["entry_point"],
             prelude=prelude, main=False,
         )
-        feedback = feedback_from(result, plan)
+        feedback = {**feedback_from(result, plan), "submitted": submitted_block(action)}
         self.last_feedback = feedback
         done = feedback["success"] or self.steps >= self.config.max_steps
         return StepResult(observation_text(feedback), feedback, feedback["score"], done)
