@@ -83,6 +83,8 @@ PROBES = {  # probe: (its reference config, the settings it changes there, by se
     "navigation_whole_branches.toml": ("navigation.toml", {}),
     "navigation_corrected_action.toml": ("navigation.toml", {"export": {"continuation": False}}),
     "compare_first_error.toml": ("compare.toml", {"backtrack": {"rollback": "first_error"}}),
+    "compare_first_error_action.toml": ("compare.toml", {"backtrack": {"rollback": "first_error"},
+                                                         "export": {"targets": "action"}}),
 }
 
 
