@@ -23,6 +23,7 @@ import sqlite_utils
 
 from store import episodes, evals, queries
 from store import pairs as stored_pairs
+from store import seeds as stored_seeds
 from store.budget import adapter_budgets
 from store.db import transaction
 from workbench.config import config_from_dict
@@ -252,8 +253,11 @@ def play_policies(
 
 
 def skipped_adapters(context: StageContext) -> set[str]:
-    """Adapters this run's training stages skipped for want of examples."""
-    summaries = queries.finished_stage_summaries(context.db, context.run_id)
+    """Adapters this run's training stages skipped for want of examples. A training seed's
+    stage rows are stored with the run it belongs to, not with its seed run, so a seed
+    run reads its parent's (adapter names carry the seed, so the seeds' do not mix)."""
+    parent = stored_seeds.parent_of(context.db, context.run_id)
+    summaries = queries.finished_stage_summaries(context.db, parent[0] if parent else context.run_id)
     return {summary["skipped_adapter"] for summary in summaries if summary.get("skipped_adapter")}
 
 

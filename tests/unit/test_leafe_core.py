@@ -171,6 +171,22 @@ def test_nothing_to_train_skips_distill_and_its_evaluation(workdir):
     assert any("left out" in line for line in result.messages)
 
 
+def test_a_training_seed_with_nothing_to_train_still_evaluates_the_rest(workdir):
+    # A seed's stage rows live with the run, its episodes with its seed run: the obstacle
+    # room's reference run failed at seed 1's evaluate, naming the adapter it never trained.
+    result, db = guess_run(
+        workdir, {"guess/0": ["0"]},
+        backtrack={"branches": 1, "max_depth": 1},
+        evaluate={"policies": ["base", "adapter:leafe-run-{run}"], "n": 1, "k": [1]},
+        experiment={"seeds": [0, 1]},
+        stages={"run": [*LEAFE, "distill", "evaluate"]},
+    )
+    for seed in (0, 1):
+        assert result.summaries[f"seed{seed}/distill"]["skipped_adapter"] == f"leafe-run-1-seed{seed}"
+        assert list(result.summaries[f"seed{seed}/evaluate"]["table"]) == ["base"]
+    assert sum("left out" in line for line in result.messages) == 2
+
+
 def note_depths(db) -> list[tuple[str, int]]:
     """(task, depth of the step reflected on) for every note, in order."""
     return [tuple(row) for row in db.execute(
