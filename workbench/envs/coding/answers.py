@@ -25,11 +25,11 @@ def extract_code(text: str) -> str:
     return (match.group(1) if match else text).strip("\n")
 
 
-def submitted_block(text: str) -> str:
-    """The answer as the sandbox ran it, in the ```python block the instruction asks for:
-    what `[export] targets = "action"` teaches for code, so that prose after the block
-    (which can quote the experience note's failing assert) is never a training target."""
-    return f"```python\n{extract_code(text)}\n```"
+def submitted_block(code: str) -> str:
+    """The code the sandbox ran (`extract_code`'s), in the ```python block the instruction
+    asks for: what `[export] targets = "action"` teaches for code, so that prose after the
+    block (which can quote the experience note's failing assert) is never a training target."""
+    return f"```python\n{code}\n```"
 
 
 @lru_cache(maxsize=512)

@@ -131,20 +131,21 @@ class CodingEnvironment:
             raise EnvironmentSetupError("step() before reset(): the environment has no task")
         spec = self.task.spec
         self.steps += 1
+        code = extract_code(action)
         if spec.get("kind") == "stdio":
             stdio, limits = stdio_request(spec, self.config)
-            result = self.sandbox().run(extract_code(action), stdio=stdio, limits=limits, main=True)
-            feedback = {**stdio_feedback(result, spec), "submitted": submitted_block(action)}
+            result = self.sandbox().run(code, stdio=stdio, limits=limits, main=True)
+            feedback = {**stdio_feedback(result, spec), "submitted": submitted_block(code)}
             self.last_feedback = feedback
             done = feedback["success"] or self.steps >= self.config.max_steps
             return StepResult(stdio_observation(feedback), feedback, feedback["score"], done)
         plan = plan_tests(spec["test"])
-        program, prelude = compose_program(spec["prompt"], spec["entry_point"], extract_code(action))
+        program, prelude = compose_program(spec["prompt"], spec["entry_point"], code)
         result = self.sandbox().run(
             program, checks=list(plan.checks), setup=plan.setup, entry_point=spec["entry_point"],
             prelude=prelude, main=False,
         )
-        feedback = {**feedback_from(result, plan), "submitted": submitted_block(action)}
+        feedback = {**feedback_from(result, plan), "submitted": submitted_block(code)}
         self.last_feedback = feedback
         done = feedback["success"] or self.steps >= self.config.max_steps
         return StepResult(observation_text(feedback), feedback, feedback["score"], done)
