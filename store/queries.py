@@ -90,9 +90,15 @@ def stage_rows(db: sqlite_utils.Database, run_id: int) -> list[dict]:
     return list(db["run_stages"].rows_where("run_id = ?", [run_id], order_by="position"))
 
 
-def finished_stage_summaries(db: sqlite_utils.Database, run_id: int) -> list[dict]:
-    """The summaries of a run's finished stages, in stage order."""
-    return [loads(row["summary"], {}) or {} for row in stage_rows(db, run_id) if row["status"] == "finished"]
+def skipped_adapters_by_seed(db: sqlite_utils.Database, run_id: int) -> dict[int | None, set[str]]:
+    """Training seed (None: one seed) -> the adapters its training stages skipped for want
+    of examples. A seed's stage rows are stored with the run a person started."""
+    skipped: dict[int | None, set[str]] = {}
+    for row in stage_rows(db, run_id):
+        adapter = (loads(row["summary"], {}) or {}).get("skipped_adapter") if row["status"] == "finished" else None
+        if adapter:
+            skipped.setdefault(row["seed"], set()).add(adapter)
+    return skipped
 
 
 def set_stage_status(

@@ -257,8 +257,8 @@ def skipped_adapters(context: StageContext) -> set[str]:
     stage rows are stored with the run it belongs to, not with its seed run, so a seed
     run reads its parent's (adapter names carry the seed, so the seeds' do not mix)."""
     parent = stored_seeds.parent_of(context.db, context.run_id)
-    summaries = queries.finished_stage_summaries(context.db, parent[0] if parent else context.run_id)
-    return {summary["skipped_adapter"] for summary in summaries if summary.get("skipped_adapter")}
+    by_seed = queries.skipped_adapters_by_seed(context.db, parent[0] if parent else context.run_id)
+    return set().union(*by_seed.values())
 
 
 def run_evaluate(context: StageContext) -> dict:
@@ -296,11 +296,13 @@ def run_evaluate(context: StageContext) -> dict:
     trained: dict[str, set[int]] = {}
     overlap: dict[str, list[str]] = {}
     untrained = skipped_adapters(context)
+    left_out: list[str] = []
     plans: dict[str, list[int]] = {}  # policy -> its episodes, task by task, rollout by rollout
     try:
         for policy in policies:
             if policy.startswith(ADAPTER_PREFIX) and policy[len(ADAPTER_PREFIX):] in untrained:
                 context.say(f"warning: evaluate: {policy} left out: its training stage had nothing to train on")
+                left_out.append(policy)
                 continue
             if policy != "base":
                 shared = warn_on_overlap(context, policy, tasks)
@@ -341,6 +343,9 @@ def run_evaluate(context: StageContext) -> dict:
         "leafe_policy": leafe,
         "pairs": pairs,
         "overlap": overlap,
+        # Policies whose training had nothing to train on: the method left the base model
+        # as it was, so across seeds it scores base's results there (seeds.py).
+        "untrained": left_out,
         # What each trained method spent and trained on, beside what it scored (budget.py).
         "budgets": adapter_budgets(context.db, context.run_id),
     }

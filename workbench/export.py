@@ -180,4 +180,15 @@ def run_export(context: StageContext) -> dict:
             f"{context.config.curate.leakage_words}+ words of their notes"
         )
         summary["leaking_left_out"] = leaking
+    # With `targets = "action"` a correction whose trained steps the environment read no
+    # action from teaches nothing; say so, or "2 corrections, 0 examples" reads as a fault.
+    exported = set(dataset.correction_ids)
+    silent = [c.id for c in corrections.trainable(context.db, context.run_id)
+              if c.id in exported and not correction_examples(context.db, context.config, c)]
+    if silent:
+        context.say(
+            f"warning: export: corrections {silent} teach nothing: the environment read no action "
+            f'in the steps they would train, and [export] targets = "action" trains only actions it read'
+        )
+        summary["taught_nothing"] = silent
     return summary

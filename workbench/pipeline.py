@@ -80,7 +80,8 @@ class RunResult:
     def across_seeds(self) -> list[dict[str, Any]]:
         """Each policy's Pass@k over the seeds whose evaluation finished (workbench/seeds.py)."""
         found = evaluations(self.summaries, list(self.seed_runs))
-        return across_seeds({seed: summary["table"] for seed, summary in found.items()})
+        return across_seeds({seed: summary["table"] for seed, summary in found.items()},
+                            {seed: summary.get("untrained", []) for seed, summary in found.items()})
 
     def as_json(self) -> dict[str, Any]:
         data = {"run_id": self.run_id, "status": self.status, **self.counts, "stages": self.summaries}

@@ -25,11 +25,14 @@ from typing import Any
 
 from store import ablation as stored_ablation
 from store import pairs as stored_pairs
+from store import queries
 from store import report as stored
 from store import rounds as stored_rounds
 from store import seeds as stored_seeds
 from store.db import open_store
+from workbench.config import ADAPTER_PREFIX
 from workbench.errors import LeafeError
+from workbench.seeds import across_seeds, seeds_cell
 
 # (metrics key, column): what each method's adapter record says it spent. `tokens` is what
 # the method generated while collecting data (the budget's tokens); `train_tokens` what went
@@ -64,11 +67,12 @@ def collect(db, run_id: int) -> dict[str, Any]:
             "actions": stored.actions_read(db, run_id)}
     seed_runs = stored_seeds.seed_runs(db, run_id)
     if seed_runs:
-        from workbench.seeds import across_seeds
-
         data["seeds"] = [{"seed": seed, **collect(db, seed_run)} for seed, seed_run in seed_runs.items()]
-        data["across_seeds"] = across_seeds({
-            entry["seed"]: as_table(entry["pass_at_k"]) for entry in data["seeds"] if entry["pass_at_k"]})
+        # Read from the stage rows, so stores evaluated before `untrained` was recorded count too.
+        skipped = queries.skipped_adapters_by_seed(db, run_id)
+        data["across_seeds"] = across_seeds(
+            {entry["seed"]: as_table(entry["pass_at_k"]) for entry in data["seeds"] if entry["pass_at_k"]},
+            {seed: [ADAPTER_PREFIX + name for name in names] for seed, names in skipped.items() if seed is not None})
     return data
 
 
@@ -185,7 +189,7 @@ def seeds_markdown(data: dict[str, Any]) -> list[str]:
     if data["across_seeds"]:
         parts += ["## Pass@k over training seeds (mean ± sample standard deviation, min, max)",
                   markdown_table(["policy", "k", "seeds", "mean ± std", "min", "max"],
-                                 [[row["policy"], row["k"], row["seeds"], f"{row['mean']:.3f} ± {row['std']:.3f}",
+                                 [[row["policy"], row["k"], seeds_cell(row), f"{row['mean']:.3f} ± {row['std']:.3f}",
                                    row["min"], row["max"]] for row in data["across_seeds"]])]
     for entry in data["seeds"]:
         run = entry["run"] or {}
@@ -324,7 +328,8 @@ def write_report(db_path: str | Path, out: str | Path, run_id: int | None = None
                                     for entry in data["seeds"] if entry.get("ablation")
                                     for side in ("with_note", "without_note") if side in entry["ablation"]]
     if data.get("seeds"):
-        tables["across_seeds"] = [{key: value for key, value in row.items() if key != "per_seed"}
+        tables["across_seeds"] = [{**{key: value for key, value in row.items() if key != "per_seed"},
+                                   "as_base": " ".join(str(seed) for seed in row["as_base"])}
                                   for row in data["across_seeds"]]
         tables["seeds_pass_at_k"] = [{"seed": entry["seed"], **row} for entry in data["seeds"]
                                      for row in entry["pass_at_k"]]

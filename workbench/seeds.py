@@ -13,7 +13,9 @@ run, no suffix.
 
 Across seeds, a policy is its name with the seed suffix taken out (`adapter:leafe-run-3`
 for `adapter:leafe-run-3-seed1`), and its Pass@k over seeds is summarised by mean, sample
-standard deviation (0 for one seed), min and max. Paired statistics stay per seed.
+standard deviation (0 for one seed), min and max. A seed where a method had nothing to
+train on counts the base model's score for it (the model it left unchanged), and says so.
+Paired statistics stay per seed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from store import seeds as stored_seeds
@@ -117,25 +119,53 @@ def evaluations(summaries: Mapping[str, Any], seeds: Sequence[int]) -> dict[int,
     return found
 
 
-def across_seeds(tables: Mapping[int, Mapping[str, Mapping[str, Mapping[str, float]]]]) -> list[dict[str, Any]]:
+def across_seeds(
+    tables: Mapping[int, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    untrained: Mapping[int, Iterable[str]] | None = None,
+) -> list[dict[str, Any]]:
     """Each policy's Pass@k over the seeds: one row per (policy, k) with `mean`, `std`
-    (sample standard deviation; 0 with one seed), `min`, `max`, `seeds` (how many) and
-    `per_seed` ({seed: Pass@k}), in the order the policies and k first appear."""
+    (sample standard deviation; 0 with one seed), `min`, `max`, `seeds` (how many),
+    `per_seed` ({seed: Pass@k}) and `as_base`, in the order the policies and k first appear.
+
+    `untrained`: seed -> the policies its evaluation left out because their training had
+    nothing to train on. The method then delivered the base model unchanged (a round's
+    dataset holds every earlier round's corrections, so its last round trains if any
+    did), so on that seed the policy scores base's Pass@k, and `as_base` lists those
+    seeds. Dropping the seed instead would average a method over the seeds it happened
+    to train on."""
     values: dict[tuple[str, str], dict[int, float]] = {}
+    as_base: dict[str, list[int]] = {}
     for seed, table in tables.items():
         for policy, row in table.items():
             for k, entry in row.items():
                 values.setdefault((seedless(policy, seed), str(k)), {})[seed] = entry["pass_at_k"]
+        base = table.get("base", {})
+        for policy in (untrained or {}).get(seed, ()):
+            name = seedless(policy, seed)
+            if base and policy not in table:
+                as_base.setdefault(name, []).append(seed)
+                for k, entry in base.items():
+                    values.setdefault((name, str(k)), {})[seed] = entry["pass_at_k"]
     rows = []
     for (policy, k), per_seed in values.items():
+        per_seed = dict(sorted(per_seed.items()))
         scores = list(per_seed.values())
         rows.append({
             "policy": policy, "k": int(k), "mean": statistics.fmean(scores),
             "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
             "min": min(scores), "max": max(scores), "seeds": len(scores),
             "per_seed": {str(seed): score for seed, score in per_seed.items()},
+            "as_base": sorted(as_base.get(policy, [])),
         })
     return rows
+
+
+def seeds_cell(row: Mapping[str, Any]) -> str:
+    """The `seeds` column: how many, and which of them scored as base (nothing trained)."""
+    as_base = row.get("as_base") or []
+    if not as_base:
+        return str(row["seeds"])
+    return f"{row['seeds']} (base on {', '.join(str(seed) for seed in as_base)}: nothing to train)"
 
 
 def across_seeds_table(rows: Sequence[Mapping[str, Any]]):
@@ -146,6 +176,6 @@ def across_seeds_table(rows: Sequence[Mapping[str, Any]]):
     for name in ("policy", "k", "seeds", "mean ± std", "min", "max"):
         view.add_column(name, justify="left" if name == "policy" else "right")
     for row in rows:
-        view.add_row(row["policy"], str(row["k"]), str(row["seeds"]), f"{row['mean']:.3f} ± {row['std']:.3f}",
+        view.add_row(row["policy"], str(row["k"]), seeds_cell(row), f"{row['mean']:.3f} ± {row['std']:.3f}",
                      f"{row['min']:.3f}", f"{row['max']:.3f}")
     return view

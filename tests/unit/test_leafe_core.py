@@ -184,7 +184,38 @@ def test_a_training_seed_with_nothing_to_train_still_evaluates_the_rest(workdir)
     for seed in (0, 1):
         assert result.summaries[f"seed{seed}/distill"]["skipped_adapter"] == f"leafe-run-1-seed{seed}"
         assert list(result.summaries[f"seed{seed}/evaluate"]["table"]) == ["base"]
+        assert result.summaries[f"seed{seed}/evaluate"]["untrained"] == [f"adapter:leafe-run-1-seed{seed}"]
     assert sum("left out" in line for line in result.messages) == 2
+    # Across seeds the method is the base model it left unchanged, and says so; the batch's
+    # table and the report (which reads the stage rows) agree.
+    across = {row["policy"]: row for row in result.across_seeds()}
+    assert across["adapter:leafe-run-1"]["as_base"] == [0, 1]
+    assert across["adapter:leafe-run-1"]["per_seed"] == across["base"]["per_seed"]
+    from workbench.report import write_report
+
+    write_report(workdir / "s.db", workdir / "report")
+    report = (workdir / "report" / "report.md").read_text()
+    assert "| adapter:leafe-run-1 | 1 | 2 (base on 0, 1: nothing to train) |" in report
+
+
+def test_a_correction_that_teaches_no_read_action_is_named_not_silently_dropped(workdir):
+    # The guess game reports no action it read, so `targets = "action"` finds nothing to
+    # teach in its correction: the obstacle room's seed 2 exported "2 corrections, 0
+    # examples" that way, with no word of why.
+    result, db = guess_run(
+        workdir, {"guess/0": ["0", "1", "2", "3"]}, backtrack={"branches": 1, "max_depth": 1},
+        export={"targets": "action"}, prompts={"history_turns": 0},
+    )
+    assert result.counts["corrections"] == 1
+    (correction,) = corrections_of_run(db, result.run_id)
+    export = result.summaries["export"]
+    assert (export["corrections"], export["examples"], export["taught_nothing"]) == (1, 0, [correction["id"]])
+    assert any(f"corrections [{correction['id']}] teach nothing" in line for line in result.messages)
+    # Text targets teach the same correction: no warning.
+    (workdir / "text").mkdir()
+    again, _ = guess_run(workdir / "text", {"guess/0": ["0", "1", "2", "3"]}, backtrack={"branches": 1, "max_depth": 1},
+                         prompts={"history_turns": 0})
+    assert again.summaries["export"]["examples"] == 1 and "taught_nothing" not in again.summaries["export"]
 
 
 def note_depths(db) -> list[tuple[str, int]]:

@@ -154,3 +154,19 @@ def test_across_seeds_is_mean_standard_deviation_min_and_max_of_each_policys_pas
     # Only a whole "-seed<s>" part is taken out: seed 1 leaves seed 12's name alone.
     assert seedless("adapter:leafe-run-3-seed12", 1) == "adapter:leafe-run-3-seed12"
     assert seedless("adapter:leafe-run-3-seed1", 1) == "adapter:leafe-run-3"
+
+
+def test_a_seed_where_a_method_trained_nothing_counts_the_base_model_it_left_unchanged():
+    # The obstacle room: LEAFE trained on seed 0 only. Averaging it over seed 0 alone would
+    # report the seed it happened to train on as the method's mean.
+    tables = {
+        0: {"base": {"1": {"pass_at_k": 0.2}}, "adapter:nav-seed0": {"1": {"pass_at_k": 0.5}}},
+        1: {"base": {"1": {"pass_at_k": 0.4}}},
+        2: {"base": {"1": {"pass_at_k": 0.3}}},
+    }
+    rows = {row["policy"]: row for row in across_seeds(tables, {1: ["adapter:nav-seed1"], 2: ["adapter:nav-seed2"]})}
+    assert rows["adapter:nav"]["per_seed"] == {"0": 0.5, "1": 0.4, "2": 0.3}
+    assert rows["adapter:nav"]["mean"] == pytest.approx(0.4) and rows["adapter:nav"]["as_base"] == [1, 2]
+    assert rows["base"]["as_base"] == []
+    # Without `untrained`, a seed with no result is left out, as before.
+    assert across_seeds(tables)[1]["per_seed"] == {"0": 0.5}
