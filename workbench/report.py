@@ -32,7 +32,7 @@ from store import seeds as stored_seeds
 from store.db import open_store
 from workbench.config import ADAPTER_PREFIX
 from workbench.errors import LeafeError
-from workbench.seeds import across_seeds, seeds_cell
+from workbench.seeds import across_seeds, label, seeds_cell
 
 # (metrics key, column): what each method's adapter record says it spent. `tokens` is what
 # the method generated while collecting data (the budget's tokens); `train_tokens` what went
@@ -68,12 +68,25 @@ def collect(db, run_id: int) -> dict[str, Any]:
     seed_runs = stored_seeds.seed_runs(db, run_id)
     if seed_runs:
         data["seeds"] = [{"seed": seed, **collect(db, seed_run)} for seed, seed_run in seed_runs.items()]
-        # Read from the stage rows, so stores evaluated before `untrained` was recorded count too.
-        skipped = queries.skipped_adapters_by_seed(db, run_id)
         data["across_seeds"] = across_seeds(
             {entry["seed"]: as_table(entry["pass_at_k"]) for entry in data["seeds"] if entry["pass_at_k"]},
-            {seed: [ADAPTER_PREFIX + name for name in names] for seed, names in skipped.items() if seed is not None})
+            untrained_by_seed(db, run_id))
     return data
+
+
+def untrained_by_seed(db, run_id: int) -> dict[int, list[str]]:
+    """Training seed -> the policies its evaluation left out because their training had
+    nothing to train on: the run's `evaluate.policies` whose adapter a training stage of
+    that seed skipped. Read from the stage rows and the config, not from the evaluate
+    summary's `untrained`, so stores evaluated before it was recorded count too."""
+    asked = (queries.get_run(db, run_id)["config"].get("evaluate") or {}).get("policies", ["base"])
+    untrained = {}
+    for seed, names in queries.skipped_adapters_by_seed(db, run_id).items():
+        if seed is not None:
+            policies = (policy.replace("{run}", label(run_id, seed)) for policy in asked)
+            untrained[seed] = [policy for policy in policies if policy.removeprefix(ADAPTER_PREFIX) in names
+                               and policy.startswith(ADAPTER_PREFIX)]
+    return untrained
 
 
 def as_table(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -179,9 +179,10 @@ def test_a_training_seed_with_nothing_to_train_still_evaluates_the_rest(workdir)
         backtrack={"branches": 1, "max_depth": 1},
         evaluate={"policies": ["base", "adapter:leafe-run-{run}"], "n": 1, "k": [1]},
         experiment={"seeds": [0, 1]},
-        stages={"run": [*LEAFE, "distill", "evaluate"]},
+        stages={"run": [*LEAFE, "distill", "baseline:rft", "evaluate"]},
     )
     for seed in (0, 1):
+        assert result.summaries[f"seed{seed}/baseline:rft"]["skipped_adapter"] == f"rft-run-1-seed{seed}"
         assert result.summaries[f"seed{seed}/distill"]["skipped_adapter"] == f"leafe-run-1-seed{seed}"
         assert list(result.summaries[f"seed{seed}/evaluate"]["table"]) == ["base"]
         assert result.summaries[f"seed{seed}/evaluate"]["untrained"] == [f"adapter:leafe-run-1-seed{seed}"]
@@ -196,6 +197,7 @@ def test_a_training_seed_with_nothing_to_train_still_evaluates_the_rest(workdir)
     write_report(workdir / "s.db", workdir / "report")
     report = (workdir / "report" / "report.md").read_text()
     assert "| adapter:leafe-run-1 | 1 | 2 (base on 0, 1: nothing to train) |" in report
+    assert "rft-run-1" not in report, "rft trained nothing either, but it was never a policy to evaluate"
 
 
 def test_a_correction_that_teaches_no_read_action_is_named_not_silently_dropped(workdir):
