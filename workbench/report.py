@@ -32,6 +32,7 @@ from store import seeds as stored_seeds
 from store.db import open_store
 from workbench.config import ADAPTER_PREFIX
 from workbench.errors import LeafeError
+from workbench.evaluate import expand_policies
 from workbench.seeds import across_seeds, label, seeds_cell
 
 # (metrics key, column): what each method's adapter record says it spent. `tokens` is what
@@ -83,9 +84,8 @@ def untrained_by_seed(db, run_id: int) -> dict[int, list[str]]:
     untrained = {}
     for seed, names in queries.skipped_adapters_by_seed(db, run_id).items():
         if seed is not None:
-            policies = (policy.replace("{run}", label(run_id, seed)) for policy in asked)
-            untrained[seed] = [policy for policy in policies if policy.removeprefix(ADAPTER_PREFIX) in names
-                               and policy.startswith(ADAPTER_PREFIX)]
+            untrained[seed] = [policy for policy in expand_policies(asked, label(run_id, seed))
+                               if policy.startswith(ADAPTER_PREFIX) and policy[len(ADAPTER_PREFIX):] in names]
     return untrained
 
 
