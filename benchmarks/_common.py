@@ -21,6 +21,13 @@ def humaneval_prompts(count: int, system: str | None = None) -> list[list[dict]]
     return [[{"role": "system", "content": system}, {"role": "user", "content": p["prompt"]}] for p in problems]
 
 
+def checked_dataset(parser, path: str) -> str:
+    """`--dataset` as given, or the parser's one-line error when no file is there."""
+    if path and not os.path.isfile(path):
+        parser.error(f"--dataset {path}: no such file")
+    return path
+
+
 def timed(function):
     start = time.perf_counter()
     value = function()

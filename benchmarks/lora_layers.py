@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import prepared_training, use_threads  # noqa: E402  (sets HF_HUB_OFFLINE)
+from benchmarks._common import checked_dataset, prepared_training, use_threads  # noqa: E402  (sets HF_HUB_OFFLINE)
 from benchmarks.training_memory import examples  # noqa: E402
 
 # side: (dropout masks, LoRA products in bfloat16)
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--dataset", default="", help="a dataset JSONL to train on instead of HumanEval examples")
     args = parser.parse_args()
+    checked_dataset(parser, args.dataset)
 
     from workbench.config import DistillConfig
     from workbench.distill.dropout import IntegerMaskDropout

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import prepared_training, use_threads  # noqa: E402  (its import sets HF_HUB_OFFLINE)
+from benchmarks._common import checked_dataset, prepared_training, use_threads  # noqa: E402  (its import sets HF_HUB_OFFLINE)
 
 SIDES = {"rows": False, "shared (default)": True}
 BASELINE = "rows"
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
+    checked_dataset(parser, args.dataset)
 
     import torch
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_result, run_child  # noqa: E402  (also sets HF_HUB_OFFLINE)
+from benchmarks._common import checked_dataset, print_result, run_child  # noqa: E402  (also sets HF_HUB_OFFLINE)
 from benchmarks.distill import correction_examples  # noqa: E402
 
 SETTINGS = {
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="", help="a dataset JSONL to train on instead of HumanEval examples")
     parser.add_argument("--setting", choices=sorted(SETTINGS), help=argparse.SUPPRESS)  # one run, in a child
     args = parser.parse_args()
+    checked_dataset(parser, args.dataset)
     if args.setting:
         train_once(args.setting, args)
         return
