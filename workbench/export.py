@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -137,6 +137,15 @@ def save_dataset(
         )
 
 
+class Exported(NamedTuple):
+    dataset: Dataset
+    leaking: list[int]
+    """Trainable corrections left out because they fail the leakage check."""
+    taught_nothing: list[int]
+    """Exported corrections that gave no example: with `[export] targets = "action"`, the
+    environment read no action in the steps they would train."""
+
+
 def export_dataset(
     db: sqlite_utils.Database,
     config: Config,
@@ -146,10 +155,9 @@ def export_dataset(
     name: str | None = None,
     rehearsal: bool | None = None,
     correction_ids: list[int] | None = None,
-) -> tuple[Dataset, list[int]]:
+) -> Exported:
     """Write the run's trainable corrections (or just `correction_ids`) as JSONL and record
-    the dataset (see `save_dataset`); returns it with the ids of trainable corrections left
-    out because they fail the leakage check. The TUI's distill screen calls this too."""
+    the dataset (see `save_dataset`). The TUI's distill screen calls this too."""
     chosen = corrections.trainable(db, run_id)
     if correction_ids is not None:
         wanted = set(correction_ids)
@@ -160,18 +168,19 @@ def export_dataset(
     leaking = [c.id for c in chosen
                if leakage_reason(c.note, corrections.trained_actions(db, c, c.status), words)]
     chosen = [c for c in chosen if c.id not in leaking]
-    examples = [example for c in chosen for example in correction_examples(db, config, c)]
+    taught = {c.id: correction_examples(db, config, c) for c in chosen}
+    examples = [example for c in chosen for example in taught[c.id]]
     if config.export.rehearsal if rehearsal is None else rehearsal:
         examples += list(rehearsal_examples(db, config, run_id))
     dataset = save_dataset(
         db, run_id=run_id, kind="leafe", name=name or config.export.name or f"leafe-run-{run_id}",
         examples=examples, path=path or config.export.path or None, correction_ids=[c.id for c in chosen],
     )
-    return dataset, leaking
+    return Exported(dataset, leaking, [correction_id for correction_id, chats in taught.items() if not chats])
 
 
 def run_export(context: StageContext) -> dict:
-    dataset, leaking = export_dataset(context.db, context.config, context.run_id)
+    dataset, leaking, silent = export_dataset(context.db, context.config, context.run_id)
     summary = {"dataset": dataset.name, "path": dataset.path, "examples": dataset.n_examples,
                "corrections": len(dataset.correction_ids)}
     if leaking:
@@ -180,11 +189,7 @@ def run_export(context: StageContext) -> dict:
             f"{context.config.curate.leakage_words}+ words of their notes"
         )
         summary["leaking_left_out"] = leaking
-    # With `targets = "action"` a correction whose trained steps the environment read no
-    # action from teaches nothing; say so, or "2 corrections, 0 examples" reads as a fault.
-    exported = set(dataset.correction_ids)
-    silent = [c.id for c in corrections.trainable(context.db, context.run_id)
-              if c.id in exported and not correction_examples(context.db, context.config, c)]
+    # Say so, or "2 corrections, 0 examples" reads as a fault.
     if silent:
         context.say(
             f"warning: export: corrections {silent} teach nothing: the environment read no action "

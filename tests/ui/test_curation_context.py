@@ -102,7 +102,7 @@ def test_an_edit_kept_from_tau_exports_its_own_continuation(explored_store):
 
     def exported(continuation: bool, path: str) -> list[str]:
         config = config_from_dict({**stored, "export": {**stored.get("export", {}), "continuation": continuation}})
-        dataset, left_out = export_dataset(db, config, 1, path=path, correction_ids=[ids["correction"]])
+        dataset, left_out, _ = export_dataset(db, config, 1, path=path, correction_ids=[ids["correction"]])
         assert (dataset.n_examples, left_out) == (1, [])
         with open(path) as lines:
             (example,) = [json.loads(line) for line in lines]

@@ -87,7 +87,7 @@ def test_export_never_writes_a_leaking_correction(workdir):
     # Approved without the check (a store from an older version, or a hand-written decision).
     for correction_id in ids.values():
         db["corrections"].update(correction_id, {"status": "approved"})
-    dataset, leaking = export_dataset(db, config, run_id, rehearsal=False)
+    dataset, leaking, _ = export_dataset(db, config, run_id, rehearsal=False)
     assert leaking == [ids[LEAKY]]
     assert dataset.correction_ids == [ids["3"]]
     examples = [json.loads(line) for line in Path(dataset.path).read_text().splitlines()]

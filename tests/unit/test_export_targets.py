@@ -43,7 +43,7 @@ def test_action_targets_teach_the_words_the_environment_read(solved_in_prose):
     config, db_path, run_id = solved_in_prose
     config.export.targets = "action"
     db = open_store(db_path)
-    dataset, _ = export_dataset(db, config, run_id, rehearsal=True)
+    dataset, _, _ = export_dataset(db, config, run_id, rehearsal=True)
     assert targets_of(dataset.path) == ["forward", "forward", "forward", "left", "forward"], (
         "one bare action per step the environment read; the thinking-aloud answer teaches nothing"
     )
@@ -53,7 +53,7 @@ def test_action_targets_teach_the_words_the_environment_read(solved_in_prose):
 def test_text_targets_keep_the_policys_words(solved_in_prose):
     config, db_path, run_id = solved_in_prose
     db = open_store(db_path)
-    dataset, _ = export_dataset(db, config, run_id, rehearsal=True)
+    dataset, _, _ = export_dataset(db, config, run_id, rehearsal=True)
     assert targets_of(dataset.path) == PROSE
     db.close()
 
@@ -90,10 +90,10 @@ def test_code_action_targets_teach_the_code_block_the_sandbox_ran(corrected_in_p
     db = open_store(db_path)
     (note,) = [row["text"] for row in db["notes"].rows]
     assert "assert candidate(1, 2) == 3" in note, "the note quotes the failing assert"
-    dataset, _ = export_dataset(db, config, run_id)
+    dataset, _, _ = export_dataset(db, config, run_id)
     assert targets_of(dataset.path) == [f"```python\n{RIGHT_CODE}\n```"], "the code block alone, no prose"
     config.export.targets = "text"
-    as_written, _ = export_dataset(db, dataclasses.replace(config, export=dataclasses.replace(
+    as_written, _, _ = export_dataset(db, dataclasses.replace(config, export=dataclasses.replace(
         config.export, name="as-written")), run_id)
     assert targets_of(as_written.path) == [RIGHT_WITH_PROSE], "text targets keep the prose that quotes the note"
     db.close()

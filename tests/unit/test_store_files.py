@@ -74,11 +74,11 @@ def test_a_re_export_with_other_examples_gets_a_new_name_and_the_first_file_stay
     config = config_from_dict({"env": {"kind": GUESS_ENV, "max_steps": 2}, "export": {"rehearsal": True}})
     before = Path(first["path"]).read_bytes()
     # The same examples again (a resumed export): the same dataset, nothing written.
-    again, _ = export_dataset(db, config, 1)
+    again, _, _ = export_dataset(db, config, 1)
     assert (again.name, again.path) == (first["dataset"], first["path"])
     assert db["datasets"].count == 1
     # Other examples (no rehearsal: none at all): a new name and a file of its own.
-    other, _ = export_dataset(db, config, 1, rehearsal=False)
+    other, _, _ = export_dataset(db, config, 1, rehearsal=False)
     assert other.name == "leafe-run-1-2" and other.n_examples == 0
     assert Path(other.path).name == "leafe-run-1-2.jsonl"
     assert Path(first["path"]).read_bytes() == before

@@ -82,7 +82,7 @@ def export_for_training(db: sqlite_utils.Database, config: Config, run_id: int, 
     from workbench.export import export_dataset
 
     name = free_name(config.export.name or f"leafe-run-{run_id}", {row["name"] for row in views.datasets(db)})
-    return export_dataset(db, config, run_id, name=name, rehearsal=rehearsal)[0]
+    return export_dataset(db, config, run_id, name=name, rehearsal=rehearsal).dataset
 
 
 def distill_from_run(
